@@ -1,0 +1,151 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigurationError } from './domain/errors.js';
+import { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
+import type { ProviderSettings } from './providers/provider.js';
+
+/** Environment variable names per platform. TikTok calls its client id a "client key". */
+const PROVIDER_ENV: Record<ProviderName, { id: string; secret: string; redirect: string; baseUrl: string }> = {
+  instagram: {
+    id: 'INSTAGRAM_CLIENT_ID',
+    secret: 'INSTAGRAM_CLIENT_SECRET',
+    redirect: 'INSTAGRAM_REDIRECT_URI',
+    baseUrl: 'INSTAGRAM_BASE_URL',
+  },
+  tiktok: {
+    id: 'TIKTOK_CLIENT_KEY',
+    secret: 'TIKTOK_CLIENT_SECRET',
+    redirect: 'TIKTOK_REDIRECT_URI',
+    baseUrl: 'TIKTOK_BASE_URL',
+  },
+  youtube: {
+    id: 'YOUTUBE_CLIENT_ID',
+    secret: 'YOUTUBE_CLIENT_SECRET',
+    redirect: 'YOUTUBE_REDIRECT_URI',
+    baseUrl: 'YOUTUBE_BASE_URL',
+  },
+};
+
+export interface RefreshSettings {
+  /** Refresh when the access token expires within this many seconds. */
+  thresholdSeconds: number;
+  /** Calls to the platform per refresh, the first included. */
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** How long a refresher may hold an account before others may take over (crash safety). */
+  leaseSeconds: number;
+  /** How long a caller waits for another process's refresh before giving up. */
+  waitTimeoutMs: number;
+}
+
+export interface AppConfig {
+  production: boolean;
+  dataDir: string;
+  /** null = the embedded SQLite default in dataDir. */
+  databaseUrl: string | null;
+  sqlitePath: string;
+  tokenEncryptionKeys: string | undefined;
+  providerTimeoutMs: number;
+  refresh: RefreshSettings;
+  /** Only the platforms whose client id and secret are set. */
+  providers: Partial<Record<ProviderName, ProviderSettings>>;
+  host: string;
+  port: number;
+  logLevel: string;
+}
+
+const integer = (name: string, fallback: number, min = 0) =>
+  z
+    .string()
+    .optional()
+    .transform((value, ctx) => {
+      if (value === undefined || value.trim() === '') return fallback;
+      const parsed = Number(value);
+      if (!Number.isInteger(parsed) || parsed < min) {
+        ctx.addIssue({ code: 'custom', message: `${name} must be a whole number >= ${min}, got "${value}"` });
+        return z.NEVER;
+      }
+      return parsed;
+    });
+
+function optionalString(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function validUrl(name: string, value: string | undefined): string | null {
+  if (value === undefined) return null;
+  try {
+    const url = new URL(value);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('protocol');
+    return value.replace(/\/+$/, '');
+  } catch {
+    throw new ConfigurationError(`${name} must be an http(s) URL, got "${value}".`);
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const numbers = z
+    .object({
+      PROVIDER_TIMEOUT_MS: integer('PROVIDER_TIMEOUT_MS', 10_000, 1),
+      REFRESH_THRESHOLD_SECONDS: integer('REFRESH_THRESHOLD_SECONDS', 300),
+      REFRESH_MAX_ATTEMPTS: integer('REFRESH_MAX_ATTEMPTS', 4, 1),
+      REFRESH_BACKOFF_BASE_MS: integer('REFRESH_BACKOFF_BASE_MS', 250, 1),
+      REFRESH_BACKOFF_MAX_MS: integer('REFRESH_BACKOFF_MAX_MS', 10_000, 1),
+      REFRESH_LEASE_SECONDS: integer('REFRESH_LEASE_SECONDS', 60, 1),
+      REFRESH_WAIT_TIMEOUT_MS: integer('REFRESH_WAIT_TIMEOUT_MS', 90_000, 1),
+      PORT: integer('PORT', 8080),
+    })
+    .safeParse(env);
+  if (!numbers.success) {
+    throw new ConfigurationError(numbers.error.issues.map((issue) => issue.message).join('; '));
+  }
+  const n = numbers.data;
+  if (n.PORT > 65535) throw new ConfigurationError(`PORT must be at most 65535, got ${n.PORT}.`);
+
+  const providers: AppConfig['providers'] = {};
+  for (const name of PROVIDER_NAMES) {
+    const names = PROVIDER_ENV[name];
+    const clientId = optionalString(env, names.id);
+    const clientSecret = optionalString(env, names.secret);
+    if ((clientId === undefined) !== (clientSecret === undefined)) {
+      throw new ConfigurationError(`${names.id} and ${names.secret} must be set together.`);
+    }
+    if (clientId === undefined || clientSecret === undefined) continue;
+    providers[name] = {
+      clientId,
+      clientSecret,
+      redirectUri: validUrl(names.redirect, optionalString(env, names.redirect)),
+      baseUrl: validUrl(names.baseUrl, optionalString(env, names.baseUrl)),
+    };
+  }
+
+  const dataDir = resolve(optionalString(env, 'DATA_DIR') ?? 'data');
+  const databaseUrl = optionalString(env, 'DATABASE_URL') ?? null;
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigurationError('DATABASE_URL must start with postgres:// (unset it for the embedded SQLite default).');
+  }
+  return {
+    production: env.NODE_ENV === 'production',
+    dataDir,
+    databaseUrl,
+    sqlitePath: resolve(dataDir, 'social-oauth.db'),
+    tokenEncryptionKeys: optionalString(env, 'TOKEN_ENCRYPTION_KEYS'),
+    providerTimeoutMs: n.PROVIDER_TIMEOUT_MS,
+    refresh: {
+      thresholdSeconds: n.REFRESH_THRESHOLD_SECONDS,
+      maxAttempts: n.REFRESH_MAX_ATTEMPTS,
+      backoffBaseMs: n.REFRESH_BACKOFF_BASE_MS,
+      backoffMaxMs: n.REFRESH_BACKOFF_MAX_MS,
+      leaseSeconds: n.REFRESH_LEASE_SECONDS,
+      waitTimeoutMs: n.REFRESH_WAIT_TIMEOUT_MS,
+    },
+    providers,
+    host: optionalString(env, 'HOST') ?? '127.0.0.1',
+    port: n.PORT,
+    logLevel: optionalString(env, 'LOG_LEVEL') ?? 'info',
+  };
+}
+
+export const PROVIDER_ENV_NAMES = PROVIDER_ENV;

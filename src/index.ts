@@ -1,0 +1,63 @@
+/**
+ * social-oauth: keeps OAuth tokens for Instagram, TikTok and YouTube accounts valid.
+ *
+ * The seed's API, with TypeScript names: open a SocialOAuth once, then
+ *   const { account, result } = await ensureValidAccessToken(oauth, accountId);
+ */
+import type { SocialAccount } from './domain/account.js';
+import type { OAuthTokenInfo } from './domain/token.js';
+import type { SocialOAuth } from './service/socialOAuth.js';
+import type { EnsureOptions, EnsureResult } from './service/tokenService.js';
+
+export { type AppConfig, loadConfig, type RefreshSettings } from './config.js';
+export { TokenCipher, parseKeyring, generateKeyEntry, TokenDecryptionError } from './crypto/tokenCipher.js';
+export type { AccountStatus, PublicAccount, SocialAccount } from './domain/account.js';
+export { toPublicAccount } from './domain/account.js';
+export { type Clock, ManualClock, systemClock } from './domain/clock.js';
+export {
+  AccountNotFound,
+  ConfigurationError,
+  OAuthProviderError,
+  ProviderConfigError,
+  ProviderResponseInvalid,
+  RateLimited,
+  ReauthorizationRequired,
+  TransientProviderError,
+} from './domain/errors.js';
+export type { NewOAuthEvent, OAuthEvent, OAuthEventType } from './domain/ledger.js';
+export type { Logger } from './domain/logger.js';
+export { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
+export {
+  DEFAULT_REFRESH_THRESHOLD_SECONDS,
+  isTokenExpiredOrClose,
+  needsAccessTokenRefresh,
+  type OAuthRefreshResult,
+  type OAuthTokenInfo,
+  type RefreshFailureReason,
+} from './domain/token.js';
+export type { Provider, ProviderCapabilities, ProviderTokens } from './providers/provider.js';
+export { SocialOAuth, type SocialOAuthOptions } from './service/socialOAuth.js';
+export type { EnsureOptions, EnsureResult, OAuthEventListener } from './service/tokenService.js';
+
+/** The seed's get_account_oauth_info: the account's tokens and expiry, or null without tokens. */
+export function getAccountOAuthInfo(oauth: SocialOAuth, accountId: string): Promise<OAuthTokenInfo | null> {
+  return oauth.tokens.getAccountOAuthInfo(accountId);
+}
+
+/** The seed's refresh_oauth_token: refresh now through the platform, whatever the expiry. */
+export function refreshOAuthToken(oauth: SocialOAuth, accountId: string): Promise<EnsureResult> {
+  return oauth.tokens.refreshOAuthToken(accountId);
+}
+
+/**
+ * The seed's ensure_valid_access_token: the account with a valid access token, refreshed first
+ * when expired or within the threshold; `result` is null when no refresh was needed.
+ */
+export function ensureValidAccessToken(
+  oauth: SocialOAuth,
+  accountId: string,
+  options?: EnsureOptions,
+): Promise<EnsureResult> {
+  return oauth.tokens.ensureValidAccessToken(accountId, options);
+}
+

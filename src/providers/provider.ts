@@ -1,0 +1,87 @@
+import type { ProviderName } from '../domain/providerName.js';
+
+/**
+ * A platform's nature in one record, read by the refresh policy and the service, so that no code
+ * outside `src/providers/` has to ask "is this TikTok?".
+ */
+export interface ProviderCapabilities {
+  /** Each refresh returns a new refresh token and spends the old one (TikTok). */
+  rotatesRefreshToken: boolean;
+  /** There is no refresh token: the access token itself is exchanged for a new one (Instagram). */
+  refreshesAccessTokenItself: boolean;
+  /** A token younger than this cannot be refreshed (Instagram: 24 h). 0 where there is no rule. */
+  minimumTokenAgeForRefreshSeconds: number;
+  /** Refresh tokens die after this long unused (Google: about 6 months); null where not documented. */
+  refreshTokenIdleLifetimeSeconds: number | null;
+  /** Whether the authorize endpoint accepts PKCE S256 for a server-side web app. */
+  supportsPkce: boolean;
+  /** Whether the platform has a token revocation endpoint. */
+  hasRevocationEndpoint: boolean;
+  /** How scopes are joined in the authorize URL. */
+  scopeSeparator: ',' | ' ';
+}
+
+/** Tokens as a platform returned them, already validated against its schema. */
+export interface ProviderTokens {
+  accessToken: string;
+  /** null when the response carried none (Google refresh, Instagram always). Never means "delete it". */
+  refreshToken: string | null;
+  expiresInSeconds: number | null;
+  refreshTokenExpiresInSeconds: number | null;
+  /** null when the response did not say. */
+  scopes: string[] | null;
+  /** The platform's id for the user when the token response carries one (TikTok open_id, Instagram user_id). */
+  externalAccountId: string | null;
+}
+
+export interface ProviderProfile {
+  externalAccountId: string;
+  displayName: string | null;
+}
+
+export interface AuthorizationUrlInput {
+  state: string;
+  /** PKCE verifier; the provider derives the S256 challenge. Ignored where PKCE is not supported. */
+  codeVerifier: string | null;
+  scopes: readonly string[];
+}
+
+/** What a refresh needs from the stored account. */
+export interface RefreshInput {
+  accessToken: string | null;
+  refreshToken: string | null;
+}
+
+/** Settings for one platform, from the environment (see src/config.ts). */
+export interface ProviderSettings {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string | null;
+  /**
+   * Replaces every host of the platform: the real paths are served under it. This is how tests and
+   * the sandbox point at the simulator (`TIKTOK_BASE_URL`, …). null = the real platform hosts.
+   */
+  baseUrl: string | null;
+}
+
+export interface ProviderHttpOptions {
+  fetch: typeof fetch;
+  /** Per request; a platform that does not answer in time is a transient error. */
+  timeoutMs: number;
+}
+
+/**
+ * One platform. Implementations throw only the errors of src/domain/errors.ts, with the platform's
+ * own error code, description and status, and never a token in a message.
+ */
+export interface Provider {
+  readonly name: ProviderName;
+  readonly capabilities: ProviderCapabilities;
+  readonly defaultScopes: readonly string[];
+  createAuthorizationUrl(input: AuthorizationUrlInput): URL;
+  exchangeAuthorizationCode(code: string, codeVerifier: string | null): Promise<ProviderTokens>;
+  refreshAccessToken(input: RefreshInput): Promise<ProviderTokens>;
+  /** Throws ProviderConfigError where capabilities.hasRevocationEndpoint is false. */
+  revokeToken(token: string): Promise<void>;
+  fetchProfile(accessToken: string): Promise<ProviderProfile>;
+}

@@ -1,0 +1,122 @@
+import type { z } from 'zod';
+import { ProviderResponseInvalid, TransientProviderError } from '../domain/errors.js';
+import type { ProviderName } from '../domain/providerName.js';
+import type { ProviderHttpOptions } from './provider.js';
+
+/**
+ * The one place providers talk HTTP. Everything a platform can answer comes back as a
+ * `ProviderAnswer` (status, headers, text, parsed JSON); only the network failing is an error here,
+ * because what a status means is the platform's business (TikTok may say `invalid_grant` with 200).
+ */
+
+export interface ProviderRequest {
+  method: 'GET' | 'POST';
+  url: URL;
+  /** Sent as application/x-www-form-urlencoded, the only body OAuth token endpoints accept. */
+  form?: Record<string, string>;
+  /** Sent as `Authorization: Bearer`, which keeps the token out of URLs and access logs. */
+  bearerToken?: string;
+  /** A secret-free name for error messages ("tiktok token endpoint"): never the URL, which may hold a token. */
+  label: string;
+}
+
+export interface ProviderAnswer {
+  status: number;
+  headers: Headers;
+  text: string;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  json: unknown;
+}
+
+export async function sendProviderRequest(
+  provider: ProviderName,
+  http: ProviderHttpOptions,
+  request: ProviderRequest,
+): Promise<ProviderAnswer> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  let body: string | undefined;
+  if (request.form !== undefined) {
+    headers['content-type'] = 'application/x-www-form-urlencoded';
+    body = new URLSearchParams(request.form).toString();
+  }
+  if (request.bearerToken !== undefined) headers.authorization = `Bearer ${request.bearerToken}`;
+
+  try {
+    // One signal covers connecting, the headers and the body: a platform that sends headers and
+    // then stalls mid-body is as unavailable as one that never answers.
+    const signal = AbortSignal.timeout(http.timeoutMs);
+    const response = await http.fetch(request.url, { method: request.method, headers, body, signal });
+    const text = await response.text();
+    return { status: response.status, headers: response.headers, text, json: parseJsonOrUndefined(text) };
+  } catch (error) {
+    const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
+    throw new TransientProviderError(
+      timedOut
+        ? `${request.label} did not answer within ${http.timeoutMs} ms`
+        : `${request.label} could not be reached`,
+      // The cause is the fetch error itself: its message names the host, never our query string.
+      { provider, providerErrorCode: timedOut ? 'timeout' : 'network_error', cause: stripUrl(error) },
+    );
+  }
+}
+
+export function parseJsonOrUndefined(text: string): unknown {
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Validates a success body; a platform that changed its shape is not a reason to store garbage. */
+export function parseSuccessBody<Schema extends z.ZodType>(
+  provider: ProviderName,
+  schema: Schema,
+  answer: Pick<ProviderAnswer, 'json' | 'status'>,
+  label: string,
+): z.output<Schema> {
+  const result = schema.safeParse(answer.json);
+  if (result.success) return result.data;
+  // Only the paths of the failing fields go into the message: the values may be tokens.
+  const paths = result.error.issues.map((issue) => issue.path.join('.') || '(root)').join(', ');
+  throw new ProviderResponseInvalid(`${label} answered with an unexpected body (fields: ${paths})`, {
+    provider,
+    httpStatus: answer.status,
+  });
+}
+
+/**
+ * Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). Returns milliseconds from
+ * `nowMs`, never negative, or null when absent or unreadable.
+ */
+export function parseRetryAfter(headerValue: string | null | undefined, nowMs: number): number | null {
+  if (headerValue === null || headerValue === undefined) return null;
+  const value = headerValue.trim();
+  if (value === '') return null;
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  if (Number.isNaN(at)) return null;
+  return Math.max(0, at - nowMs);
+}
+
+/**
+ * The real endpoint, or the same path (and query) under `baseUrl` when one is set: that is how the
+ * simulator and the sandbox stand in for a platform's several hosts with one prefix.
+ */
+export function resolveEndpoint(baseUrl: string | null, realUrl: string): URL {
+  if (baseUrl === null) return new URL(realUrl);
+  const real = new URL(realUrl);
+  return new URL(`${baseUrl.replace(/\/+$/, '')}${real.pathname}${real.search}`);
+}
+
+function stripUrl(error: unknown): unknown {
+  // undici puts no URL in its messages, but a custom fetch might: keep the name, the message without
+  // URLs, and the system error code (ECONNREFUSED, …) that says what went wrong.
+  if (!(error instanceof Error)) return undefined;
+  const inner = error.cause as { code?: unknown } | undefined;
+  const code = typeof inner?.code === 'string' ? ` (${inner.code})` : '';
+  const safe = new Error(`${error.message.replace(/https?:\/\/\S+/g, '<url>')}${code}`);
+  safe.name = error.name;
+  return safe;
+}

@@ -1,0 +1,22 @@
+import type { ProviderName } from '../domain/providerName.js';
+import { InstagramProvider } from './instagram.js';
+import type { Provider, ProviderHttpOptions, ProviderSettings } from './provider.js';
+import { TikTokProvider } from './tiktok.js';
+import { YouTubeProvider } from './youtube.js';
+
+export type ProviderFactory = (settings: ProviderSettings, http: ProviderHttpOptions) => Provider;
+
+/** Adding a platform: one file in src/providers and one line here (and its name in ProviderName). */
+export const PROVIDER_FACTORIES: Readonly<Record<ProviderName, ProviderFactory>> = {
+  instagram: (settings, http) => new InstagramProvider(settings, http),
+  tiktok: (settings, http) => new TikTokProvider(settings, http),
+  youtube: (settings, http) => new YouTubeProvider(settings, http),
+};
+
+export function createProvider(
+  name: ProviderName,
+  settings: ProviderSettings,
+  http: ProviderHttpOptions,
+): Provider {
+  return PROVIDER_FACTORIES[name](settings, http);
+}

@@ -1,0 +1,258 @@
+import { z } from 'zod';
+import {
+  type OAuthProviderError,
+  ProviderConfigError,
+  ProviderResponseInvalid,
+  RateLimited,
+  ReauthorizationRequired,
+  TransientProviderError,
+} from '../domain/errors.js';
+import { createS256CodeChallenge } from './pkce.js';
+import type {
+  AuthorizationUrlInput,
+  Provider,
+  ProviderCapabilities,
+  ProviderHttpOptions,
+  ProviderProfile,
+  ProviderSettings,
+  ProviderTokens,
+  RefreshInput,
+} from './provider.js';
+import {
+  type ProviderAnswer,
+  parseRetryAfter,
+  parseSuccessBody,
+  resolveEndpoint,
+  sendProviderRequest,
+} from './providerHttp.js';
+import { splitScopes } from './scopes.js';
+
+// TikTok Login Kit v2 (developers.tiktok.com/doc/oauth-user-access-token-management).
+export const TIKTOK_AUTHORIZE_URL = 'https://www.tiktok.com/v2/auth/authorize/';
+export const TIKTOK_TOKEN_URL = 'https://open.tiktokapis.com/v2/oauth/token/';
+export const TIKTOK_REVOKE_URL = 'https://open.tiktokapis.com/v2/oauth/revoke/';
+export const TIKTOK_USER_INFO_URL =
+  'https://open.tiktokapis.com/v2/user/info/?fields=open_id,union_id,avatar_url,display_name';
+
+export const TIKTOK_CAPABILITIES: ProviderCapabilities = {
+  // Each refresh spends the refresh token it used: two concurrent refreshes lose the account.
+  rotatesRefreshToken: true,
+  refreshesAccessTokenItself: false,
+  minimumTokenAgeForRefreshSeconds: 0,
+  // The lifetime comes in every response (refresh_expires_in); nothing documents an idle rule.
+  refreshTokenIdleLifetimeSeconds: null,
+  supportsPkce: true,
+  hasRevocationEndpoint: true,
+  scopeSeparator: ',',
+};
+
+const tokenResponseSchema = z.object({
+  open_id: z.string().min(1),
+  scope: z.string(),
+  access_token: z.string().min(1),
+  expires_in: z.number().int().positive(),
+  refresh_token: z.string().min(1),
+  refresh_expires_in: z.number().int().positive(),
+  token_type: z.string(),
+});
+
+const userInfoResponseSchema = z.object({
+  data: z.object({
+    user: z.object({
+      open_id: z.string().min(1),
+      display_name: z.string().nullish(),
+    }),
+  }),
+});
+
+const oauthErrorBodySchema = z.object({
+  error: z.string().min(1),
+  error_description: z.string().nullish(),
+  log_id: z.string().nullish(),
+});
+
+const apiErrorBodySchema = z.object({
+  error: z.object({ code: z.string().min(1), message: z.string().nullish(), log_id: z.string().nullish() }),
+});
+
+/** Codes of the OAuth endpoints ({error, error_description}) and of the other APIs ({error: {code}}). */
+const REAUTHORIZE_CODES = new Set([
+  'invalid_grant',
+  // Other APIs: the user withdrew a scope we need, or the token is dead. The service refreshes once
+  // on access_token_invalid before treating it as final (the code is kept on the error for that).
+  'scope_not_authorized',
+  'access_token_invalid',
+  'invalid_token',
+]);
+const CONFIG_CODES = new Set([
+  'invalid_client',
+  'unauthorized_client',
+  'unsupported_grant_type',
+  'invalid_request',
+  'invalid_scope',
+  'invalid_params',
+]);
+const RATE_LIMIT_CODES = new Set(['rate_limit_exceeded']);
+const TRANSIENT_CODES = new Set(['server_error', 'temporarily_unavailable', 'internal_error']);
+
+/**
+ * TikTok's status codes are not documented for OAuth errors (some arrive with 200), so the body's
+ * own code decides whenever there is one, and the status only when there is none.
+ */
+export function classifyTikTokError(
+  status: number,
+  body: unknown,
+  headers: Headers,
+  nowMs: number,
+): OAuthProviderError {
+  const { code, description } = readTikTokErrorCode(body);
+  const details = {
+    provider: 'tiktok' as const,
+    providerErrorCode: code,
+    providerErrorDescription: description,
+    httpStatus: status,
+  };
+  const retryAfterMs = parseRetryAfter(headers.get('retry-after'), nowMs);
+
+  if (code !== null) {
+    if (REAUTHORIZE_CODES.has(code))
+      return new ReauthorizationRequired(`TikTok rejected the grant (${code})`, details);
+    if (CONFIG_CODES.has(code))
+      return new ProviderConfigError(`TikTok rejected our client (${code})`, details);
+    if (RATE_LIMIT_CODES.has(code))
+      return new RateLimited('TikTok rate limit exceeded', { ...details, retryAfterMs });
+    if (TRANSIENT_CODES.has(code))
+      return new TransientProviderError(`TikTok is unavailable (${code})`, details);
+  }
+  if (status === 429) return new RateLimited('TikTok rate limit exceeded', { ...details, retryAfterMs });
+  if (status >= 500 || status === 408)
+    return new TransientProviderError(`TikTok answered ${status}`, details);
+  return new ProviderResponseInvalid(`TikTok answered ${status} with an unrecognised error`, details);
+}
+
+function readTikTokErrorCode(body: unknown): { code: string | null; description: string | null } {
+  const oauth = oauthErrorBodySchema.safeParse(body);
+  if (oauth.success) return { code: oauth.data.error, description: oauth.data.error_description ?? null };
+  const api = apiErrorBodySchema.safeParse(body);
+  if (api.success) return { code: api.data.error.code, description: api.data.error.message ?? null };
+  return { code: null, description: null };
+}
+
+/** An OAuth endpoint answered with an error, whatever its status: `{error: "invalid_grant", …}`. */
+function isOAuthError(answer: ProviderAnswer): boolean {
+  return answer.status < 200 || answer.status >= 300 || oauthErrorBodySchema.safeParse(answer.json).success;
+}
+
+/** A v2 API answered with an error: anything but `error.code === "ok"`. */
+function isApiError(answer: ProviderAnswer): boolean {
+  if (answer.status < 200 || answer.status >= 300) return true;
+  const api = apiErrorBodySchema.safeParse(answer.json);
+  return api.success && api.data.error.code !== 'ok';
+}
+
+export class TikTokProvider implements Provider {
+  readonly name = 'tiktok' as const;
+  readonly capabilities = TIKTOK_CAPABILITIES;
+  readonly defaultScopes = ['user.info.basic', 'video.upload', 'video.publish'] as const;
+
+  constructor(
+    private readonly settings: ProviderSettings,
+    private readonly http: ProviderHttpOptions,
+  ) {}
+
+  createAuthorizationUrl(input: AuthorizationUrlInput): URL {
+    const url = resolveEndpoint(this.settings.baseUrl, TIKTOK_AUTHORIZE_URL);
+    // TikTok names the client id `client_key`, everywhere.
+    url.searchParams.set('client_key', this.settings.clientId);
+    url.searchParams.set('scope', input.scopes.join(this.capabilities.scopeSeparator));
+    url.searchParams.set('response_type', 'code');
+    url.searchParams.set('redirect_uri', this.requireRedirectUri());
+    url.searchParams.set('state', input.state);
+    if (input.codeVerifier !== null) {
+      url.searchParams.set('code_challenge', createS256CodeChallenge(input.codeVerifier));
+      url.searchParams.set('code_challenge_method', 'S256');
+    }
+    return url;
+  }
+
+  async exchangeAuthorizationCode(code: string, codeVerifier: string | null): Promise<ProviderTokens> {
+    const form: Record<string, string> = {
+      client_key: this.settings.clientId,
+      client_secret: this.settings.clientSecret,
+      code,
+      grant_type: 'authorization_code',
+      redirect_uri: this.requireRedirectUri(),
+    };
+    if (codeVerifier !== null) form.code_verifier = codeVerifier;
+    return this.requestTokens(form, 'TikTok code exchange');
+  }
+
+  async refreshAccessToken(input: RefreshInput): Promise<ProviderTokens> {
+    if (input.refreshToken === null) {
+      throw new ReauthorizationRequired('No TikTok refresh token is stored', { provider: this.name });
+    }
+    return this.requestTokens(
+      {
+        client_key: this.settings.clientId,
+        client_secret: this.settings.clientSecret,
+        grant_type: 'refresh_token',
+        refresh_token: input.refreshToken,
+      },
+      'TikTok token refresh',
+    );
+  }
+
+  async revokeToken(token: string): Promise<void> {
+    const answer = await sendProviderRequest(this.name, this.http, {
+      method: 'POST',
+      url: resolveEndpoint(this.settings.baseUrl, TIKTOK_REVOKE_URL),
+      form: { client_key: this.settings.clientId, client_secret: this.settings.clientSecret, token },
+      label: 'TikTok revoke endpoint',
+    });
+    if (!isOAuthError(answer)) return;
+    const error = classifyTikTokError(answer.status, answer.json, answer.headers, Date.now());
+    // Revoking a token that is already dead has the outcome the caller wanted.
+    if (error instanceof ReauthorizationRequired) return;
+    throw error;
+  }
+
+  async fetchProfile(accessToken: string): Promise<ProviderProfile> {
+    const answer = await sendProviderRequest(this.name, this.http, {
+      method: 'GET',
+      url: resolveEndpoint(this.settings.baseUrl, TIKTOK_USER_INFO_URL),
+      bearerToken: accessToken,
+      label: 'TikTok user info endpoint',
+    });
+    if (isApiError(answer)) throw classifyTikTokError(answer.status, answer.json, answer.headers, Date.now());
+    const body = parseSuccessBody(this.name, userInfoResponseSchema, answer, 'TikTok user info endpoint');
+    return { externalAccountId: body.data.user.open_id, displayName: body.data.user.display_name ?? null };
+  }
+
+  private async requestTokens(form: Record<string, string>, label: string): Promise<ProviderTokens> {
+    const answer = await sendProviderRequest(this.name, this.http, {
+      method: 'POST',
+      url: resolveEndpoint(this.settings.baseUrl, TIKTOK_TOKEN_URL),
+      form,
+      label,
+    });
+    if (isOAuthError(answer))
+      throw classifyTikTokError(answer.status, answer.json, answer.headers, Date.now());
+    const body = parseSuccessBody(this.name, tokenResponseSchema, answer, label);
+    return {
+      accessToken: body.access_token,
+      refreshToken: body.refresh_token,
+      // Lifetimes change between TikTok's doc versions (24 h / 2 h): only the response is trusted.
+      expiresInSeconds: body.expires_in,
+      refreshTokenExpiresInSeconds: body.refresh_expires_in,
+      scopes: splitScopes(body.scope, ','),
+      externalAccountId: body.open_id,
+    };
+  }
+
+  private requireRedirectUri(): string {
+    if (this.settings.redirectUri === null) {
+      throw new ProviderConfigError('TikTok redirect URI is not configured', { provider: this.name });
+    }
+    return this.settings.redirectUri;
+  }
+}

@@ -1,0 +1,100 @@
+import { type AppConfig, loadConfig } from '../config.js';
+import { loadKeyring } from '../crypto/keyring.js';
+import type { TokenCipher } from '../crypto/tokenCipher.js';
+import { type Clock, systemClock } from '../domain/clock.js';
+import { type Logger, silentLogger } from '../domain/logger.js';
+import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
+import type { Provider } from '../providers/provider.js';
+import { createProvider } from '../providers/registry.js';
+import { AccountRepository } from '../store/accountRepository.js';
+import { openDatabase, type StoreDatabase } from '../store/database.js';
+import { LedgerRepository } from '../store/ledgerRepository.js';
+import { migrateToLatest } from '../store/migrations.js';
+import { TokenService } from './tokenService.js';
+
+export interface SocialOAuthOptions {
+  /** Defaults to loadConfig(process.env). */
+  config?: AppConfig;
+  clock?: Clock;
+  fetch?: typeof fetch;
+  logger?: Logger;
+  /** Run pending migrations on open (default true). */
+  migrate?: boolean;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+  /** Overrides the providers built from config (tests, custom platforms). */
+  providers?: Partial<Record<ProviderName, Provider>>;
+}
+
+/**
+ * Everything one process needs, wired once: database, cipher, repositories, providers and the
+ * token service. No global state: a test can open several side by side.
+ */
+export class SocialOAuth {
+  private constructor(
+    readonly config: AppConfig,
+    readonly database: StoreDatabase,
+    readonly cipher: TokenCipher,
+    readonly accounts: AccountRepository,
+    readonly ledger: LedgerRepository,
+    readonly providers: Partial<Record<ProviderName, Provider>>,
+    readonly tokens: TokenService,
+    readonly clock: Clock,
+    readonly logger: Logger,
+    /** Path of a key generated into the data folder on this start, if any. */
+    readonly generatedKeyFile: string | null,
+  ) {}
+
+  static async open(options: SocialOAuthOptions = {}): Promise<SocialOAuth> {
+    const config = options.config ?? loadConfig();
+    const logger = options.logger ?? silentLogger;
+    const clock = options.clock ?? systemClock;
+    const keyring = loadKeyring({
+      keys: config.tokenEncryptionKeys,
+      dataDir: config.dataDir,
+      production: config.production,
+      mayGenerate: config.databaseUrl === null,
+    });
+    const database = openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
+    try {
+      if (options.migrate ?? true) await migrateToLatest(database);
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
+    const http = { fetch: options.fetch ?? globalThis.fetch, timeoutMs: config.providerTimeoutMs };
+    const providers: Partial<Record<ProviderName, Provider>> = { ...options.providers };
+    for (const name of PROVIDER_NAMES) {
+      const settings = config.providers[name];
+      if (!providers[name] && settings) providers[name] = createProvider(name, settings, http);
+    }
+    const accounts = new AccountRepository(database, keyring.cipher);
+    const ledger = new LedgerRepository(database);
+    const tokens = new TokenService({
+      accounts,
+      ledger,
+      providers,
+      clock,
+      settings: config.refresh,
+      logger,
+      sleep: options.sleep,
+      random: options.random,
+    });
+    return new SocialOAuth(
+      config,
+      database,
+      keyring.cipher,
+      accounts,
+      ledger,
+      providers,
+      tokens,
+      clock,
+      logger,
+      keyring.generated ? keyring.keyFile : null,
+    );
+  }
+
+  close(): Promise<void> {
+    return this.database.close();
+  }
+}

@@ -1,0 +1,424 @@
+import { randomUUID } from 'node:crypto';
+import type { RefreshSettings } from '../config.js';
+import type { SocialAccount } from '../domain/account.js';
+import type { Clock } from '../domain/clock.js';
+import {
+  AccountNotFound,
+  isRetryable,
+  OAuthProviderError,
+  ProviderConfigError,
+  RateLimited,
+  ReauthorizationRequired,
+} from '../domain/errors.js';
+import type { NewOAuthEvent } from '../domain/ledger.js';
+import type { Logger } from '../domain/logger.js';
+import type { ProviderName } from '../domain/providerName.js';
+import { nextAttemptDelayMs } from '../domain/retryPolicy.js';
+import {
+  isAccessTokenExpired,
+  needsAccessTokenRefresh,
+  type OAuthRefreshResult,
+  type OAuthTokenInfo,
+  type RefreshFailureReason,
+} from '../domain/token.js';
+import type { Provider, ProviderTokens } from '../providers/provider.js';
+import type { AccountRepository } from '../store/accountRepository.js';
+import type { LedgerRepository } from '../store/ledgerRepository.js';
+
+export interface EnsureResult {
+  account: SocialAccount;
+  /** null when the stored token was good enough and nothing was refreshed (the seed's contract). */
+  result: OAuthRefreshResult | null;
+}
+
+export interface EnsureOptions {
+  /** Refresh when the token expires within this many seconds (default: config). */
+  thresholdSeconds?: number;
+  /** The token must still be valid at this time (epoch ms): warm-up for a scheduled post. */
+  validAt?: number | null;
+}
+
+/** Told after a ledger event has been committed, never before: save first, then announce. */
+export type OAuthEventListener = (event: NewOAuthEvent, account: SocialAccount) => void;
+
+export interface TokenServiceDeps {
+  accounts: AccountRepository;
+  ledger: LedgerRepository;
+  providers: Partial<Record<ProviderName, Provider>>;
+  clock: Clock;
+  settings: RefreshSettings;
+  logger: Logger;
+  sleep?: (ms: number) => Promise<void>;
+  random?: () => number;
+  /** Names this process in refresh leases. */
+  instanceId?: string;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** How many times a commit of freshly issued tokens is retried before giving up (DB hiccup). */
+const SAVE_ATTEMPTS = 5;
+
+/**
+ * Keeps access tokens valid: checks expiry, and refreshes through the platform exactly once per
+ * expiry, however many callers ask at the same moment.
+ *
+ * Two layers make "exactly once" hold:
+ * - in this process, concurrent callers for one account share one in-flight promise;
+ * - across processes, the refresher must hold the account's lease in the database (a conditional
+ *   UPDATE, see AccountRepository.tryAcquireRefreshLease). Others poll the row's version and take
+ *   the new token when it appears. A lease expires by itself, so a crashed refresher blocks an
+ *   account for at most `leaseSeconds`; it is renewed before every call to the platform and a
+ *   refresher that lost it stops before spending a (single-use, on TikTok) refresh token.
+ */
+export class TokenService {
+  private readonly inFlight = new Map<string, Promise<EnsureResult>>();
+  private readonly listeners: OAuthEventListener[] = [];
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+  readonly instanceId: string;
+
+  constructor(private readonly deps: TokenServiceDeps) {
+    this.sleep = deps.sleep ?? defaultSleep;
+    this.random = deps.random ?? Math.random;
+    this.instanceId = deps.instanceId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
+  }
+
+  onEvent(listener: OAuthEventListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const index = this.listeners.indexOf(listener);
+      if (index >= 0) this.listeners.splice(index, 1);
+    };
+  }
+
+  async getAccountOAuthInfo(accountId: string): Promise<OAuthTokenInfo | null> {
+    const account = await this.deps.accounts.findById(accountId);
+    if (!account || (account.accessToken === null && account.refreshToken === null)) return null;
+    return toTokenInfo(account);
+  }
+
+  /**
+   * Returns the account with a valid access token, refreshing first when it is expired or close.
+   * `result` is null when no refresh was needed; otherwise it says what the refresh did. If a
+   * refresh fails transiently while the old token is still valid, the account still carries it.
+   */
+  async ensureValidAccessToken(accountId: string, options: EnsureOptions = {}): Promise<EnsureResult> {
+    const account = await this.requireAccount(accountId);
+    if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
+    if (!this.isStale(account, options)) return { account, result: null };
+    return this.singleFlight(accountId, () => this.refreshUnderLease(account, { onlyIfStale: options }));
+  }
+
+  /** Refreshes now, whatever the expiry (the seed's refreshOAuthToken; CLI `refresh`). */
+  async refreshOAuthToken(accountId: string): Promise<EnsureResult> {
+    const account = await this.requireAccount(accountId);
+    if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
+    return this.singleFlight(accountId, () => this.refreshUnderLease(account, { onlyIfStale: null }));
+  }
+
+  private async requireAccount(accountId: string): Promise<SocialAccount> {
+    const account = await this.deps.accounts.findById(accountId);
+    if (!account) throw new AccountNotFound(accountId);
+    return account;
+  }
+
+  private isStale(account: SocialAccount, options: EnsureOptions): boolean {
+    return needsAccessTokenRefresh(account, {
+      thresholdSeconds: options.thresholdSeconds ?? this.deps.settings.thresholdSeconds,
+      now: this.deps.clock.now(),
+      validAt: options.validAt ?? null,
+    });
+  }
+
+  private singleFlight(accountId: string, run: () => Promise<EnsureResult>): Promise<EnsureResult> {
+    const existing = this.inFlight.get(accountId);
+    if (existing) return existing;
+    const promise = run().finally(() => this.inFlight.delete(accountId));
+    this.inFlight.set(accountId, promise);
+    return promise;
+  }
+
+  /**
+   * Takes the lease, or waits for whoever holds it. `onlyIfStale` (null for a forced refresh) makes
+   * a caller that gets the lease after someone else's refresh use that result instead of refreshing
+   * again.
+   */
+  private async refreshUnderLease(
+    seen: SocialAccount,
+    mode: { onlyIfStale: EnsureOptions | null },
+  ): Promise<EnsureResult> {
+    const { accounts, clock, settings } = this.deps;
+    const leaseMs = settings.leaseSeconds * 1000;
+    const deadline = clock.now() + settings.waitTimeoutMs;
+    let pollMs = 20;
+    for (;;) {
+      if (await accounts.tryAcquireRefreshLease(seen.id, this.instanceId, clock.now(), leaseMs)) {
+        try {
+          const current = await this.requireAccount(seen.id);
+          if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
+          if (current.version !== seen.version && (mode.onlyIfStale === null || !this.isStale(current, mode.onlyIfStale))) {
+            return { account: current, result: this.sharedSuccess(current) };
+          }
+          if (mode.onlyIfStale !== null && !this.isStale(current, mode.onlyIfStale)) {
+            return { account: current, result: null };
+          }
+          return await this.performRefresh(current);
+        } finally {
+          await accounts.releaseRefreshLease(seen.id, this.instanceId).catch((error) => {
+            // The lease expires by itself; a failed release only delays the next refresher.
+            this.deps.logger.warn({ accountId: seen.id, err: describe(error) }, 'could not release refresh lease');
+          });
+        }
+      }
+      // Someone else holds the lease: watch the row for their result.
+      await this.sleep(pollMs + Math.floor(this.random() * pollMs));
+      pollMs = Math.min(pollMs * 2, 250);
+      const state = await accounts.readVersion(seen.id);
+      if (!state) throw new AccountNotFound(seen.id);
+      if (state.version !== seen.version) {
+        const current = await this.requireAccount(seen.id);
+        if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
+        if (mode.onlyIfStale === null || !this.isStale(current, mode.onlyIfStale)) {
+          return { account: current, result: this.sharedSuccess(current) };
+        }
+        seen = current;
+      }
+      if (clock.now() >= deadline) {
+        const current = await this.requireAccount(seen.id);
+        return { account: current, result: this.failure(current, 'refresh_in_progress', null, 0) };
+      }
+    }
+  }
+
+  private async performRefresh(account: SocialAccount): Promise<EnsureResult> {
+    const { clock, settings } = this.deps;
+    const provider = this.deps.providers[account.provider];
+    if (!provider) {
+      return this.recordFailure(account, 'provider_config_error', null, 0, `${account.provider} is not configured`);
+    }
+    const capabilities = provider.capabilities;
+    const credential = capabilities.refreshesAccessTokenItself ? account.accessToken : account.refreshToken;
+    if (!credential) {
+      // Without a refresh token (or, on Instagram, a live token) only the user can bring it back.
+      return this.markNeedsReauth(account, 'no_refresh_token', null, 0);
+    }
+    if (capabilities.refreshesAccessTokenItself && isAccessTokenExpired(account, clock)) {
+      // Instagram cannot refresh an expired token: it is lost, the user must log in again.
+      return this.markNeedsReauth(account, 'needs_reauth', 'token_expired', 0);
+    }
+    const minimumAgeMs = capabilities.minimumTokenAgeForRefreshSeconds * 1000;
+    if (minimumAgeMs > 0 && account.tokenIssuedAt !== null && clock.now() - account.tokenIssuedAt < minimumAgeMs) {
+      // Instagram refuses tokens younger than 24 h; asking would only earn an error.
+      return { account, result: this.failure(account, 'token_too_young', null, 0) };
+    }
+
+    let lastError: OAuthProviderError | null = null;
+    for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
+      // Renewing right before the call means a refresher whose lease lapsed (a long stall) stops
+      // here instead of spending a refresh token that another process may be spending too.
+      const renewed = await this.deps.accounts.tryRenewRefreshLease(
+        account.id,
+        this.instanceId,
+        clock.now(),
+        settings.leaseSeconds * 1000,
+      );
+      if (!renewed) return { account, result: this.failure(account, 'refresh_in_progress', null, attempt - 1) };
+      try {
+        const tokens = await provider.refreshAccessToken({
+          accessToken: account.accessToken,
+          refreshToken: account.refreshToken,
+        });
+        return await this.commitRefresh(account, tokens, attempt);
+      } catch (error) {
+        if (!(error instanceof OAuthProviderError)) throw error;
+        lastError = error;
+        if (error instanceof ReauthorizationRequired) {
+          return this.markNeedsReauth(account, 'needs_reauth', error.providerErrorCode, attempt, error);
+        }
+        if (error instanceof ProviderConfigError) {
+          return this.recordFailure(account, 'provider_config_error', error, attempt, error.message);
+        }
+        if (!isRetryable(error) || attempt === settings.maxAttempts) break;
+        const retryAfterMs = error instanceof RateLimited ? error.retryAfterMs : null;
+        const delay = nextAttemptDelayMs(
+          attempt,
+          retryAfterMs,
+          { baseMs: settings.backoffBaseMs, maxMs: settings.backoffMaxMs },
+          this.random,
+        );
+        // A Retry-After longer than we may hold the account is reported, not slept through.
+        if (delay >= settings.leaseSeconds * 1000) break;
+        this.deps.logger.info(
+          { accountId: account.id, provider: account.provider, attempt, delayMs: delay, err: error.toJSON() },
+          'refresh failed, retrying',
+        );
+        await this.sleep(delay);
+      }
+    }
+    const reason: RefreshFailureReason = lastError instanceof RateLimited ? 'rate_limited' : 'provider_error';
+    return this.recordFailure(account, reason, lastError, settings.maxAttempts, lastError?.message ?? reason);
+  }
+
+  private async commitRefresh(account: SocialAccount, tokens: ProviderTokens, attempts: number): Promise<EnsureResult> {
+    const now = this.deps.clock.now();
+    const update = {
+      accessToken: tokens.accessToken,
+      refreshToken: tokens.refreshToken,
+      expiresAt: tokens.expiresInSeconds === null ? null : now + tokens.expiresInSeconds * 1000,
+      refreshTokenExpiresAt:
+        tokens.refreshTokenExpiresInSeconds === null ? null : now + tokens.refreshTokenExpiresInSeconds * 1000,
+      scopes: tokens.scopes,
+      tokenIssuedAt: now,
+    };
+    // The platform has issued new tokens (on TikTok it has spent the old refresh token): losing
+    // this write loses the account, so a failing database gets a few more tries.
+    let saved: SocialAccount | null = null;
+    for (let attempt = 1; saved === null; attempt++) {
+      try {
+        saved = await this.deps.accounts.saveTokens(account.id, update, now);
+      } catch (error) {
+        if (attempt >= SAVE_ATTEMPTS) {
+          this.deps.logger.error(
+            { accountId: account.id, provider: account.provider, err: describe(error) },
+            'refreshed tokens could not be saved; the account may need re-authorization',
+          );
+          throw error;
+        }
+        await this.sleep(100 * 2 ** attempt);
+      }
+    }
+    await this.announce(saved, {
+      accountId: account.id,
+      type: 'refreshed',
+      detail: { attempts, expiresAt: saved.expiresAt, rotatedRefreshToken: tokens.refreshToken !== null },
+    });
+    return {
+      account: saved,
+      result: {
+        success: true,
+        provider: account.provider,
+        reason: null,
+        providerErrorCode: null,
+        newAccessToken: saved.accessToken,
+        newExpiresAt: saved.expiresAt,
+        retryAt: null,
+        attempts,
+      },
+    };
+  }
+
+  private async markNeedsReauth(
+    account: SocialAccount,
+    reason: 'needs_reauth' | 'no_refresh_token',
+    providerErrorCode: string | null,
+    attempts: number,
+    error?: OAuthProviderError,
+  ): Promise<EnsureResult> {
+    const now = this.deps.clock.now();
+    const message = error ? `${error.code}: ${error.providerErrorCode ?? ''} ${error.providerErrorDescription ?? ''}`.trim() : reason;
+    await this.deps.accounts.setStatus(account.id, 'needs_reauth', message, now);
+    const updated = (await this.deps.accounts.findById(account.id))!;
+    await this.announce(updated, {
+      accountId: account.id,
+      type: 'needs_reauth',
+      reason,
+      providerErrorCode,
+      detail: error ? { httpStatus: error.httpStatus, attempts } : { attempts },
+    });
+    this.deps.logger.warn(
+      { accountId: account.id, provider: account.provider, reason, providerErrorCode },
+      'account needs re-authorization',
+    );
+    return { account: updated, result: this.failure(updated, reason, providerErrorCode, attempts) };
+  }
+
+  private async recordFailure(
+    account: SocialAccount,
+    reason: RefreshFailureReason,
+    error: OAuthProviderError | null,
+    attempts: number,
+    message: string,
+  ): Promise<EnsureResult> {
+    const now = this.deps.clock.now();
+    await this.deps.accounts.recordRefreshError(account.id, message, now);
+    const updated = (await this.deps.accounts.findById(account.id))!;
+    await this.announce(updated, {
+      accountId: account.id,
+      type: 'refresh_failed',
+      reason,
+      providerErrorCode: error?.providerErrorCode ?? null,
+      detail: { attempts, httpStatus: error?.httpStatus ?? null },
+    });
+    this.deps.logger.warn(
+      { accountId: account.id, provider: account.provider, reason, attempts, err: error?.toJSON() ?? null },
+      'refresh failed',
+    );
+    const result = this.failure(updated, reason, error?.providerErrorCode ?? null, attempts);
+    if (error instanceof RateLimited && error.retryAfterMs !== null) result.retryAt = now + error.retryAfterMs;
+    return { account: updated, result };
+  }
+
+  private async announce(account: SocialAccount, event: NewOAuthEvent): Promise<void> {
+    await this.deps.ledger.append(event, this.deps.clock.now());
+    for (const listener of this.listeners) {
+      try {
+        listener(event, account);
+      } catch (error) {
+        this.deps.logger.error({ accountId: account.id, err: describe(error) }, 'event listener failed');
+      }
+    }
+  }
+
+  private inactiveResult(account: SocialAccount): OAuthRefreshResult {
+    return this.failure(account, account.status === 'needs_reauth' ? 'needs_reauth' : 'account_not_active', null, 0);
+  }
+
+  private sharedSuccess(account: SocialAccount): OAuthRefreshResult {
+    return {
+      success: true,
+      provider: account.provider,
+      reason: null,
+      providerErrorCode: null,
+      newAccessToken: account.accessToken,
+      newExpiresAt: account.expiresAt,
+      retryAt: null,
+      attempts: 0,
+    };
+  }
+
+  private failure(
+    account: SocialAccount,
+    reason: RefreshFailureReason,
+    providerErrorCode: string | null,
+    attempts: number,
+  ): OAuthRefreshResult {
+    return {
+      success: false,
+      provider: account.provider,
+      reason,
+      providerErrorCode,
+      newAccessToken: null,
+      newExpiresAt: null,
+      retryAt: null,
+      attempts,
+    };
+  }
+}
+
+export function toTokenInfo(account: SocialAccount): OAuthTokenInfo {
+  return {
+    accountId: account.id,
+    provider: account.provider,
+    accessToken: account.accessToken,
+    refreshToken: account.refreshToken,
+    expiresAt: account.expiresAt,
+    refreshTokenExpiresAt: account.refreshTokenExpiresAt,
+    scopes: account.scopes,
+    tokenIssuedAt: account.tokenIssuedAt,
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}

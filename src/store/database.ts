@@ -1,0 +1,68 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import type { Database } from './schema.js';
+
+export type DatabaseKind = 'sqlite' | 'postgres';
+
+export interface StoreDatabase {
+  db: Kysely<Database>;
+  kind: DatabaseKind;
+  /** Where it lives, without credentials: for messages. */
+  description: string;
+  close(): Promise<void>;
+}
+
+export interface DatabaseLocation {
+  /** postgres://… or null for SQLite. */
+  databaseUrl: string | null;
+  sqlitePath: string;
+  /** PostgreSQL pool size per process. */
+  poolSize?: number;
+}
+
+const INT8_OID = 20;
+
+export function openDatabase(location: DatabaseLocation): StoreDatabase {
+  if (location.databaseUrl) return openPostgres(location.databaseUrl, location.poolSize ?? 10);
+  return openSqlite(location.sqlitePath);
+}
+
+function openPostgres(url: string, poolSize: number): StoreDatabase {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    // Times are epoch milliseconds in BIGINT columns; they fit a double exactly, so read them as
+    // numbers, like SQLite does, instead of pg's default strings. Scoped to this pool, not global.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client losing its connection (server restart) must not crash the process.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const parsed = new URL(url);
+  return {
+    db,
+    kind: 'postgres',
+    description: `postgres://${parsed.hostname}:${parsed.port || 5432}${parsed.pathname}`,
+    close: () => db.destroy(),
+  };
+}
+
+function openSqlite(path: string): StoreDatabase {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const sqlite = new BetterSqlite3(path);
+  // WAL lets readers run beside the one writer; busy_timeout makes other processes wait for the
+  // write lock instead of failing at once; FULL sync because a lost write can be a spent TikTok
+  // refresh token.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('busy_timeout = 10000');
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, kind: 'sqlite', description: `sqlite:${path}`, close: () => db.destroy() };
+}

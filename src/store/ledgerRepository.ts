@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import type { NewOAuthEvent, OAuthEvent, OAuthEventType } from '../domain/ledger.js';
+import type { StoreDatabase } from './database.js';
+
+export interface LedgerPage {
+  events: OAuthEvent[];
+  /** Pass back as `afterSeq` for the next page; null on the last page. */
+  nextCursor: number | null;
+}
+
+/** The append-only OAuth ledger. There is no update or delete here on purpose. */
+export class LedgerRepository {
+  constructor(private readonly store: StoreDatabase) {}
+
+  async append(event: NewOAuthEvent, now: number): Promise<void> {
+    await this.store.db
+      .insertInto('oauth_events')
+      .values({
+        id: randomUUID(),
+        account_id: event.accountId,
+        type: event.type,
+        reason: event.reason ?? null,
+        provider_error_code: event.providerErrorCode ?? null,
+        detail: event.detail ? JSON.stringify(event.detail) : null,
+        created_at: now,
+      })
+      .execute();
+  }
+
+  async list(filter: { accountId?: string; type?: OAuthEventType; afterSeq?: number; limit?: number }): Promise<LedgerPage> {
+    const limit = filter.limit ?? 50;
+    let query = this.store.db
+      .selectFrom('oauth_events')
+      .selectAll()
+      .orderBy('seq')
+      .limit(limit + 1);
+    if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+    if (filter.type !== undefined) query = query.where('type', '=', filter.type);
+    if (filter.afterSeq !== undefined) query = query.where('seq', '>', filter.afterSeq);
+    const rows = await query.execute();
+    const page = rows.slice(0, limit);
+    return {
+      events: page.map((row) => ({
+        id: row.id,
+        accountId: row.account_id,
+        type: row.type as OAuthEventType,
+        reason: row.reason,
+        providerErrorCode: row.provider_error_code,
+        detail: row.detail ? (JSON.parse(row.detail) as Record<string, unknown>) : null,
+        createdAt: Number(row.created_at),
+        seq: Number(row.seq),
+      })),
+      nextCursor: rows.length > limit ? Number(page.at(-1)!.seq) : null,
+    };
+  }
+
+  async count(filter: { accountId?: string; type?: OAuthEventType } = {}): Promise<number> {
+    let query = this.store.db.selectFrom('oauth_events').select((eb) => eb.fn.countAll<number | string>().as('n'));
+    if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
+    if (filter.type !== undefined) query = query.where('type', '=', filter.type);
+    const row = await query.executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+}

@@ -1,0 +1,137 @@
+import { type Kysely, type Migration, type MigrationResultSet, Migrator, sql } from 'kysely';
+import type { DatabaseKind, StoreDatabase } from './database.js';
+
+/**
+ * Versioned migrations, kept in code (not files) so they run the same from sources and from the
+ * built package. Each goes up and down. Names sort in order.
+ */
+
+/** Going down past this one deletes every stored token. */
+export const TOKENS_MIGRATION = '001_social_accounts';
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations work on the schema as it was then, not as typed now.
+type AnyDb = Kysely<any>;
+
+function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
+  // Epoch-ms columns: BIGINT on PostgreSQL; on SQLite "bigint" has INTEGER affinity (64-bit).
+  const serialPrimaryKey = kind === 'postgres' ? 'bigserial' : 'integer';
+  return {
+    '001_social_accounts': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('social_accounts')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('owner_id', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('external_account_id', 'text', (c) => c.notNull())
+          .addColumn('display_name', 'text')
+          .addColumn('oauth_access_token', 'text')
+          .addColumn('oauth_refresh_token', 'text')
+          .addColumn('oauth_expires_at', 'bigint')
+          .addColumn('oauth_refresh_expires_at', 'bigint')
+          .addColumn('oauth_scopes', 'text', (c) => c.notNull().defaultTo('[]'))
+          .addColumn('status', 'text', (c) => c.notNull().defaultTo('active'))
+          .addColumn('token_issued_at', 'bigint')
+          .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('last_refresh_at', 'bigint')
+          .addColumn('last_error', 'text')
+          .addColumn('refresh_lease_owner', 'text')
+          .addColumn('refresh_lease_until', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('social_accounts_provider_external_unique', ['provider', 'external_account_id'])
+          .addCheckConstraint('social_accounts_provider_check', sql`provider in ('instagram', 'tiktok', 'youtube')`)
+          .addCheckConstraint('social_accounts_status_check', sql`status in ('active', 'needs_reauth', 'revoked')`)
+          .execute();
+        await db.schema.createIndex('social_accounts_owner_idx').on('social_accounts').columns(['owner_id']).execute();
+        // The background refresher finds due accounts through this index, never by a full scan.
+        await db.schema
+          .createIndex('social_accounts_status_expiry_idx')
+          .on('social_accounts')
+          .columns(['status', 'oauth_expires_at'])
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('social_accounts').execute();
+      },
+    },
+    '002_oauth_events': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('oauth_events')
+          .addColumn('seq', serialPrimaryKey as 'integer', (c) =>
+            kind === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
+          )
+          .addColumn('id', 'text', (c) => c.notNull().unique())
+          // No foreign key: the ledger outlives deleted accounts.
+          .addColumn('account_id', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('provider_error_code', 'text')
+          .addColumn('detail', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('oauth_events_account_seq_idx')
+          .on('oauth_events')
+          .columns(['account_id', 'seq'])
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('oauth_events').execute();
+      },
+    },
+  };
+}
+
+export function createMigrator(store: StoreDatabase): Migrator {
+  const migrations = migrationsFor(store.kind);
+  return new Migrator({
+    db: store.db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: 'schema_migrations',
+    migrationLockTableName: 'schema_migrations_lock',
+  });
+}
+
+export class MigrationFailed extends Error {
+  readonly code = 'migration_failed' as const;
+  constructor(name: string | undefined, cause: unknown) {
+    super(`Migration ${name ?? '(unknown)'} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
+    this.name = 'MigrationFailed';
+  }
+}
+
+function check(result: MigrationResultSet): MigrationResultSet {
+  if (result.error) {
+    const failed = result.results?.find((r) => r.status === 'Error');
+    throw new MigrationFailed(failed?.migrationName, result.error);
+  }
+  return result;
+}
+
+export async function migrateToLatest(store: StoreDatabase): Promise<MigrationResultSet> {
+  return check(await createMigrator(store).migrateToLatest());
+}
+
+export async function migrateDown(store: StoreDatabase): Promise<MigrationResultSet> {
+  return check(await createMigrator(store).migrateDown());
+}
+
+export interface MigrationState {
+  name: string;
+  executedAt: Date | null;
+}
+
+export async function migrationStatus(store: StoreDatabase): Promise<MigrationState[]> {
+  const list = await createMigrator(store).getMigrations();
+  return list.map((m) => ({ name: m.name, executedAt: m.executedAt ?? null }));
+}
+
+/** The migration `down` would undo next, or null when none has run. */
+export async function lastExecutedMigration(store: StoreDatabase): Promise<string | null> {
+  const executed = (await migrationStatus(store)).filter((m) => m.executedAt !== null);
+  return executed.at(-1)?.name ?? null;
+}

@@ -1,0 +1,46 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Table shapes as stored. Times are epoch milliseconds (INTEGER on SQLite, BIGINT on PostgreSQL,
+ * read back as numbers) so both databases return the same values. Token columns hold AES-256-GCM
+ * ciphertexts (see tokenCipher.ts), never plaintext.
+ */
+export interface SocialAccountsTable {
+  id: string;
+  owner_id: string;
+  provider: string;
+  external_account_id: string;
+  display_name: string | null;
+  oauth_access_token: string | null;
+  oauth_refresh_token: string | null;
+  oauth_expires_at: number | null;
+  oauth_refresh_expires_at: number | null;
+  oauth_scopes: string; // JSON array
+  status: string;
+  token_issued_at: number | null;
+  version: number;
+  last_refresh_at: number | null;
+  last_error: string | null;
+  /** Cross-process refresh lease: who holds it and until when (epoch ms). */
+  refresh_lease_owner: string | null;
+  refresh_lease_until: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface OAuthEventsTable {
+  id: string;
+  account_id: string;
+  type: string;
+  reason: string | null;
+  provider_error_code: string | null;
+  detail: string | null; // JSON object
+  created_at: number;
+  /** Insertion order, for stable pagination. */
+  seq: Generated<number>;
+}
+
+export interface Database {
+  social_accounts: SocialAccountsTable;
+  oauth_events: OAuthEventsTable;
+}
