@@ -95,6 +95,8 @@ const legacyErrorSchema = z.object({
 
 const THROTTLING_CODES = new Set([4, 17, 32, 613]);
 const TRANSIENT_CODES = new Set([1, 2]);
+/** "Error validating client secret", "Invalid platform app", "Invalid redirect_uri", … */
+const CLIENT_CONFIG_MESSAGE = /client secret|client_secret|client_id|platform app|redirect_uri/i;
 
 /**
  * Graph error codes (developers.facebook.com/docs/graph-api/guides/error-handling): 190 is a dead
@@ -117,6 +119,11 @@ export function classifyInstagramError(
       providerErrorDescription: message ?? null,
       httpStatus: status,
     };
+    // Meta tells a wrong secret or app id apart only in the message, under code 100 (Instagram
+    // Graph) or 1 (Facebook): without this check it would pass for a transient or unknown error.
+    if ((code === 100 || code === 1) && CLIENT_CONFIG_MESSAGE.test(message ?? '')) {
+      return new ProviderConfigError('Instagram rejected our app settings', details);
+    }
     if (code === 190) return new ReauthorizationRequired('Instagram token is no longer valid', details);
     if (code === 10 || (code >= 200 && code <= 299)) {
       return new ReauthorizationRequired('Instagram permission is missing', details);
@@ -142,7 +149,7 @@ export function classifyInstagramError(
     // This shape carries no machine-readable reason, only the type (always OAuthException) and a
     // message. Client and redirect problems are ours; anything else means the code is invalid,
     // used or expired, and only a new consent yields a new one.
-    if (/client|platform app|redirect_uri/i.test(legacy.data.error_message ?? '')) {
+    if (CLIENT_CONFIG_MESSAGE.test(legacy.data.error_message ?? '')) {
       return new ProviderConfigError('Instagram rejected our app settings', details);
     }
     if (status >= 500) return new TransientProviderError(`Instagram answered ${status}`, details);

@@ -1,0 +1,72 @@
+import type { ProviderName } from '../domain/providerName.js';
+import type { RouteKind } from './faults.js';
+import type { Consent, SimulatorState } from './state.js';
+import type { SimRequest, SimResponse } from './wire.js';
+
+/** Knobs a test may turn while the simulator runs, to meet a platform's less common answers. */
+export interface SimulatorSettings {
+  /** TikTok does not document the status of OAuth errors; some arrive as 200. Default 200. */
+  tiktokOAuthErrorStatus: number;
+  /** Instagram's code exchange has been seen flat and wrapped in `data: [...]`. Default 'wrapped'. */
+  instagramTokenShape: 'wrapped' | 'flat';
+}
+
+export interface RouteContext {
+  state: SimulatorState;
+  settings: SimulatorSettings;
+}
+
+/** One platform's wire format: its routes, and how it says "server error" and "slow down". */
+export interface PlatformRoutes {
+  readonly provider: ProviderName;
+  /** Which kind of endpoint a request is for (fault targeting); null when there is no such route. */
+  routeKind(request: SimRequest): RouteKind | null;
+  /**
+   * The account a refresh request is for (from the refresh token, or Instagram's access token), so
+   * that every call reaching a refresh endpoint is counted, faulted ones included; null if unknown.
+   */
+  refreshSubject(request: SimRequest, state: SimulatorState): string | null;
+  handle(request: SimRequest, context: RouteContext): SimResponse;
+  serverError(status: number): SimResponse;
+  rateLimited(retryAfterSeconds: number | null): SimResponse;
+}
+
+/**
+ * The sandbox's user picks who logs in by adding `sim_account`, `sim_name` or `sim_deny=1` to the
+ * authorize URL in the browser; tests use `queueConsent` instead.
+ */
+export function consentFromQuery(query: URLSearchParams): Consent | null {
+  const deny = query.get('sim_deny') === '1' || query.get('sim_deny') === 'true';
+  const account = query.get('sim_account');
+  if (account === null && !deny) return null;
+  return {
+    externalAccountId: account ?? '',
+    displayName: query.get('sim_name') ?? undefined,
+    deny,
+  };
+}
+
+/** The redirect back to the app, with `fragment` for Instagram's trailing `#_`. */
+export function redirectUrl(
+  redirectUri: string,
+  params: Record<string, string | null>,
+  fragment = '',
+): string {
+  const url = new URL(redirectUri);
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== null) url.searchParams.set(key, value);
+  }
+  return `${url.toString()}${fragment}`;
+}
+
+export function retryAfterHeaders(retryAfterSeconds: number | null): Record<string, string> | undefined {
+  return retryAfterSeconds === null ? undefined : { 'retry-after': String(retryAfterSeconds) };
+}
+
+export function scopeList(value: string | null, separator: ',' | ' ', fallback: string[]): string[] {
+  const scopes = (value ?? '')
+    .split(separator)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return scopes.length > 0 ? scopes : fallback;
+}

@@ -1,0 +1,233 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Clock, systemClock } from '../domain/clock.js';
+import type { ProviderName } from '../domain/providerName.js';
+import { FaultInjector } from './faults.js';
+import { instagramRoutes } from './instagramRoutes.js';
+import type { PlatformRoutes, SimulatorSettings } from './platformRoutes.js';
+import {
+  type ClientCredentials,
+  type Consent,
+  DEFAULT_LIFETIMES,
+  DEFAULT_SCOPES,
+  type SeedAccountInput,
+  type SeededTokens,
+  type SimulatorLifetimes,
+  SimulatorState,
+} from './state.js';
+import { tiktokRoutes } from './tiktokRoutes.js';
+import { json, readRequest, writeResponse } from './wire.js';
+import { youtubeRoutes } from './youtubeRoutes.js';
+
+/**
+ * One real HTTP server speaking the three platforms' wire formats under `/tiktok`, `/instagram` and
+ * `/youtube`, so that providers, the service and the sandbox are exercised over real sockets with
+ * the real paths (`TIKTOK_BASE_URL=http://127.0.0.1:PORT/tiktok`).
+ */
+
+export interface ProviderSimulatorOptions {
+  /** 0 (default) = an ephemeral port. */
+  port?: number;
+  host?: string;
+  clock?: Clock;
+  lifetimes?: Partial<SimulatorLifetimes>;
+  /** Added before every answer, in real milliseconds. */
+  latencyMs?: number;
+  /** When given for a platform, other client credentials get that platform's invalid_client. */
+  clients?: Partial<Record<ProviderName, ClientCredentials>>;
+  /** The random source of probabilistic faults; pass `seededRandom(seed)` for replayable chaos. */
+  random?: () => number;
+  settings?: Partial<SimulatorSettings>;
+}
+
+export interface ProviderSimulator {
+  /** Base URL, e.g. http://127.0.0.1:40123. */
+  readonly url: string;
+  baseUrlFor(provider: ProviderName): string;
+  close(): Promise<void>;
+  readonly faults: FaultInjector;
+  /** Mutable while running. */
+  readonly settings: SimulatorSettings;
+  readonly clock: Clock;
+
+  /** Registers an account with a live grant, as if the user had connected; returns its tokens. */
+  seedAccount(provider: ProviderName, input: SeedAccountInput): SeededTokens;
+  /** A fresh grant for an account (new consent): new tokens, earlier ones untouched. */
+  issueTokens(provider: ProviderName, externalAccountId: string): SeededTokens;
+  /** Who consents at the next authorize request for the platform (or a denial). */
+  queueConsent(provider: ProviderName, consent: Consent): void;
+  /** The user removed the app (or revoked access): every token of the account stops working. */
+  revokeGrant(provider: ProviderName, externalAccountId: string): void;
+
+  /**
+   * Calls that reached the platform's refresh endpoint for the account, including those an injected
+   * fault answered (a retried 503 counts twice), so a test can assert "exactly one refresh".
+   */
+  refreshCalls(provider: ProviderName, externalAccountId: string): number;
+  totalRefreshCalls(provider?: ProviderName): number;
+  resetCounters(): void;
+  /** Whether the platform would accept this access token right now. */
+  isAccessTokenValid(provider: ProviderName, token: string): boolean;
+  /** Whether this refresh token would be accepted (exists, not spent, revoked, expired or idle too long). */
+  isRefreshTokenValid(provider: ProviderName, token: string): boolean;
+}
+
+const PLATFORMS: Record<ProviderName, PlatformRoutes> = {
+  tiktok: tiktokRoutes,
+  instagram: instagramRoutes,
+  youtube: youtubeRoutes,
+};
+
+export async function startProviderSimulator(
+  options: ProviderSimulatorOptions = {},
+): Promise<ProviderSimulator> {
+  const clock = options.clock ?? systemClock;
+  const lifetimes: SimulatorLifetimes = { ...DEFAULT_LIFETIMES, ...options.lifetimes };
+  const state = new SimulatorState(clock, lifetimes, options.clients ?? {});
+  const faults = new FaultInjector(options.random);
+  const settings: SimulatorSettings = {
+    tiktokOAuthErrorStatus: 200,
+    instagramTokenShape: 'wrapped',
+    ...options.settings,
+  };
+  const hanging = new Set<NodeJS.Timeout>();
+
+  const server = createServer((incoming, outgoing) => {
+    handle(incoming, outgoing).catch(() => {
+      if (!outgoing.headersSent) writeResponse(outgoing, json(500, { error: 'simulator_failure' }));
+      else outgoing.destroy();
+    });
+  });
+
+  async function handle(incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> {
+    const path = new URL(incoming.url ?? '/', 'http://simulator.invalid').pathname;
+    const provider = (Object.keys(PLATFORMS) as ProviderName[]).find(
+      (name) => path === `/${name}` || path.startsWith(`/${name}/`),
+    );
+    if (provider === undefined) {
+      for await (const _ of incoming) {
+        // drain the body so the connection can be reused
+      }
+      writeResponse(outgoing, json(404, { error: 'unknown platform prefix' }));
+      return;
+    }
+    const routes = PLATFORMS[provider];
+    const request = await readRequest(incoming, provider.length + 1);
+    if (options.latencyMs) await delay(options.latencyMs);
+
+    const kind = routes.routeKind(request);
+    if (kind === null) {
+      writeResponse(outgoing, json(404, { error: 'not_found' }));
+      return;
+    }
+    if (kind === 'refresh') state.recordRefresh(provider, routes.refreshSubject(request, state));
+    const fault = faults.next(provider, kind);
+    if (fault.kind === 'hang') {
+      // Hold the socket without a byte of answer, then drop it: what a stuck load balancer does.
+      const timer = setTimeout(() => {
+        hanging.delete(timer);
+        outgoing.destroy();
+      }, fault.ms);
+      hanging.add(timer);
+      return;
+    }
+    if (fault.kind === 'fail') return writeResponse(outgoing, routes.serverError(fault.status));
+    if (fault.kind === 'rateLimit')
+      return writeResponse(outgoing, routes.rateLimited(fault.retryAfterSeconds));
+    writeResponse(outgoing, routes.handle(request, { state, settings }));
+  }
+
+  const address = await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
+  const url = `http://${address.address}:${address.port}`;
+
+  function seedAccount(provider: ProviderName, input: SeedAccountInput): SeededTokens {
+    const account = state.upsertAccount(provider, input.externalAccountId, input.displayName);
+    const issuedAt = input.issuedAt ?? clock.now();
+    const scopes = input.scopes ?? DEFAULT_SCOPES[provider];
+    const accessLifetime = {
+      tiktok: lifetimes.tiktokAccessSeconds,
+      instagram: lifetimes.instagramLongSeconds,
+      youtube: lifetimes.googleAccessSeconds,
+    }[provider];
+    const access = state.issueAccessToken(provider, account.externalAccountId, {
+      scopes,
+      lifetimeSeconds: accessLifetime,
+      issuedAtMs: issuedAt,
+      expiresAtMs: input.accessExpiresAt,
+      token: input.accessToken,
+      // A seeded Instagram account is in the state our service keeps: a long-lived token.
+      instagramKind: provider === 'instagram' ? 'long' : undefined,
+    });
+    state.markConsented(provider, account.externalAccountId);
+    const refresh =
+      provider === 'instagram'
+        ? null
+        : state.issueRefreshToken(provider, account.externalAccountId, {
+            scopes,
+            issuedAtMs: issuedAt,
+            token: input.refreshToken,
+            expiresAtMs:
+              input.refreshExpiresAt ??
+              (provider === 'tiktok' ? issuedAt + lifetimes.tiktokRefreshSeconds * 1000 : null),
+          });
+    return {
+      provider,
+      externalAccountId: account.externalAccountId,
+      displayName: account.displayName,
+      accessToken: access.token,
+      refreshToken: refresh?.token ?? null,
+      accessExpiresAt: access.expiresAtMs,
+      refreshExpiresAt: refresh?.expiresAtMs ?? null,
+      issuedAt,
+      scopes,
+    };
+  }
+
+  return {
+    url,
+    baseUrlFor: (provider) => `${url}/${provider}`,
+    faults,
+    settings,
+    clock,
+    seedAccount,
+    issueTokens: (provider, externalAccountId) => seedAccount(provider, { externalAccountId }),
+    queueConsent: (provider, consent) => state.queueConsent(provider, consent),
+    revokeGrant: (provider, externalAccountId) => state.revokeGrant(provider, externalAccountId),
+    refreshCalls: (provider, externalAccountId) => state.refreshCalls(provider, externalAccountId),
+    totalRefreshCalls: (provider) => state.totalRefreshCalls(provider),
+    resetCounters: () => state.resetCounters(),
+    isAccessTokenValid: (provider, token) => state.validAccessToken(provider, token) !== null,
+    isRefreshTokenValid(provider, token) {
+      const record = state.findRefreshToken(provider, token);
+      if (record === undefined || record.spent || record.revoked) return false;
+      const now = clock.now();
+      if (record.expiresAtMs !== null && now >= record.expiresAtMs) return false;
+      return !(
+        provider === 'youtube' && now - record.lastUsedAtMs >= lifetimes.googleRefreshIdleSeconds * 1000
+      );
+    },
+    async close() {
+      for (const timer of hanging) clearTimeout(timer);
+      hanging.clear();
+      await new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        // Hung requests and keep-alive sockets would hold close() open forever.
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
