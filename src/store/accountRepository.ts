@@ -63,6 +63,17 @@ export class AccountRepository {
     return this.store.db;
   }
 
+  /**
+   * Runs `work` in one transaction with a repository (and the transaction's database) bound to it:
+   * all of it is committed, or none.
+   */
+  async transaction<T>(work: (accounts: AccountRepository, store: StoreDatabase) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(async (trx) => {
+      const bound: StoreDatabase = { ...this.store, db: trx };
+      return work(new AccountRepository(bound, this.cipher), bound);
+    });
+  }
+
   async insert(input: NewAccount, now: number): Promise<SocialAccount> {
     const id = input.id ?? randomUUID();
     await this.db

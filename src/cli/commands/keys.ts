@@ -1,0 +1,49 @@
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { generateKeyEntry } from '../../crypto/tokenCipher.js';
+import { rotateKeys } from '../../service/keyRotation.js';
+import { withApp } from '../context.js';
+
+export function registerKeys(program: Command): void {
+  const keys = program.command('keys').description('token encryption keys');
+
+  keys
+    .command('generate')
+    .description('print a new key entry for TOKEN_ENCRYPTION_KEYS ("keyId:base64")')
+    .option('--id <keyId>', 'key id (letters, digits, _ and -)')
+    .action((options: { id?: string }) => {
+      console.log(generateKeyEntry(options.id));
+    });
+
+  keys
+    .command('rotate')
+    .description('re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEYS')
+    .option('--batch-size <n>', 'rows per batch', '500')
+    .action((options: { batchSize: string }) =>
+      withApp(async (app) => {
+        const batchSize = Number(options.batchSize);
+        if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('--batch-size must be a whole number >= 1');
+        const bar = new cliProgress.SingleBar(
+          { format: 'rotating [{bar}] {value}/{total} accounts', stream: process.stderr, noTTYOutput: false },
+          cliProgress.Presets.shades_classic,
+        );
+        let started = false;
+        const outcome = await rotateKeys(app.accounts, app.ledger, app.cipher, {
+          batchSize,
+          now: () => app.clock.now(),
+          onProgress: ({ scanned, total }) => {
+            if (!started) {
+              bar.start(total, 0);
+              started = true;
+            }
+            bar.update(Math.min(scanned, Math.max(total, scanned)));
+          },
+        });
+        if (started) bar.stop();
+        console.log(
+          `scanned ${outcome.scanned} account(s); re-encrypted ${outcome.reencrypted} token(s) under key "${app.cipher.primaryKeyId}"` +
+            (outcome.changedConcurrently ? `; ${outcome.changedConcurrently} changed by a refresh meanwhile (already current)` : ''),
+        );
+      }),
+    );
+}

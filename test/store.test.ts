@@ -1,0 +1,149 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../src/domain/clock.js';
+import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { openDatabase } from '../src/store/database.js';
+import { lastExecutedMigration, migrateDown, migrateToLatest, migrationStatus } from '../src/store/migrations.js';
+import { openTestApp, testConfig } from './support/app.js';
+import { DATABASES, type TestDatabase } from './support/databases.js';
+
+const ACCESS = 'plain-access-token-5f0c1a';
+const REFRESH = 'plain-refresh-token-9b27e4';
+
+for (const factory of DATABASES) {
+  describe(`store on ${factory.kind}`, () => {
+    let database: TestDatabase;
+    let app: SocialOAuth;
+    const clock = new ManualClock();
+
+    beforeAll(async () => {
+      database = await factory.create();
+      app = await openTestApp(database, { clock });
+    });
+    afterAll(async () => {
+      await app?.close();
+      await database?.drop();
+    });
+
+    const newAccount = (externalAccountId: string) => ({
+      ownerId: 'owner-1',
+      provider: 'tiktok' as const,
+      externalAccountId,
+      displayName: 'Creator',
+      accessToken: ACCESS,
+      refreshToken: REFRESH,
+      expiresAt: clock.now() + 3_600_000,
+      refreshTokenExpiresAt: clock.now() + 86_400_000,
+      scopes: ['user.info.basic'],
+      tokenIssuedAt: clock.now(),
+    });
+
+    it('stores an account and reads its tokens back decrypted', async () => {
+      const created = await app.accounts.insert(newAccount('ext-1'), clock.now());
+      const found = await app.accounts.findById(created.id);
+      expect(found).toMatchObject({ accessToken: ACCESS, refreshToken: REFRESH, status: 'active', version: 1 });
+      expect(found?.expiresAt).toBe(clock.now() + 3_600_000);
+    });
+
+    it('refuses a second account with the same provider and external id', async () => {
+      await expect(app.accounts.insert(newAccount('ext-1'), clock.now())).rejects.toThrow();
+    });
+
+    it('keeps the stored refresh token when a refresh response carries none', async () => {
+      const created = await app.accounts.insert(newAccount('ext-keep'), clock.now());
+      const saved = await app.accounts.saveTokens(
+        created.id,
+        { accessToken: 'new-access', refreshToken: null, expiresAt: null, refreshTokenExpiresAt: null, scopes: null, tokenIssuedAt: clock.now() },
+        clock.now(),
+      );
+      expect(saved.refreshToken).toBe(REFRESH);
+      expect(saved.scopes).toEqual(['user.info.basic']);
+      expect(saved.version).toBe(created.version + 1);
+    });
+
+    it('a ciphertext copied into another row does not decrypt', async () => {
+      const a = await app.accounts.insert(newAccount('ext-a'), clock.now());
+      const b = await app.accounts.insert(newAccount('ext-b'), clock.now());
+      const rowA = await app.database.db.selectFrom('social_accounts').selectAll().where('id', '=', a.id).executeTakeFirstOrThrow();
+      await app.database.db
+        .updateTable('social_accounts')
+        .set({ oauth_access_token: rowA.oauth_access_token })
+        .where('id', '=', b.id)
+        .execute();
+      await expect(app.accounts.findById(b.id)).rejects.toThrow(/could not be decrypted/);
+    });
+
+    it('grants the refresh lease to one owner at a time, and only the owner can release it', async () => {
+      const account = await app.accounts.insert(newAccount('ext-lease'), clock.now());
+      const now = clock.now();
+      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'worker-a', now, 30_000)).toBe(true);
+      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'worker-b', now, 30_000)).toBe(false);
+      await app.accounts.releaseRefreshLease(account.id, 'worker-b');
+      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'worker-b', now + 1, 30_000)).toBe(false);
+      await app.accounts.releaseRefreshLease(account.id, 'worker-a');
+      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'worker-b', now + 2, 30_000)).toBe(true);
+    });
+
+    it('lets another owner take a lease that expired (a crashed refresher)', async () => {
+      const account = await app.accounts.insert(newAccount('ext-crash'), clock.now());
+      const now = clock.now();
+      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'crashed', now, 30_000)).toBe(true);
+      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'next', now + 29_999, 30_000)).toBe(false);
+      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'next', now + 30_000, 30_000)).toBe(true);
+      expect(await app.accounts.tryRenewRefreshLease(account.id, 'crashed', now + 30_001, 30_000)).toBe(false);
+    });
+
+    it('appends ledger events and pages through them in order', async () => {
+      for (let i = 0; i < 5; i++) {
+        await app.ledger.append({ accountId: 'ledger-acc', type: 'refreshed', detail: { i } }, clock.now());
+      }
+      const first = await app.ledger.list({ accountId: 'ledger-acc', limit: 3 });
+      expect(first.events.map((e) => e.detail?.i)).toEqual([0, 1, 2]);
+      const second = await app.ledger.list({ accountId: 'ledger-acc', limit: 3, afterSeq: first.nextCursor! });
+      expect(second.events.map((e) => e.detail?.i)).toEqual([3, 4]);
+      expect(second.nextCursor).toBeNull();
+    });
+
+    it('never writes a token in plaintext to the database', async () => {
+      if (factory.kind === 'sqlite') {
+        // WAL mode: recent writes may still sit in the -wal file; read both.
+        const path = testConfig(database).sqlitePath;
+        const bytes = Buffer.concat([readFileSync(path), readWal(path)]).toString('latin1');
+        expect(bytes).not.toContain(ACCESS);
+        expect(bytes).not.toContain(REFRESH);
+        expect(bytes).toContain('ext-1'); // the file is really the one we wrote
+      } else {
+        const dump = execFileSync('pg_dump', ['--data-only', database.databaseUrl!], { encoding: 'utf8' });
+        expect(dump).toContain('ext-1');
+        expect(dump).not.toContain(ACCESS);
+        expect(dump).not.toContain(REFRESH);
+      }
+    });
+
+    it('migrates down and up again, with the data of the remaining tables intact', async () => {
+      const store = openDatabase({ databaseUrl: database.databaseUrl ?? null, sqlitePath: testConfig(database).sqlitePath });
+      try {
+        expect(await lastExecutedMigration(store)).toBe('002_oauth_events');
+        await migrateDown(store);
+        expect(await lastExecutedMigration(store)).toBe('001_social_accounts');
+        expect(await app.accounts.count()).toBeGreaterThan(0);
+        await migrateDown(store);
+        expect(await lastExecutedMigration(store)).toBeNull();
+        await migrateToLatest(store);
+        expect((await migrationStatus(store)).every((m) => m.executedAt !== null)).toBe(true);
+        expect(await app.accounts.count()).toBe(0);
+      } finally {
+        await store.close();
+      }
+    });
+  });
+}
+
+function readWal(path: string): Buffer {
+  try {
+    return readFileSync(`${path}-wal`);
+  } catch {
+    return Buffer.alloc(0);
+  }
+}
