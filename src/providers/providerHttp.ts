@@ -95,6 +95,8 @@ export function parseRetryAfter(headerValue: string | null | undefined, nowMs: n
   const value = headerValue.trim();
   if (value === '') return null;
   if (/^\d+$/.test(value)) return Number(value) * 1000;
+  // An HTTP date always names its month; without this, Date.parse reads "-5" as the year -5.
+  if (!/[a-z]{3}/i.test(value)) return null;
   const at = Date.parse(value);
   if (Number.isNaN(at)) return null;
   return Math.max(0, at - nowMs);

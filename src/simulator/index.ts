@@ -10,6 +10,7 @@ export {
 export type {
   ClientCredentials,
   Consent,
+  RefreshLogEntry,
   SeedAccountInput,
   SeededTokens,
   SimulatorLifetimes,

@@ -10,6 +10,7 @@ import {
   type Consent,
   DEFAULT_LIFETIMES,
   DEFAULT_SCOPES,
+  type RefreshLogEntry,
   type SeedAccountInput,
   type SeededTokens,
   type SimulatorLifetimes,
@@ -65,6 +66,8 @@ export interface ProviderSimulator {
    */
   refreshCalls(provider: ProviderName, externalAccountId: string): number;
   totalRefreshCalls(provider?: ProviderName): number;
+  /** Every refresh call with its outcome, oldest first: to see why a count is off. */
+  refreshLog(provider?: ProviderName): readonly RefreshLogEntry[];
   resetCounters(): void;
   /** Whether the platform would accept this access token right now. */
   isAccessTokenValid(provider: ProviderName, token: string): boolean;
@@ -120,21 +123,35 @@ export async function startProviderSimulator(
       writeResponse(outgoing, json(404, { error: 'not_found' }));
       return;
     }
-    if (kind === 'refresh') state.recordRefresh(provider, routes.refreshSubject(request, state));
     const fault = faults.next(provider, kind);
-    if (fault.kind === 'hang') {
-      // Hold the socket without a byte of answer, then drop it: what a stuck load balancer does.
-      const timer = setTimeout(() => {
+    const response =
+      fault.kind === 'fail'
+        ? routes.serverError(fault.status)
+        : fault.kind === 'rateLimit'
+          ? routes.rateLimited(fault.retryAfterSeconds)
+          : fault.kind === 'hang'
+            ? null
+            : routes.handle(request, { state, settings });
+    if (kind === 'refresh') {
+      state.recordRefresh({
+        provider,
+        externalAccountId: routes.refreshSubject(request, state),
+        atMs: clock.now(),
+        fault: fault.kind === 'none' ? null : fault.kind,
+        status: response === null ? null : response.kind === 'redirect' ? 302 : response.status,
+        error: response?.kind === 'json' ? platformErrorCode(response.body) : null,
+      });
+    }
+    if (response !== null) return writeResponse(outgoing, response);
+    // Hang: hold the socket without a byte of answer, then drop it, as a stuck load balancer does.
+    const timer = setTimeout(
+      () => {
         hanging.delete(timer);
         outgoing.destroy();
-      }, fault.ms);
-      hanging.add(timer);
-      return;
-    }
-    if (fault.kind === 'fail') return writeResponse(outgoing, routes.serverError(fault.status));
-    if (fault.kind === 'rateLimit')
-      return writeResponse(outgoing, routes.rateLimited(fault.retryAfterSeconds));
-    writeResponse(outgoing, routes.handle(request, { state, settings }));
+      },
+      (fault as { ms: number }).ms,
+    );
+    hanging.add(timer);
   }
 
   const address = await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
@@ -195,6 +212,7 @@ export async function startProviderSimulator(
     revokeGrant: (provider, externalAccountId) => state.revokeGrant(provider, externalAccountId),
     refreshCalls: (provider, externalAccountId) => state.refreshCalls(provider, externalAccountId),
     totalRefreshCalls: (provider) => state.totalRefreshCalls(provider),
+    refreshLog: (provider) => state.refreshLog(provider),
     resetCounters: () => state.resetCounters(),
     isAccessTokenValid: (provider, token) => state.validAccessToken(provider, token) !== null,
     isRefreshTokenValid(provider, token) {
@@ -226,6 +244,18 @@ function listen(server: Server, port: number, host: string): Promise<AddressInfo
       resolve(server.address() as AddressInfo);
     });
   });
+}
+
+/** `invalid_grant`, `access_token_invalid`, `190`: whatever the platform's body calls its error. */
+function platformErrorCode(body: unknown): string | null {
+  if (typeof body !== 'object' || body === null || !('error' in body)) return null;
+  const error = (body as { error: unknown }).error;
+  if (typeof error === 'string') return error === '' ? null : error;
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = String((error as { code: unknown }).code);
+    return code === 'ok' ? null : code;
+  }
+  return null;
 }
 
 function delay(ms: number): Promise<void> {

@@ -91,6 +91,20 @@ export interface AuthorizationCodeRecord {
   used: boolean;
 }
 
+/** One call that reached a refresh endpoint, and what it was answered. */
+export interface RefreshLogEntry {
+  provider: ProviderName;
+  /** null when the token sent was unknown to the platform. */
+  externalAccountId: string | null;
+  atMs: number;
+  /** The injected fault that answered instead of the platform, if any. */
+  fault: 'fail' | 'hang' | 'rateLimit' | null;
+  /** null for a hang (no answer). */
+  status: number | null;
+  /** The platform's error code in the answer (`invalid_grant`, `190`), null on success. */
+  error: string | null;
+}
+
 /** Tokens as the simulator registered them: what a test stores in our database to match. */
 export interface SeededTokens {
   provider: ProviderName;
@@ -142,6 +156,7 @@ export class SimulatorState {
   private readonly codes = new Map<string, AuthorizationCodeRecord>();
   private readonly consents = new Map<ProviderName, Consent[]>();
   private readonly refreshCounts = new Map<string, number>();
+  private readonly refreshEntries: RefreshLogEntry[] = [];
   /** Google hands out a refresh token without prompt=consent only on an account's first consent. */
   private readonly consentedBefore = new Set<string>();
 
@@ -317,9 +332,14 @@ export class SimulatorState {
   // Counters ------------------------------------------------------------------------------------
 
   /** A call that reached a refresh endpoint; accountless when the token was unknown. */
-  recordRefresh(provider: ProviderName, externalAccountId: string | null): void {
-    const key = accountKey(provider, externalAccountId ?? '');
+  recordRefresh(entry: RefreshLogEntry): void {
+    this.refreshEntries.push(entry);
+    const key = accountKey(entry.provider, entry.externalAccountId ?? '');
     this.refreshCounts.set(key, (this.refreshCounts.get(key) ?? 0) + 1);
+  }
+
+  refreshLog(provider?: ProviderName): readonly RefreshLogEntry[] {
+    return this.refreshEntries.filter((entry) => provider === undefined || entry.provider === provider);
   }
 
   refreshCalls(provider: ProviderName, externalAccountId: string): number {
@@ -336,6 +356,7 @@ export class SimulatorState {
 
   resetCounters(): void {
     this.refreshCounts.clear();
+    this.refreshEntries.length = 0;
   }
 }
 
