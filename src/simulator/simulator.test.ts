@@ -174,7 +174,9 @@ describe('provider simulator', () => {
       expect(simulator.totalRefreshCalls('tiktok')).toBe(3);
       expect(simulator.totalRefreshCalls()).toBe(3);
       expect(simulator.totalRefreshCalls('youtube')).toBe(0);
-      expect(simulator.refreshLog('tiktok').map(({ fault, status, error }) => ({ fault, status, error }))).toEqual([
+      expect(
+        simulator.refreshLog('tiktok').map(({ fault, status, error }) => ({ fault, status, error })),
+      ).toEqual([
         { fault: 'fail', status: 503, error: 'server_error' },
         { fault: null, status: 200, error: null },
         { fault: null, status: 200, error: 'invalid_grant' },

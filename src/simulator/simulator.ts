@@ -123,6 +123,8 @@ export async function startProviderSimulator(
       writeResponse(outgoing, json(404, { error: 'not_found' }));
       return;
     }
+    // Read before the platform handles it, while the token still names its account.
+    const refreshSubject = kind === 'refresh' ? routes.refreshSubject(request, state) : null;
     const fault = faults.next(provider, kind);
     const response =
       fault.kind === 'fail'
@@ -135,7 +137,7 @@ export async function startProviderSimulator(
     if (kind === 'refresh') {
       state.recordRefresh({
         provider,
-        externalAccountId: routes.refreshSubject(request, state),
+        externalAccountId: refreshSubject,
         atMs: clock.now(),
         fault: fault.kind === 'none' ? null : fault.kind,
         status: response === null ? null : response.kind === 'redirect' ? 302 : response.status,
