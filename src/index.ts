@@ -10,7 +10,7 @@ import type { SocialOAuth } from './service/socialOAuth.js';
 import type { EnsureOptions, EnsureResult } from './service/tokenService.js';
 
 export { type AppConfig, loadConfig, type RefreshSettings } from './config.js';
-export { TokenCipher, parseKeyring, generateKeyEntry, TokenDecryptionError } from './crypto/tokenCipher.js';
+export { generateKeyEntry, parseKeyring, TokenCipher, TokenDecryptionError } from './crypto/tokenCipher.js';
 export type { AccountStatus, PublicAccount, SocialAccount } from './domain/account.js';
 export { toPublicAccount } from './domain/account.js';
 export { type Clock, ManualClock, systemClock } from './domain/clock.js';
@@ -60,4 +60,3 @@ export function ensureValidAccessToken(
 ): Promise<EnsureResult> {
   return oauth.tokens.ensureValidAccessToken(accountId, options);
 }
-

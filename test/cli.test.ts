@@ -54,7 +54,11 @@ for (const factory of DATABASES) {
       return path;
     }
 
-    function seededLine(provider: 'tiktok' | 'youtube' | 'instagram', externalAccountId: string, expiresAt: number) {
+    function seededLine(
+      provider: 'tiktok' | 'youtube' | 'instagram',
+      externalAccountId: string,
+      expiresAt: number,
+    ) {
       const seeded = simulator.seedAccount(provider, { externalAccountId, accessExpiresAt: expiresAt });
       return {
         owner_id: 'owner-cli',
@@ -146,13 +150,26 @@ for (const factory of DATABASES) {
 
     it('keys rotate re-encrypts every token under the new first key; the old key can then go', async () => {
       const newEntry = generateKeyEntry('rotated');
-      const rotated = await cli(['keys', 'rotate', '--batch-size', '1'], { ...env, TOKEN_ENCRYPTION_KEYS: `${newEntry},${env.TOKEN_ENCRYPTION_KEYS}` });
+      const rotated = await cli(['keys', 'rotate', '--batch-size', '1'], {
+        ...env,
+        TOKEN_ENCRYPTION_KEYS: `${newEntry},${env.TOKEN_ENCRYPTION_KEYS}`,
+      });
       expect(rotated.code).toBe(0);
-      expect(rotated.stdout).toMatch(/scanned 2 account\(s\); re-encrypted \d+ token\(s\) under key "rotated"/);
-      const store = openDatabase({ databaseUrl: database.databaseUrl ?? null, sqlitePath: testConfig(database).sqlitePath });
+      expect(rotated.stdout).toMatch(
+        /scanned 2 account\(s\); re-encrypted \d+ token\(s\) under key "rotated"/,
+      );
+      const store = openDatabase({
+        databaseUrl: database.databaseUrl ?? null,
+        sqlitePath: testConfig(database).sqlitePath,
+      });
       try {
-        const rows = await store.db.selectFrom('social_accounts').select(['oauth_access_token', 'oauth_refresh_token']).execute();
-        for (const value of rows.flatMap((r) => [r.oauth_access_token, r.oauth_refresh_token]).filter((v) => v !== null)) {
+        const rows = await store.db
+          .selectFrom('social_accounts')
+          .select(['oauth_access_token', 'oauth_refresh_token'])
+          .execute();
+        for (const value of rows
+          .flatMap((r) => [r.oauth_access_token, r.oauth_refresh_token])
+          .filter((v) => v !== null)) {
           expect(TokenCipher.keyIdOf(value!)).toBe('rotated');
         }
       } finally {
@@ -161,7 +178,10 @@ for (const factory of DATABASES) {
       const id = (await listAccounts()).find((a) => a.externalAccountId === 'tt-expired')!.id as string;
       const onlyNewKey = await cli(['token', id], { ...env, TOKEN_ENCRYPTION_KEYS: newEntry });
       expect(onlyNewKey.code).toBe(0);
-      const withoutKey = await cli(['token', id], { ...env, TOKEN_ENCRYPTION_KEYS: generateKeyEntry('unrelated') });
+      const withoutKey = await cli(['token', id], {
+        ...env,
+        TOKEN_ENCRYPTION_KEYS: generateKeyEntry('unrelated'),
+      });
       expect(withoutKey.code).toBe(78);
       expect(withoutKey.stderr).toMatch(/key "rotated" is not in the keyring/);
     });
@@ -173,9 +193,15 @@ for (const factory of DATABASES) {
       expect(refused.code).toBe(2);
       expect(refused.stderr).toMatch(/DELETES EVERY STORED TOKEN.*--yes/);
       // Read the table directly: CLI commands other than `migrate` apply pending migrations.
-      const store = openDatabase({ databaseUrl: database.databaseUrl ?? null, sqlitePath: testConfig(database).sqlitePath });
+      const store = openDatabase({
+        databaseUrl: database.databaseUrl ?? null,
+        sqlitePath: testConfig(database).sqlitePath,
+      });
       try {
-        const row = await store.db.selectFrom('social_accounts').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow();
+        const row = await store.db
+          .selectFrom('social_accounts')
+          .select((eb) => eb.fn.countAll().as('n'))
+          .executeTakeFirstOrThrow();
         expect(Number(row.n)).toBe(2);
       } finally {
         await store.close();
@@ -183,7 +209,9 @@ for (const factory of DATABASES) {
       const confirmed = await cli(['migrate', 'down', '--yes'], env);
       expect(confirmed.code).toBe(0);
       const status = await cli(['migrate', 'status', '--json'], env);
-      expect(JSON.parse(status.stdout).every((m: { appliedAt: string | null }) => m.appliedAt === null)).toBe(true);
+      expect(JSON.parse(status.stdout).every((m: { appliedAt: string | null }) => m.appliedAt === null)).toBe(
+        true,
+      );
       expect((await cli(['migrate', 'up'], env)).code).toBe(0);
       expect(await listAccounts()).toEqual([]);
     });
@@ -192,7 +220,11 @@ for (const factory of DATABASES) {
 
 describe('CLI configuration errors', () => {
   it('refuses to start in production without TOKEN_ENCRYPTION_KEYS, with a clear message', async () => {
-    const result = await cli(['accounts', 'list'], { NODE_ENV: 'production', TOKEN_ENCRYPTION_KEYS: '', DATA_DIR: '/tmp/so-prod-test' });
+    const result = await cli(['accounts', 'list'], {
+      NODE_ENV: 'production',
+      TOKEN_ENCRYPTION_KEYS: '',
+      DATA_DIR: '/tmp/so-prod-test',
+    });
     expect(result.code).toBe(78);
     expect(result.stderr).toMatch(/TOKEN_ENCRYPTION_KEYS is not set/);
   });

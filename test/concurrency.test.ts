@@ -57,7 +57,10 @@ for (const factory of DATABASES) {
       const ids: string[] = [];
       const now = Date.now();
       for (let i = 0; i < ACCOUNTS; i++) {
-        const seeded = simulator.seedAccount('tiktok', { externalAccountId: `race-${i}`, accessExpiresAt: now - 1000 });
+        const seeded = simulator.seedAccount('tiktok', {
+          externalAccountId: `race-${i}`,
+          accessExpiresAt: now - 1000,
+        });
         const account = await app.accounts.insert(
           {
             ownerId: 'owner-race',

@@ -4,7 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/domain/clock.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import { openDatabase } from '../src/store/database.js';
-import { lastExecutedMigration, migrateDown, migrateToLatest, migrationStatus } from '../src/store/migrations.js';
+import {
+  lastExecutedMigration,
+  migrateDown,
+  migrateToLatest,
+  migrationStatus,
+} from '../src/store/migrations.js';
 import { openTestApp, testConfig } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
 
@@ -42,7 +47,12 @@ for (const factory of DATABASES) {
     it('stores an account and reads its tokens back decrypted', async () => {
       const created = await app.accounts.insert(newAccount('ext-1'), clock.now());
       const found = await app.accounts.findById(created.id);
-      expect(found).toMatchObject({ accessToken: ACCESS, refreshToken: REFRESH, status: 'active', version: 1 });
+      expect(found).toMatchObject({
+        accessToken: ACCESS,
+        refreshToken: REFRESH,
+        status: 'active',
+        version: 1,
+      });
       expect(found?.expiresAt).toBe(clock.now() + 3_600_000);
     });
 
@@ -54,7 +64,14 @@ for (const factory of DATABASES) {
       const created = await app.accounts.insert(newAccount('ext-keep'), clock.now());
       const saved = await app.accounts.saveTokens(
         created.id,
-        { accessToken: 'new-access', refreshToken: null, expiresAt: null, refreshTokenExpiresAt: null, scopes: null, tokenIssuedAt: clock.now() },
+        {
+          accessToken: 'new-access',
+          refreshToken: null,
+          expiresAt: null,
+          refreshTokenExpiresAt: null,
+          scopes: null,
+          tokenIssuedAt: clock.now(),
+        },
         clock.now(),
       );
       expect(saved.refreshToken).toBe(REFRESH);
@@ -65,7 +82,11 @@ for (const factory of DATABASES) {
     it('a ciphertext copied into another row does not decrypt', async () => {
       const a = await app.accounts.insert(newAccount('ext-a'), clock.now());
       const b = await app.accounts.insert(newAccount('ext-b'), clock.now());
-      const rowA = await app.database.db.selectFrom('social_accounts').selectAll().where('id', '=', a.id).executeTakeFirstOrThrow();
+      const rowA = await app.database.db
+        .selectFrom('social_accounts')
+        .selectAll()
+        .where('id', '=', a.id)
+        .executeTakeFirstOrThrow();
       await app.database.db
         .updateTable('social_accounts')
         .set({ oauth_access_token: rowA.oauth_access_token })
@@ -91,7 +112,9 @@ for (const factory of DATABASES) {
       expect(await app.accounts.tryAcquireRefreshLease(account.id, 'crashed', now, 30_000)).toBe(true);
       expect(await app.accounts.tryAcquireRefreshLease(account.id, 'next', now + 29_999, 30_000)).toBe(false);
       expect(await app.accounts.tryAcquireRefreshLease(account.id, 'next', now + 30_000, 30_000)).toBe(true);
-      expect(await app.accounts.tryRenewRefreshLease(account.id, 'crashed', now + 30_001, 30_000)).toBe(false);
+      expect(await app.accounts.tryRenewRefreshLease(account.id, 'crashed', now + 30_001, 30_000)).toBe(
+        false,
+      );
     });
 
     it('appends ledger events and pages through them in order', async () => {
@@ -100,7 +123,11 @@ for (const factory of DATABASES) {
       }
       const first = await app.ledger.list({ accountId: 'ledger-acc', limit: 3 });
       expect(first.events.map((e) => e.detail?.i)).toEqual([0, 1, 2]);
-      const second = await app.ledger.list({ accountId: 'ledger-acc', limit: 3, afterSeq: first.nextCursor! });
+      const second = await app.ledger.list({
+        accountId: 'ledger-acc',
+        limit: 3,
+        afterSeq: first.nextCursor!,
+      });
       expect(second.events.map((e) => e.detail?.i)).toEqual([3, 4]);
       expect(second.nextCursor).toBeNull();
     });
@@ -122,7 +149,10 @@ for (const factory of DATABASES) {
     });
 
     it('migrates down and up again, with the data of the remaining tables intact', async () => {
-      const store = openDatabase({ databaseUrl: database.databaseUrl ?? null, sqlitePath: testConfig(database).sqlitePath });
+      const store = openDatabase({
+        databaseUrl: database.databaseUrl ?? null,
+        sqlitePath: testConfig(database).sqlitePath,
+      });
       try {
         expect(await lastExecutedMigration(store)).toBe('002_oauth_events');
         await migrateDown(store);

@@ -39,7 +39,12 @@ for (const factory of DATABASES) {
     /** An account known to both the simulator and our store, with the given token ages. */
     async function connectedAccount(
       provider: ProviderName,
-      options: { accessExpiresInMs: number; issuedAgoMs?: number; refreshExpiresInMs?: number; withoutRefreshToken?: boolean },
+      options: {
+        accessExpiresInMs: number;
+        issuedAgoMs?: number;
+        refreshExpiresInMs?: number;
+        withoutRefreshToken?: boolean;
+      },
     ) {
       const externalAccountId = `${provider}-user-${++counter}`;
       const now = clock.now();
@@ -47,7 +52,8 @@ for (const factory of DATABASES) {
         externalAccountId,
         accessExpiresAt: now + options.accessExpiresInMs,
         issuedAt: now - (options.issuedAgoMs ?? 0),
-        refreshExpiresAt: options.refreshExpiresInMs === undefined ? undefined : now + options.refreshExpiresInMs,
+        refreshExpiresAt:
+          options.refreshExpiresInMs === undefined ? undefined : now + options.refreshExpiresInMs,
       });
       return app.accounts.insert(
         {
@@ -88,7 +94,10 @@ for (const factory of DATABASES) {
     });
 
     it('stores the rotated TikTok refresh token and its lifetime from the response, not a constant', async () => {
-      const account = await connectedAccount('tiktok', { accessExpiresInMs: -1000, refreshExpiresInMs: 100 * DAY });
+      const account = await connectedAccount('tiktok', {
+        accessExpiresInMs: -1000,
+        refreshExpiresInMs: 100 * DAY,
+      });
       const { account: after, result } = await ensureValidAccessToken(app, account.id);
       expect(result?.success).toBe(true);
       expect(after.refreshToken).not.toBe(account.refreshToken);
@@ -101,7 +110,10 @@ for (const factory of DATABASES) {
     });
 
     it('refreshes an Instagram token older than 24 hours by exchanging the token itself', async () => {
-      const account = await connectedAccount('instagram', { accessExpiresInMs: 60_000, issuedAgoMs: 59 * DAY });
+      const account = await connectedAccount('instagram', {
+        accessExpiresInMs: 60_000,
+        issuedAgoMs: 59 * DAY,
+      });
       const { account: after, result } = await ensureValidAccessToken(app, account.id);
       expect(result?.success).toBe(true);
       expect(after.accessToken).not.toBe(account.accessToken);
@@ -129,7 +141,11 @@ for (const factory of DATABASES) {
       const account = await connectedAccount('youtube', { accessExpiresInMs: -1 });
       simulator.revokeGrant('youtube', account.externalAccountId);
       const { account: after, result } = await ensureValidAccessToken(app, account.id);
-      expect(result).toMatchObject({ success: false, reason: 'needs_reauth', providerErrorCode: 'invalid_grant' });
+      expect(result).toMatchObject({
+        success: false,
+        reason: 'needs_reauth',
+        providerErrorCode: 'invalid_grant',
+      });
       expect(after.status).toBe('needs_reauth');
       expect(await app.accounts.findById(account.id)).not.toBeNull();
       const types = (await app.ledger.list({ accountId: account.id })).events.map((e) => e.type);
@@ -206,7 +222,9 @@ for (const factory of DATABASES) {
 
     it('shares one refresh among 50 concurrent callers in one process', async () => {
       const account = await connectedAccount('tiktok', { accessExpiresInMs: -1 });
-      const results = await Promise.all(Array.from({ length: 50 }, () => ensureValidAccessToken(app, account.id)));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => ensureValidAccessToken(app, account.id)),
+      );
       expect(simulator.refreshCalls('tiktok', account.externalAccountId)).toBe(1);
       const tokens = new Set(results.map((r) => r.account.accessToken));
       expect(tokens.size).toBe(1);
@@ -216,7 +234,11 @@ for (const factory of DATABASES) {
     it('getAccountOAuthInfo returns the decrypted token info, and null for an unknown account', async () => {
       const account = await connectedAccount('youtube', { accessExpiresInMs: HOUR });
       const info = await getAccountOAuthInfo(app, account.id);
-      expect(info).toMatchObject({ accountId: account.id, provider: 'youtube', accessToken: account.accessToken });
+      expect(info).toMatchObject({
+        accountId: account.id,
+        provider: 'youtube',
+        accessToken: account.accessToken,
+      });
       expect(await getAccountOAuthInfo(app, 'no-such-account')).toBeNull();
     });
 

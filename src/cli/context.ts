@@ -1,9 +1,9 @@
+import { loadConfig } from '../config.js';
 import { KeyringError, TokenDecryptionError } from '../crypto/tokenCipher.js';
 import { AccountNotFound, ConfigurationError } from '../domain/errors.js';
+import { createLogger } from '../service/logging.js';
 import { SocialOAuth } from '../service/socialOAuth.js';
 import { MigrationFailed } from '../store/migrations.js';
-import { createLogger } from '../service/logging.js';
-import { loadConfig } from '../config.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT = {
@@ -29,7 +29,10 @@ export class CliError extends Error {
   }
 }
 
-export async function withApp<T>(work: (app: SocialOAuth) => Promise<T>, options: { migrate?: boolean } = {}): Promise<T> {
+export async function withApp<T>(
+  work: (app: SocialOAuth) => Promise<T>,
+  options: { migrate?: boolean } = {},
+): Promise<T> {
   const config = loadConfig();
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', destination: 2 });
   const app = await SocialOAuth.open({ config, logger, migrate: options.migrate ?? true });

@@ -34,7 +34,11 @@ export function loadKeyring(source: KeyringSource): LoadedKeyring {
   }
   const keyFile = join(source.dataDir, GENERATED_KEY_FILE);
   if (existsSync(keyFile)) {
-    return { cipher: new TokenCipher(parseKeyring(readFileSync(keyFile, 'utf8'))), keyFile, generated: false };
+    return {
+      cipher: new TokenCipher(parseKeyring(readFileSync(keyFile, 'utf8'))),
+      keyFile,
+      generated: false,
+    };
   }
   if (!source.mayGenerate) {
     throw new ConfigurationError(
@@ -49,7 +53,11 @@ export function loadKeyring(source: KeyringSource): LoadedKeyring {
     chmodSync(keyFile, 0o600);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    return { cipher: new TokenCipher(parseKeyring(readFileSync(keyFile, 'utf8'))), keyFile, generated: false };
+    return {
+      cipher: new TokenCipher(parseKeyring(readFileSync(keyFile, 'utf8'))),
+      keyFile,
+      generated: false,
+    };
   }
   return { cipher: new TokenCipher(parseKeyring(readFileSync(keyFile, 'utf8'))), keyFile, generated: true };
 }

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { generateKeyEntry, KeyringError, parseKeyring, TokenCipher, TokenDecryptionError } from './tokenCipher.js';
+import {
+  generateKeyEntry,
+  KeyringError,
+  parseKeyring,
+  TokenCipher,
+  TokenDecryptionError,
+} from './tokenCipher.js';
 
 const binding = { accountId: 'acc-1', field: 'access_token' as const };
 
@@ -19,12 +25,16 @@ describe('TokenCipher', () => {
 
   it('refuses a ciphertext copied into another account row', () => {
     const sealed = cipher.encrypt('secret', binding);
-    expect(() => cipher.decrypt(sealed, { accountId: 'acc-2', field: 'access_token' })).toThrow(TokenDecryptionError);
+    expect(() => cipher.decrypt(sealed, { accountId: 'acc-2', field: 'access_token' })).toThrow(
+      TokenDecryptionError,
+    );
   });
 
   it('refuses a ciphertext moved from the access-token column to the refresh-token column', () => {
     const sealed = cipher.encrypt('secret', binding);
-    expect(() => cipher.decrypt(sealed, { accountId: 'acc-1', field: 'refresh_token' })).toThrow(TokenDecryptionError);
+    expect(() => cipher.decrypt(sealed, { accountId: 'acc-1', field: 'refresh_token' })).toThrow(
+      TokenDecryptionError,
+    );
   });
 
   it('refuses a tampered ciphertext', () => {

@@ -83,9 +83,13 @@ export class TokenCipher {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
       decipher.setAAD(associatedData(keyId, binding));
       decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-      return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+      return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString(
+        'utf8',
+      );
     } catch {
-      throw new TokenDecryptionError('authentication failed (wrong key, or the value belongs to another row)');
+      throw new TokenDecryptionError(
+        'authentication failed (wrong key, or the value belongs to another row)',
+      );
     }
   }
 
@@ -124,7 +128,9 @@ export function parseKeyring(value: string): EncryptionKey[] {
     // Node's base64 decoder takes the url-safe alphabet too.
     const key = Buffer.from(entry.slice(colon + 1), 'base64');
     if (key.length !== KEY_BYTES) {
-      throw new KeyringError(`TOKEN_ENCRYPTION_KEYS key "${id}" must decode to ${KEY_BYTES} bytes, got ${key.length}.`);
+      throw new KeyringError(
+        `TOKEN_ENCRYPTION_KEYS key "${id}" must decode to ${KEY_BYTES} bytes, got ${key.length}.`,
+      );
     }
     return { id, key };
   });

@@ -83,7 +83,9 @@ export class ProviderResponseInvalid extends OAuthProviderError {
   readonly code = 'provider_response_invalid' as const;
 }
 
-export function isRetryable(error: unknown): error is TransientProviderError | ProviderResponseInvalid | RateLimited {
+export function isRetryable(
+  error: unknown,
+): error is TransientProviderError | ProviderResponseInvalid | RateLimited {
   return (
     error instanceof TransientProviderError ||
     error instanceof ProviderResponseInvalid ||

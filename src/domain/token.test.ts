@@ -47,10 +47,14 @@ describe('needsAccessTokenRefresh', () => {
   it('asks for a refresh when the token will be close to expiry at a future validAt (warm-up)', () => {
     const oneHour = 3_600_000;
     expect(needsAccessTokenRefresh(token(oneHour), { thresholdSeconds: 300, now })).toBe(false);
-    expect(needsAccessTokenRefresh(token(oneHour), { thresholdSeconds: 300, now, validAt: now + oneHour })).toBe(true);
+    expect(
+      needsAccessTokenRefresh(token(oneHour), { thresholdSeconds: 300, now, validAt: now + oneHour }),
+    ).toBe(true);
   });
 
   it('never looks into the past: a validAt before now means now', () => {
-    expect(needsAccessTokenRefresh(token(600_000), { thresholdSeconds: 300, now, validAt: now - 1e9 })).toBe(false);
+    expect(needsAccessTokenRefresh(token(600_000), { thresholdSeconds: 300, now, validAt: now - 1e9 })).toBe(
+      false,
+    );
   });
 });

@@ -45,7 +45,10 @@ export interface ImportOutcome {
   errors: ImportLineError[];
 }
 
-export function parseImportFile(text: string, now: number): { accounts: NewAccount[]; errors: ImportLineError[] } {
+export function parseImportFile(
+  text: string,
+  now: number,
+): { accounts: NewAccount[]; errors: ImportLineError[] } {
   const accounts: NewAccount[] = [];
   const errors: ImportLineError[] = [];
   const seen = new Map<string, number>();
@@ -78,7 +81,11 @@ export function parseImportFile(text: string, now: number): { accounts: NewAccou
     }
     seen.set(key, line);
     const scopes =
-      row.scopes == null ? [] : Array.isArray(row.scopes) ? row.scopes : row.scopes.split(/[\s,]+/).filter(Boolean);
+      row.scopes == null
+        ? []
+        : Array.isArray(row.scopes)
+          ? row.scopes
+          : row.scopes.split(/[\s,]+/).filter(Boolean);
     accounts.push({
       ownerId: row.owner_id,
       provider: row.provider,

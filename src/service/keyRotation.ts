@@ -51,7 +51,12 @@ export async function rotateKeys(
       }
       if (changed) {
         await ledger.append(
-          { accountId: row.id, type: 'keys_rotated', reason: 'rotate', detail: { keyId: cipher.primaryKeyId } },
+          {
+            accountId: row.id,
+            type: 'keys_rotated',
+            reason: 'rotate',
+            detail: { keyId: cipher.primaryKeyId },
+          },
           options.now(),
         );
       }

@@ -157,7 +157,10 @@ export class TokenService {
         try {
           const current = await this.requireAccount(seen.id);
           if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
-          if (current.version !== seen.version && (mode.onlyIfStale === null || !this.isStale(current, mode.onlyIfStale))) {
+          if (
+            current.version !== seen.version &&
+            (mode.onlyIfStale === null || !this.isStale(current, mode.onlyIfStale))
+          ) {
             return { account: current, result: this.sharedSuccess(current) };
           }
           if (mode.onlyIfStale !== null && !this.isStale(current, mode.onlyIfStale)) {
@@ -167,7 +170,10 @@ export class TokenService {
         } finally {
           await accounts.releaseRefreshLease(seen.id, this.instanceId).catch((error) => {
             // The lease expires by itself; a failed release only delays the next refresher.
-            this.deps.logger.warn({ accountId: seen.id, err: describe(error) }, 'could not release refresh lease');
+            this.deps.logger.warn(
+              { accountId: seen.id, err: describe(error) },
+              'could not release refresh lease',
+            );
           });
         }
       }
@@ -195,7 +201,13 @@ export class TokenService {
     const { clock, settings } = this.deps;
     const provider = this.deps.providers[account.provider];
     if (!provider) {
-      return this.recordFailure(account, 'provider_config_error', null, 0, `${account.provider} is not configured`);
+      return this.recordFailure(
+        account,
+        'provider_config_error',
+        null,
+        0,
+        `${account.provider} is not configured`,
+      );
     }
     const capabilities = provider.capabilities;
     const credential = capabilities.refreshesAccessTokenItself ? account.accessToken : account.refreshToken;
@@ -208,7 +220,11 @@ export class TokenService {
       return this.markNeedsReauth(account, 'needs_reauth', 'token_expired', 0);
     }
     const minimumAgeMs = capabilities.minimumTokenAgeForRefreshSeconds * 1000;
-    if (minimumAgeMs > 0 && account.tokenIssuedAt !== null && clock.now() - account.tokenIssuedAt < minimumAgeMs) {
+    if (
+      minimumAgeMs > 0 &&
+      account.tokenIssuedAt !== null &&
+      clock.now() - account.tokenIssuedAt < minimumAgeMs
+    ) {
       // Instagram refuses tokens younger than 24 h; asking would only earn an error.
       return { account, result: this.failure(account, 'token_too_young', null, 0) };
     }
@@ -223,7 +239,8 @@ export class TokenService {
         clock.now(),
         settings.leaseSeconds * 1000,
       );
-      if (!renewed) return { account, result: this.failure(account, 'refresh_in_progress', null, attempt - 1) };
+      if (!renewed)
+        return { account, result: this.failure(account, 'refresh_in_progress', null, attempt - 1) };
       try {
         const tokens = await provider.refreshAccessToken({
           accessToken: account.accessToken,
@@ -260,14 +277,20 @@ export class TokenService {
     return this.recordFailure(account, reason, lastError, settings.maxAttempts, lastError?.message ?? reason);
   }
 
-  private async commitRefresh(account: SocialAccount, tokens: ProviderTokens, attempts: number): Promise<EnsureResult> {
+  private async commitRefresh(
+    account: SocialAccount,
+    tokens: ProviderTokens,
+    attempts: number,
+  ): Promise<EnsureResult> {
     const now = this.deps.clock.now();
     const update = {
       accessToken: tokens.accessToken,
       refreshToken: tokens.refreshToken,
       expiresAt: tokens.expiresInSeconds === null ? null : now + tokens.expiresInSeconds * 1000,
       refreshTokenExpiresAt:
-        tokens.refreshTokenExpiresInSeconds === null ? null : now + tokens.refreshTokenExpiresInSeconds * 1000,
+        tokens.refreshTokenExpiresInSeconds === null
+          ? null
+          : now + tokens.refreshTokenExpiresInSeconds * 1000,
       scopes: tokens.scopes,
       tokenIssuedAt: now,
     };
@@ -316,7 +339,9 @@ export class TokenService {
     error?: OAuthProviderError,
   ): Promise<EnsureResult> {
     const now = this.deps.clock.now();
-    const message = error ? `${error.code}: ${error.providerErrorCode ?? ''} ${error.providerErrorDescription ?? ''}`.trim() : reason;
+    const message = error
+      ? `${error.code}: ${error.providerErrorCode ?? ''} ${error.providerErrorDescription ?? ''}`.trim()
+      : reason;
     await this.deps.accounts.setStatus(account.id, 'needs_reauth', message, now);
     const updated = (await this.deps.accounts.findById(account.id))!;
     await this.announce(updated, {
@@ -355,7 +380,8 @@ export class TokenService {
       'refresh failed',
     );
     const result = this.failure(updated, reason, error?.providerErrorCode ?? null, attempts);
-    if (error instanceof RateLimited && error.retryAfterMs !== null) result.retryAt = now + error.retryAfterMs;
+    if (error instanceof RateLimited && error.retryAfterMs !== null)
+      result.retryAt = now + error.retryAfterMs;
     return { account: updated, result };
   }
 
@@ -371,7 +397,12 @@ export class TokenService {
   }
 
   private inactiveResult(account: SocialAccount): OAuthRefreshResult {
-    return this.failure(account, account.status === 'needs_reauth' ? 'needs_reauth' : 'account_not_active', null, 0);
+    return this.failure(
+      account,
+      account.status === 'needs_reauth' ? 'needs_reauth' : 'account_not_active',
+      null,
+      0,
+    );
   }
 
   private sharedSuccess(account: SocialAccount): OAuthRefreshResult {

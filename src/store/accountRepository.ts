@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Selectable } from 'kysely';
+import type { TokenCipher, TokenField } from '../crypto/tokenCipher.js';
 import type { AccountStatus, SocialAccount } from '../domain/account.js';
 import type { ProviderName } from '../domain/providerName.js';
-import type { TokenCipher, TokenField } from '../crypto/tokenCipher.js';
 import type { StoreDatabase } from './database.js';
 import type { SocialAccountsTable } from './schema.js';
 
@@ -104,7 +104,11 @@ export class AccountRepository {
   }
 
   async findById(id: string): Promise<SocialAccount | null> {
-    const row = await this.db.selectFrom('social_accounts').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.db
+      .selectFrom('social_accounts')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
     return row ? this.toAccount(row) : null;
   }
 
@@ -119,7 +123,9 @@ export class AccountRepository {
   }
 
   /** Current version only: the cheap check a waiter polls while another process refreshes. */
-  async readVersion(id: string): Promise<{ version: number; status: string; leaseUntil: number | null } | null> {
+  async readVersion(
+    id: string,
+  ): Promise<{ version: number; status: string; leaseUntil: number | null } | null> {
     const row = await this.db
       .selectFrom('social_accounts')
       .select(['version', 'status', 'refresh_lease_until'])
@@ -130,7 +136,11 @@ export class AccountRepository {
 
   /** Accounts without their tokens (nothing is decrypted): for listings. */
   async list(filter: AccountListFilter = {}): Promise<SocialAccount[]> {
-    let query = this.db.selectFrom('social_accounts').selectAll().orderBy('id').limit(filter.limit ?? 100);
+    let query = this.db
+      .selectFrom('social_accounts')
+      .selectAll()
+      .orderBy('id')
+      .limit(filter.limit ?? 100);
     if (filter.ownerId !== undefined) query = query.where('owner_id', '=', filter.ownerId);
     if (filter.status !== undefined) query = query.where('status', '=', filter.status);
     if (filter.provider !== undefined) query = query.where('provider', '=', filter.provider);
@@ -278,7 +288,12 @@ export class AccountRepository {
   }
 
   /** Swaps one ciphertext for another only if the row still holds the old one (no lost refresh). */
-  async replaceCiphertext(id: string, field: TokenField, expected: string, replacement: string): Promise<boolean> {
+  async replaceCiphertext(
+    id: string,
+    field: TokenField,
+    expected: string,
+    replacement: string,
+  ): Promise<boolean> {
     const column = field === 'access_token' ? 'oauth_access_token' : 'oauth_refresh_token';
     const result = await this.db
       .updateTable('social_accounts')

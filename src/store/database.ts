@@ -38,7 +38,9 @@ function openPostgres(url: string, poolSize: number): StoreDatabase {
     // numbers, like SQLite does, instead of pg's default strings. Scoped to this pool, not global.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+        oid === INT8_OID
+          ? (value: string) => Number(value)
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
   // An idle client losing its connection (server restart) must not crash the process.

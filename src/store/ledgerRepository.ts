@@ -27,7 +27,12 @@ export class LedgerRepository {
       .execute();
   }
 
-  async list(filter: { accountId?: string; type?: OAuthEventType; afterSeq?: number; limit?: number }): Promise<LedgerPage> {
+  async list(filter: {
+    accountId?: string;
+    type?: OAuthEventType;
+    afterSeq?: number;
+    limit?: number;
+  }): Promise<LedgerPage> {
     const limit = filter.limit ?? 50;
     let query = this.store.db
       .selectFrom('oauth_events')
@@ -55,7 +60,9 @@ export class LedgerRepository {
   }
 
   async count(filter: { accountId?: string; type?: OAuthEventType } = {}): Promise<number> {
-    let query = this.store.db.selectFrom('oauth_events').select((eb) => eb.fn.countAll<number | string>().as('n'));
+    let query = this.store.db
+      .selectFrom('oauth_events')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'));
     if (filter.accountId !== undefined) query = query.where('account_id', '=', filter.accountId);
     if (filter.type !== undefined) query = query.where('type', '=', filter.type);
     const row = await query.executeTakeFirstOrThrow();

@@ -93,7 +93,9 @@ async function available(): Promise<DatabaseFactory[]> {
   if (process.env.CI === 'true') {
     throw new Error(`PostgreSQL is required in CI but ${ADMIN_URL} is not reachable.`);
   }
-  console.warn(`\n[social-oauth tests] PostgreSQL at ${ADMIN_URL} is not reachable: PostgreSQL suites are SKIPPED.\n`);
+  console.warn(
+    `\n[social-oauth tests] PostgreSQL at ${ADMIN_URL} is not reachable: PostgreSQL suites are SKIPPED.\n`,
+  );
   return [sqlite];
 }
 

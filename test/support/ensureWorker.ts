@@ -40,4 +40,6 @@ await Promise.all(
   }),
 );
 await app.close();
-process.stdout.write(`${JSON.stringify({ refreshedHere: refreshedHere.size, failures, failureReasons, tokens })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ refreshedHere: refreshedHere.size, failures, failureReasons, tokens })}\n`,
+);

@@ -7,7 +7,9 @@ import { execFileSync } from 'node:child_process';
  */
 export default function setup(): void {
   try {
-    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'pipe' });
+    execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {
+      stdio: 'pipe',
+    });
   } catch (error) {
     const output = String((error as { stdout?: Buffer }).stdout ?? '');
     console.warn(`[social-oauth tests] the build reported type errors:\n${output}`);

@@ -8,12 +8,17 @@ export const SIM_CLIENTS = {
   youtube: { clientId: 'sim-google-client', clientSecret: 'sim-google-secret' },
 } as const;
 
-export async function startTestSimulator(options: { clock?: Clock; latencyMs?: number } = {}): Promise<ProviderSimulator> {
+export async function startTestSimulator(
+  options: { clock?: Clock; latencyMs?: number } = {},
+): Promise<ProviderSimulator> {
   return startProviderSimulator({ port: 0, clients: SIM_CLIENTS, ...options });
 }
 
 /** Environment that points every provider at the simulator, as a deployment would with <P>_BASE_URL. */
-export function simulatorEnv(simulator: ProviderSimulator, redirectBase = 'http://127.0.0.1:8080'): Record<string, string> {
+export function simulatorEnv(
+  simulator: ProviderSimulator,
+  redirectBase = 'http://127.0.0.1:8080',
+): Record<string, string> {
   const env: Record<string, string> = {};
   const names: Record<ProviderName, [string, string]> = {
     instagram: ['INSTAGRAM_CLIENT_ID', 'INSTAGRAM'],

@@ -45,7 +45,14 @@ export function registerAccounts(program: Command): void {
           console.log('no accounts');
           return;
         }
-        const rows = all.map((a) => [a.id, a.provider, a.externalAccountId, a.displayName ?? '', a.status, a.expiresAt ?? '-']);
+        const rows = all.map((a) => [
+          a.id,
+          a.provider,
+          a.externalAccountId,
+          a.displayName ?? '',
+          a.status,
+          a.expiresAt ?? '-',
+        ]);
         printTable(['ID', 'PROVIDER', 'EXTERNAL ID', 'NAME', 'STATUS', 'EXPIRES AT'], rows);
       });
     });
@@ -53,13 +60,19 @@ export function registerAccounts(program: Command): void {
   accounts
     .command('import')
     .description('import accounts and tokens from a JSON-lines file; all lines or none')
-    .argument('<file>', 'JSONL: owner_id, provider, external_account_id, display_name, access_token, refresh_token, expires_at, scopes')
+    .argument(
+      '<file>',
+      'JSONL: owner_id, provider, external_account_id, display_name, access_token, refresh_token, expires_at, scopes',
+    )
     .action((file: string) => {
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
       } catch (error) {
-        throw new CliError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, EXIT.usage);
+        throw new CliError(
+          `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`,
+          EXIT.usage,
+        );
       }
       return withApp(async (app) => {
         const outcome = await importAccounts(app.accounts, text, app.clock);
@@ -74,7 +87,11 @@ export function registerAccounts(program: Command): void {
 
 export function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   console.log(line(header));
   for (const row of rows) console.log(line(row));
 }

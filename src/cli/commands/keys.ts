@@ -22,7 +22,8 @@ export function registerKeys(program: Command): void {
     .action((options: { batchSize: string }) =>
       withApp(async (app) => {
         const batchSize = Number(options.batchSize);
-        if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error('--batch-size must be a whole number >= 1');
+        if (!Number.isInteger(batchSize) || batchSize < 1)
+          throw new Error('--batch-size must be a whole number >= 1');
         const bar = new cliProgress.SingleBar(
           { format: 'rotating [{bar}] {value}/{total} accounts', stream: process.stderr, noTTYOutput: false },
           cliProgress.Presets.shades_classic,
@@ -42,7 +43,9 @@ export function registerKeys(program: Command): void {
         if (started) bar.stop();
         console.log(
           `scanned ${outcome.scanned} account(s); re-encrypted ${outcome.reencrypted} token(s) under key "${app.cipher.primaryKeyId}"` +
-            (outcome.changedConcurrently ? `; ${outcome.changedConcurrently} changed by a refresh meanwhile (already current)` : ''),
+            (outcome.changedConcurrently
+              ? `; ${outcome.changedConcurrently} changed by a refresh meanwhile (already current)`
+              : ''),
         );
       }),
     );

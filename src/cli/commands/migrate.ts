@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { loadConfig } from '../../config.js';
 import { openDatabase } from '../../store/database.js';
 import {
   lastExecutedMigration,
@@ -7,7 +8,6 @@ import {
   migrationStatus,
   TOKENS_MIGRATION,
 } from '../../store/migrations.js';
-import { loadConfig } from '../../config.js';
 import { CliError, EXIT } from '../context.js';
 
 export function registerMigrate(program: Command): void {
@@ -19,7 +19,9 @@ export function registerMigrate(program: Command): void {
     .action(() =>
       withDatabase(async (store) => {
         const result = await migrateToLatest(store);
-        const applied = (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+        const applied = (result.results ?? [])
+          .filter((r) => r.status === 'Success')
+          .map((r) => r.migrationName);
         console.log(applied.length ? `applied: ${applied.join(', ')}` : 'already up to date');
       }),
     );
@@ -42,7 +44,8 @@ export function registerMigrate(program: Command): void {
             EXIT.usage,
           );
         }
-        if (last === TOKENS_MIGRATION) console.error(`warning: deleting all stored tokens (${TOKENS_MIGRATION})`);
+        if (last === TOKENS_MIGRATION)
+          console.error(`warning: deleting all stored tokens (${TOKENS_MIGRATION})`);
         await migrateDown(store);
         console.log(`undone: ${last}`);
       }),
@@ -56,11 +59,17 @@ export function registerMigrate(program: Command): void {
       withDatabase(async (store) => {
         const states = await migrationStatus(store);
         if (options.json) {
-          console.log(JSON.stringify(states.map((s) => ({ name: s.name, appliedAt: s.executedAt?.toISOString() ?? null }))));
+          console.log(
+            JSON.stringify(
+              states.map((s) => ({ name: s.name, appliedAt: s.executedAt?.toISOString() ?? null })),
+            ),
+          );
           return;
         }
         for (const state of states) {
-          console.log(`${state.executedAt ? 'applied ' : 'pending '} ${state.name}${state.executedAt ? `  ${state.executedAt.toISOString()}` : ''}`);
+          console.log(
+            `${state.executedAt ? 'applied ' : 'pending '} ${state.name}${state.executedAt ? `  ${state.executedAt.toISOString()}` : ''}`,
+          );
         }
       }),
     );

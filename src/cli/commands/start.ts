@@ -17,7 +17,9 @@ const SANDBOX_CLIENTS: Record<ProviderName, { clientId: string; clientSecret: st
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('the quick-start demo: migrate, import sample accounts against the simulator, keep their tokens valid')
+    .description(
+      'the quick-start demo: migrate, import sample accounts against the simulator, keep their tokens valid',
+    )
     .option('--interval <seconds>', 'seconds between checks', '10')
     .action(async (options: { interval: string }) => {
       const intervalMs = Math.max(1, Number(options.interval) || 10) * 1000;
@@ -26,11 +28,19 @@ export function registerStart(program: Command): void {
       const sandbox = Object.keys(config.providers).length === 0;
       // Short lifetimes so that refreshes happen while you watch.
       const simulator = sandbox
-        ? await startProviderSimulator({ port: 0, clients: SANDBOX_CLIENTS, lifetimes: { tiktokAccessSeconds: 120, googleAccessSeconds: 90 } })
+        ? await startProviderSimulator({
+            port: 0,
+            clients: SANDBOX_CLIENTS,
+            lifetimes: { tiktokAccessSeconds: 120, googleAccessSeconds: 90 },
+          })
         : null;
       if (simulator) {
         for (const name of PROVIDER_NAMES) {
-          config.providers[name] = { ...SANDBOX_CLIENTS[name], redirectUri: null, baseUrl: simulator.baseUrlFor(name) };
+          config.providers[name] = {
+            ...SANDBOX_CLIENTS[name],
+            redirectUri: null,
+            baseUrl: simulator.baseUrlFor(name),
+          };
         }
         config.refresh.thresholdSeconds = 30;
         console.log('='.repeat(72));
@@ -39,7 +49,8 @@ export function registerStart(program: Command): void {
         console.log('='.repeat(72));
       }
       const app = await SocialOAuth.open({ config, logger });
-      if (app.generatedKeyFile) console.log(`Generated a token encryption key at ${app.generatedKeyFile} (mode 0600).`);
+      if (app.generatedKeyFile)
+        console.log(`Generated a token encryption key at ${app.generatedKeyFile} (mode 0600).`);
       console.log(`Database: ${app.database.description}`);
       try {
         if (simulator) await prepareSandboxAccounts(app, simulator);
@@ -112,8 +123,14 @@ async function checkAll(app: SocialOAuth): Promise<void> {
   for (const summary of accounts) {
     if (summary.status !== 'active') continue;
     const { account, result } = await app.tokens.ensureValidAccessToken(summary.id);
-    const left = account.expiresAt === null ? 'no expiry' : `${Math.round((account.expiresAt - app.clock.now()) / 1000)}s left`;
-    const what = result === null ? 'valid' : result.success ? 'REFRESHED' : `refresh failed: ${result.reason}`;
-    console.log(`${new Date(app.clock.now()).toISOString()}  ${account.provider.padEnd(9)} ${account.externalAccountId.padEnd(18)} ${account.status.padEnd(12)} ${what} (${left})`);
+    const left =
+      account.expiresAt === null
+        ? 'no expiry'
+        : `${Math.round((account.expiresAt - app.clock.now()) / 1000)}s left`;
+    const what =
+      result === null ? 'valid' : result.success ? 'REFRESHED' : `refresh failed: ${result.reason}`;
+    console.log(
+      `${new Date(app.clock.now()).toISOString()}  ${account.provider.padEnd(9)} ${account.externalAccountId.padEnd(18)} ${account.status.padEnd(12)} ${what} (${left})`,
+    );
   }
 }

@@ -11,7 +11,10 @@ export function registerToken(program: Command): void {
     .action((accountId: string, options: { json?: boolean }) =>
       withApp(async (app) => {
         const { account, result } = await app.tokens.ensureValidAccessToken(accountId);
-        const usable = account.status === 'active' && account.accessToken !== null && (account.expiresAt ?? Infinity) > app.clock.now();
+        const usable =
+          account.status === 'active' &&
+          account.accessToken !== null &&
+          (account.expiresAt ?? Infinity) > app.clock.now();
         if (!usable || (result && !result.success && result.reason === 'needs_reauth')) {
           throw failureToCliError(result, account.status);
         }
@@ -41,7 +44,10 @@ export function registerToken(program: Command): void {
       withApp(async (app) => {
         const { account, result } = await app.tokens.refreshOAuthToken(accountId);
         if (!result?.success) throw failureToCliError(result, account.status);
-        const expires = account.expiresAt === null ? 'no expiry given' : `expires ${new Date(account.expiresAt).toISOString()}`;
+        const expires =
+          account.expiresAt === null
+            ? 'no expiry given'
+            : `expires ${new Date(account.expiresAt).toISOString()}`;
         console.log(`refreshed ${account.id} (${account.provider}), ${expires}`);
       }),
     );
