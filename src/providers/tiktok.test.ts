@@ -91,7 +91,7 @@ describe('TikTokProvider against the simulator', () => {
     });
   });
 
-  it('refuses a code exchange whose PKCE verifier does not match the challenge', async () => {
+  it('reads a PKCE mismatch (TikTok says invalid_request) as our bug, not a dead grant', async () => {
     const redirect = await followAuthorizeRedirect(
       provider.createAuthorizationUrl({
         state: 's',
@@ -102,8 +102,11 @@ describe('TikTokProvider against the simulator', () => {
     const error = await provider
       .exchangeAuthorizationCode(redirect.code!, generateCodeVerifier())
       .catch((e) => e);
-    expect(error).toBeInstanceOf(ReauthorizationRequired);
-    expect(error.providerErrorCode).toBe('invalid_grant');
+    expect(error).toBeInstanceOf(ProviderConfigError);
+    expect(error).toMatchObject({
+      providerErrorCode: 'invalid_request',
+      providerErrorDescription: 'Code verifier or code challenge is invalid.',
+    });
   });
 
   it('refuses an authorization code used twice', async () => {

@@ -104,7 +104,8 @@ function token(request: SimRequest, context: RouteContext): SimResponse {
       return oauthError(context, 'invalid_request', 'redirect_uri does not match the authorization request.');
     }
     if (!verifierMatches(code, form.get('code_verifier'))) {
-      return oauthError(context, 'invalid_grant', 'Code verifier or code challenge is invalid.');
+      // TikTok answers a PKCE mismatch with invalid_request, not RFC 7636's invalid_grant.
+      return oauthError(context, 'invalid_request', 'Code verifier or code challenge is invalid.');
     }
     return json(200, issueTokens(context, code.externalAccountId, code.scopes));
   }
