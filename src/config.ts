@@ -5,26 +5,27 @@ import { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
 import type { ProviderSettings } from './providers/provider.js';
 
 /** Environment variable names per platform. TikTok calls its client id a "client key". */
-const PROVIDER_ENV: Record<ProviderName, { id: string; secret: string; redirect: string; baseUrl: string }> = {
-  instagram: {
-    id: 'INSTAGRAM_CLIENT_ID',
-    secret: 'INSTAGRAM_CLIENT_SECRET',
-    redirect: 'INSTAGRAM_REDIRECT_URI',
-    baseUrl: 'INSTAGRAM_BASE_URL',
-  },
-  tiktok: {
-    id: 'TIKTOK_CLIENT_KEY',
-    secret: 'TIKTOK_CLIENT_SECRET',
-    redirect: 'TIKTOK_REDIRECT_URI',
-    baseUrl: 'TIKTOK_BASE_URL',
-  },
-  youtube: {
-    id: 'YOUTUBE_CLIENT_ID',
-    secret: 'YOUTUBE_CLIENT_SECRET',
-    redirect: 'YOUTUBE_REDIRECT_URI',
-    baseUrl: 'YOUTUBE_BASE_URL',
-  },
-};
+const PROVIDER_ENV: Record<ProviderName, { id: string; secret: string; redirect: string; baseUrl: string }> =
+  {
+    instagram: {
+      id: 'INSTAGRAM_CLIENT_ID',
+      secret: 'INSTAGRAM_CLIENT_SECRET',
+      redirect: 'INSTAGRAM_REDIRECT_URI',
+      baseUrl: 'INSTAGRAM_BASE_URL',
+    },
+    tiktok: {
+      id: 'TIKTOK_CLIENT_KEY',
+      secret: 'TIKTOK_CLIENT_SECRET',
+      redirect: 'TIKTOK_REDIRECT_URI',
+      baseUrl: 'TIKTOK_BASE_URL',
+    },
+    youtube: {
+      id: 'YOUTUBE_CLIENT_ID',
+      secret: 'YOUTUBE_CLIENT_SECRET',
+      redirect: 'YOUTUBE_REDIRECT_URI',
+      baseUrl: 'YOUTUBE_BASE_URL',
+    },
+  };
 
 export interface RefreshSettings {
   /** Refresh when the access token expires within this many seconds. */
@@ -53,6 +54,24 @@ export interface AppConfig {
   host: string;
   port: number;
   logLevel: string;
+  /** The HTTP service (issue 3): links it hands out, who it notifies, its limits. */
+  http: HttpSettings;
+}
+
+export interface HttpSettings {
+  /** Origin (and optional path prefix) under which browsers reach this service: links in API answers. */
+  publicBaseUrl: string;
+  /** Origins a connect flow may send the browser back to; the public base URL's origin is always allowed. */
+  allowedReturnOrigins: string[];
+  /** Where account status changes are POSTed (null = nowhere), and the HMAC-SHA256 secret that signs them. */
+  webhookUrl: string | null;
+  webhookSecret: string | null;
+  webhookMaxAttempts: number;
+  connectSessionTtlSeconds: number;
+  portalSessionTtlSeconds: number;
+  bodyLimitBytes: number;
+  /** How long a stopping server waits for requests in flight before closing anyway. */
+  shutdownTimeoutMs: number;
 }
 
 const integer = (name: string, fallback: number, min = 0) =>
@@ -96,6 +115,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       REFRESH_LEASE_SECONDS: integer('REFRESH_LEASE_SECONDS', 60, 1),
       REFRESH_WAIT_TIMEOUT_MS: integer('REFRESH_WAIT_TIMEOUT_MS', 90_000, 1),
       PORT: integer('PORT', 8080),
+      WEBHOOK_MAX_ATTEMPTS: integer('WEBHOOK_MAX_ATTEMPTS', 8, 1),
+      CONNECT_SESSION_TTL_SECONDS: integer('CONNECT_SESSION_TTL_SECONDS', 600, 1),
+      PORTAL_SESSION_TTL_SECONDS: integer('PORTAL_SESSION_TTL_SECONDS', 1800, 1),
+      HTTP_BODY_LIMIT_BYTES: integer('HTTP_BODY_LIMIT_BYTES', 65_536, 1024),
+      SHUTDOWN_TIMEOUT_MS: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0),
     })
     .safeParse(env);
   if (!numbers.success) {
@@ -124,8 +148,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const dataDir = resolve(optionalString(env, 'DATA_DIR') ?? 'data');
   const databaseUrl = optionalString(env, 'DATABASE_URL') ?? null;
   if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigurationError('DATABASE_URL must start with postgres:// (unset it for the embedded SQLite default).');
+    throw new ConfigurationError(
+      'DATABASE_URL must start with postgres:// (unset it for the embedded SQLite default).',
+    );
   }
+  const host = optionalString(env, 'HOST') ?? '127.0.0.1';
   return {
     production: env.NODE_ENV === 'production',
     dataDir,
@@ -142,9 +169,53 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       waitTimeoutMs: n.REFRESH_WAIT_TIMEOUT_MS,
     },
     providers,
-    host: optionalString(env, 'HOST') ?? '127.0.0.1',
+    host,
     port: n.PORT,
     logLevel: optionalString(env, 'LOG_LEVEL') ?? 'info',
+    http: loadHttpSettings(env, host, n),
+  };
+}
+
+function loadHttpSettings(
+  env: NodeJS.ProcessEnv,
+  host: string,
+  n: {
+    PORT: number;
+    WEBHOOK_MAX_ATTEMPTS: number;
+    CONNECT_SESSION_TTL_SECONDS: number;
+    PORTAL_SESSION_TTL_SECONDS: number;
+    HTTP_BODY_LIMIT_BYTES: number;
+    SHUTDOWN_TIMEOUT_MS: number;
+  },
+): HttpSettings {
+  // A wildcard bind address is not somewhere a browser can go; localhost is, on this machine.
+  const linkHost =
+    host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+  const publicBaseUrl =
+    validUrl('PUBLIC_BASE_URL', optionalString(env, 'PUBLIC_BASE_URL')) ?? `http://${linkHost}:${n.PORT}`;
+  const allowedReturnOrigins = (optionalString(env, 'ALLOWED_RETURN_ORIGINS') ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      const url = validUrl('ALLOWED_RETURN_ORIGINS', entry)!;
+      return new URL(url).origin;
+    });
+  const webhookUrl = validUrl('WEBHOOK_URL', optionalString(env, 'WEBHOOK_URL'));
+  const webhookSecret = optionalString(env, 'WEBHOOK_SECRET') ?? null;
+  if (webhookUrl !== null && webhookSecret === null) {
+    throw new ConfigurationError('WEBHOOK_URL needs WEBHOOK_SECRET: notifications are always signed.');
+  }
+  return {
+    publicBaseUrl,
+    allowedReturnOrigins: [...new Set([new URL(publicBaseUrl).origin, ...allowedReturnOrigins])],
+    webhookUrl,
+    webhookSecret,
+    webhookMaxAttempts: n.WEBHOOK_MAX_ATTEMPTS,
+    connectSessionTtlSeconds: n.CONNECT_SESSION_TTL_SECONDS,
+    portalSessionTtlSeconds: n.PORTAL_SESSION_TTL_SECONDS,
+    bodyLimitBytes: n.HTTP_BODY_LIMIT_BYTES,
+    shutdownTimeoutMs: n.SHUTDOWN_TIMEOUT_MS,
   };
 }
 

@@ -39,11 +39,24 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
           .addColumn('refresh_lease_until', 'bigint')
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .addColumn('updated_at', 'bigint', (c) => c.notNull())
-          .addUniqueConstraint('social_accounts_provider_external_unique', ['provider', 'external_account_id'])
-          .addCheckConstraint('social_accounts_provider_check', sql`provider in ('instagram', 'tiktok', 'youtube')`)
-          .addCheckConstraint('social_accounts_status_check', sql`status in ('active', 'needs_reauth', 'revoked')`)
+          .addUniqueConstraint('social_accounts_provider_external_unique', [
+            'provider',
+            'external_account_id',
+          ])
+          .addCheckConstraint(
+            'social_accounts_provider_check',
+            sql`provider in ('instagram', 'tiktok', 'youtube')`,
+          )
+          .addCheckConstraint(
+            'social_accounts_status_check',
+            sql`status in ('active', 'needs_reauth', 'revoked')`,
+          )
           .execute();
-        await db.schema.createIndex('social_accounts_owner_idx').on('social_accounts').columns(['owner_id']).execute();
+        await db.schema
+          .createIndex('social_accounts_owner_idx')
+          .on('social_accounts')
+          .columns(['owner_id'])
+          .execute();
         // The background refresher finds due accounts through this index, never by a full scan.
         await db.schema
           .createIndex('social_accounts_status_expiry_idx')
@@ -81,6 +94,69 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
         await db.schema.dropTable('oauth_events').execute();
       },
     },
+    // Issue 3, the HTTP service. A connect session is one pending authorization: the row is found by
+    // the SHA-256 of its state (the state itself is never stored) and holds the PKCE verifier
+    // encrypted with the token keyring.
+    '003_connect_sessions': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('connect_sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('owner_id', 'text', (c) => c.notNull())
+          .addColumn('return_to', 'text', (c) => c.notNull())
+          .addColumn('code_verifier', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('used_at', 'bigint')
+          .execute();
+        await db.schema
+          .createIndex('connect_sessions_expires_idx')
+          .on('connect_sessions')
+          .columns(['expires_at'])
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('connect_sessions').execute();
+      },
+    },
+    // API keys are stored as SHA-256 hashes; the id is the non-secret part of the key, for lookup.
+    '004_api_keys': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('api_keys')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('key_hash', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('revoked_at', 'bigint')
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('api_keys').execute();
+      },
+    },
+    // Status-page sessions, found by the SHA-256 of the link's token (also the cookie's value).
+    '005_portal_sessions': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('portal_sessions')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('owner_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createIndex('portal_sessions_expires_idx')
+          .on('portal_sessions')
+          .columns(['expires_at'])
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('portal_sessions').execute();
+      },
+    },
   };
 }
 
@@ -97,9 +173,12 @@ export function createMigrator(store: StoreDatabase): Migrator {
 export class MigrationFailed extends Error {
   readonly code = 'migration_failed' as const;
   constructor(name: string | undefined, cause: unknown) {
-    super(`Migration ${name ?? '(unknown)'} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
-      cause,
-    });
+    super(
+      `Migration ${name ?? '(unknown)'} failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+      {
+        cause,
+      },
+    );
     this.name = 'MigrationFailed';
   }
 }

@@ -40,7 +40,42 @@ export interface OAuthEventsTable {
   seq: Generated<number>;
 }
 
+/** A pending authorization (issue 3). `id` is the SHA-256 of the state; the verifier is encrypted. */
+export interface ConnectSessionsTable {
+  id: string;
+  provider: string;
+  owner_id: string;
+  return_to: string;
+  code_verifier: string | null;
+  created_at: number;
+  expires_at: number;
+  /** Set by the first callback that presents the state: a state works once. */
+  used_at: number | null;
+}
+
+export interface ApiKeysTable {
+  /** The non-secret part of the key (`sok_<id>_<secret>`). */
+  id: string;
+  name: string;
+  /** SHA-256 (hex) of the whole key. */
+  key_hash: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface PortalSessionsTable {
+  /** SHA-256 (hex) of the link's token. */
+  id: string;
+  owner_id: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database {
   social_accounts: SocialAccountsTable;
   oauth_events: OAuthEventsTable;
+  connect_sessions: ConnectSessionsTable;
+  api_keys: ApiKeysTable;
+  portal_sessions: PortalSessionsTable;
 }

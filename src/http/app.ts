@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+} from 'fastify';
+import type { AppConfig } from '../config.js';
+import { ConfigurationError } from '../domain/errors.js';
+import type { SocialOAuth } from '../service/socialOAuth.js';
+import { createHttpContext, type HttpContext, type HttpContextOptions } from './context.js';
+import { HttpError } from './errorCatalog.js';
+import { sendError } from './errorReply.js';
+import { type CollectedRoute, collectRoute } from './openapi.js';
+import { accountsRoutes } from './routes/accounts.js';
+import { connectRoutes } from './routes/connect.js';
+import { eventsRoutes } from './routes/events.js';
+import { healthRoutes } from './routes/health.js';
+import { portalRoutes } from './routes/portal.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import { redactUrl } from './security.js';
+
+export interface BuildAppOptions extends HttpContextOptions {
+  app: SocialOAuth;
+  /** Defaults to the config the SocialOAuth was opened with. */
+  config?: AppConfig;
+  /** A pino logger for request and error logs; none by default (tests). */
+  logger?: FastifyBaseLogger;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The services behind the routes (tests and the CLI reach them here). */
+    socialOAuth: HttpContext;
+  }
+}
+
+/** A request id from the caller is kept when it is short and plain, so it can join their logs. */
+const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * The HTTP service: one Fastify instance per call, nothing global, so tests can run several side by
+ * side on ephemeral ports. The caller owns `app` (the SocialOAuth) and closes it after the server.
+ */
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const config = options.config ?? options.app.config;
+  checkDeploymentSettings(config);
+  const context = createHttpContext(options.app, config, options);
+  const routes: CollectedRoute[] = [];
+
+  const fastify = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: config.http.bodyLimitBytes,
+    // Request lines carry bearer secrets (connect states, portal links, codes): logged redacted below.
+    disableRequestLogging: true,
+    genReqId: (request) => {
+      const given = request.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+  });
+  fastify.decorate('socialOAuth', context);
+
+  fastify.addHook('onRoute', (route) => {
+    collectRoute(routes, route);
+    // Every /v1 route needs an API key: a route added without the hook must not ship.
+    if (route.url.startsWith('/v1/') && !hasHook(route.onRequest, 'requireApiKey')) {
+      throw new Error(`route ${route.method} ${route.url} is missing API-key authentication`);
+    }
+  });
+
+  // HTML forms (portal) and Meta's webhooks post form-encoded bodies.
+  fastify.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string' },
+    (_request, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    },
+  );
+
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    setSecurityHeaders(reply, config);
+    reply.header('x-request-id', request.id);
+    return payload;
+  });
+
+  fastify.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    context.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    request.log.info(
+      {
+        method: request.method,
+        url: redactUrl(request.url),
+        statusCode: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      'request completed',
+    );
+  });
+
+  fastify.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply));
+  fastify.setNotFoundHandler((request, reply) =>
+    sendError(
+      new HttpError('not_found', `No route for ${request.method} ${redactUrl(request.url)}`),
+      request,
+      reply,
+    ),
+  );
+
+  fastify.addHook('onClose', async () => {
+    context.detach();
+    await context.notifier?.close(config.http.shutdownTimeoutMs);
+  });
+
+  await fastify.register(healthRoutes, { context, routes });
+  await fastify.register(connectRoutes, { context });
+  await fastify.register(accountsRoutes, { context });
+  await fastify.register(eventsRoutes, { context });
+  await fastify.register(webhookRoutes, { context });
+  await fastify.register(portalRoutes, { context });
+  return fastify;
+}
+
+function hasHook(hooks: unknown, name: string): boolean {
+  const list = Array.isArray(hooks) ? hooks : hooks ? [hooks] : [];
+  return list.some((hook) => typeof hook === 'function' && hook.name === name);
+}
+
+/** Refuses to start a production service that would send codes or tokens over plain HTTP. */
+function checkDeploymentSettings(config: AppConfig): void {
+  if (!config.production) return;
+  for (const [name, settings] of Object.entries(config.providers)) {
+    if (settings?.redirectUri && !settings.redirectUri.startsWith('https://')) {
+      throw new ConfigurationError(`${name.toUpperCase()}_REDIRECT_URI must be https in production.`);
+    }
+  }
+  if (!config.http.publicBaseUrl.startsWith('https://')) {
+    throw new ConfigurationError('PUBLIC_BASE_URL must be https in production.');
+  }
+}
+
+function setSecurityHeaders(reply: FastifyReply, config: AppConfig): void {
+  reply.header('x-content-type-options', 'nosniff');
+  // Our URLs carry states, codes and portal tokens: never leak them to the next site.
+  reply.header('referrer-policy', 'no-referrer');
+  reply.header('x-frame-options', 'DENY');
+  reply.header('cross-origin-opener-policy', 'same-origin');
+  reply.header('cross-origin-resource-policy', 'same-origin');
+  if (!reply.hasHeader('content-security-policy')) {
+    reply.header('content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'");
+  }
+  // Answers hold tokens and account state: no cache may keep them.
+  if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  if (config.http.publicBaseUrl.startsWith('https://')) {
+    reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
+  }
+}

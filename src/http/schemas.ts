@@ -1,0 +1,89 @@
+import type { SocialAccount } from '../domain/account.js';
+import { ACCOUNT_STATUSES } from '../domain/account.js';
+import { OAUTH_EVENT_TYPES, type OAuthEvent } from '../domain/ledger.js';
+import { PROVIDER_NAMES } from '../domain/providerName.js';
+
+/**
+ * The API's shapes, snake_case like its requests. Response schemas double as a filter: Fastify
+ * serializes only the listed properties, so a token can never ride along in an account.
+ */
+const isoOrNull = { type: ['string', 'null'], format: 'date-time' } as const;
+
+export const providerSchema = { type: 'string', enum: [...PROVIDER_NAMES] } as const;
+export const ownerIdSchema = { type: 'string', minLength: 1, maxLength: 200 } as const;
+
+export const accountSchema = {
+  type: 'object',
+  required: ['id', 'owner_id', 'provider', 'external_account_id', 'status', 'scopes'],
+  properties: {
+    id: { type: 'string' },
+    owner_id: { type: 'string' },
+    provider: providerSchema,
+    external_account_id: { type: 'string' },
+    display_name: { type: ['string', 'null'] },
+    status: { type: 'string', enum: [...ACCOUNT_STATUSES] },
+    expires_at: { ...isoOrNull, description: 'When the access token expires.' },
+    refresh_token_expires_at: isoOrNull,
+    scopes: { type: 'array', items: { type: 'string' } },
+    has_refresh_token: { type: 'boolean' },
+    last_refresh_at: isoOrNull,
+    last_error: { type: ['string', 'null'] },
+    created_at: { type: 'string', format: 'date-time' },
+    updated_at: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export function toApiAccount(account: SocialAccount) {
+  return {
+    id: account.id,
+    owner_id: account.ownerId,
+    provider: account.provider,
+    external_account_id: account.externalAccountId,
+    display_name: account.displayName,
+    status: account.status,
+    expires_at: iso(account.expiresAt),
+    refresh_token_expires_at: iso(account.refreshTokenExpiresAt),
+    scopes: account.scopes,
+    has_refresh_token: account.refreshToken !== null,
+    last_refresh_at: iso(account.lastRefreshAt),
+    last_error: account.lastError,
+    created_at: new Date(account.createdAt).toISOString(),
+    updated_at: new Date(account.updatedAt).toISOString(),
+  };
+}
+
+export const eventSchema = {
+  type: 'object',
+  required: ['id', 'seq', 'account_id', 'type', 'created_at'],
+  properties: {
+    id: { type: 'string' },
+    seq: { type: 'integer' },
+    account_id: { type: 'string' },
+    type: { type: 'string', enum: [...OAUTH_EVENT_TYPES] },
+    reason: { type: ['string', 'null'] },
+    provider_error_code: { type: ['string', 'null'] },
+    detail: { type: ['object', 'null'], additionalProperties: true },
+    created_at: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+export function toApiEvent(event: OAuthEvent) {
+  return {
+    id: event.id,
+    seq: event.seq,
+    account_id: event.accountId,
+    type: event.type,
+    reason: event.reason,
+    provider_error_code: event.providerErrorCode,
+    detail: event.detail,
+    created_at: new Date(event.createdAt).toISOString(),
+  };
+}
+
+export const accountIdParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
+} as const;

@@ -1,0 +1,226 @@
+import type { SocialAccount } from '../domain/account.js';
+import type { Clock } from '../domain/clock.js';
+import { AccountNotFound, OAuthProviderError } from '../domain/errors.js';
+import type { NewOAuthEvent } from '../domain/ledger.js';
+import type { Logger } from '../domain/logger.js';
+import type { ProviderName } from '../domain/providerName.js';
+import type { Provider, ProviderProfile, ProviderTokens } from '../providers/provider.js';
+import type { AccountRepository } from '../store/accountRepository.js';
+import type { LedgerRepository } from '../store/ledgerRepository.js';
+import type { OAuthEventListener } from './tokenService.js';
+
+export interface AccountLifecycleDeps {
+  accounts: AccountRepository;
+  ledger: LedgerRepository;
+  providers: Partial<Record<ProviderName, Provider>>;
+  clock: Clock;
+  logger: Logger;
+}
+
+export type ConnectOutcome =
+  | { kind: 'connected' | 'reconnected'; account: SocialAccount; previousStatus: string | null }
+  /** The platform account is already connected for another owner: nothing was stored. */
+  | { kind: 'owned_by_another_owner' };
+
+export interface RevokeOutcome {
+  account: SocialAccount;
+  /** true: the platform revoked the grant; false: it could not (error); null: it has no endpoint. */
+  platformRevoked: boolean | null;
+}
+
+/** Why an account was revoked, as written in the ledger's `reason`. */
+export type RevokeReason =
+  | 'revoked_by_api'
+  | 'revoked_in_portal'
+  | 'platform_deauthorized'
+  | 'data_deletion_request';
+
+/**
+ * The account changes that are not token refreshes: connecting, revoking, deleting. Like the token
+ * service, each writes its ledger event after the change is committed and then tells listeners
+ * (outgoing notifications, metrics).
+ */
+export class AccountLifecycle {
+  private readonly listeners: OAuthEventListener[] = [];
+
+  constructor(private readonly deps: AccountLifecycleDeps) {}
+
+  onEvent(listener: OAuthEventListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const index = this.listeners.indexOf(listener);
+      if (index >= 0) this.listeners.splice(index, 1);
+    };
+  }
+
+  /**
+   * Stores a fresh grant. An account is one platform account (provider + external id): seen before
+   * for the same owner, it gets the new grant and becomes active again (a reconnect); seen for
+   * another owner, it is refused, so that nobody can take over someone else's connected account.
+   */
+  async connect(input: {
+    ownerId: string;
+    provider: ProviderName;
+    tokens: ProviderTokens;
+    profile: ProviderProfile;
+    connectedWithPkce: boolean;
+  }): Promise<ConnectOutcome> {
+    const now = this.deps.clock.now();
+    const grant = {
+      ownerId: input.ownerId,
+      displayName: input.profile.displayName,
+      accessToken: input.tokens.accessToken,
+      refreshToken: input.tokens.refreshToken,
+      expiresAt: input.tokens.expiresInSeconds === null ? null : now + input.tokens.expiresInSeconds * 1000,
+      refreshTokenExpiresAt:
+        input.tokens.refreshTokenExpiresInSeconds === null
+          ? null
+          : now + input.tokens.refreshTokenExpiresInSeconds * 1000,
+      scopes: input.tokens.scopes ?? [],
+      tokenIssuedAt: now,
+    };
+    const store = async (): Promise<ConnectOutcome> => {
+      const existing = await this.deps.accounts.findByExternalId(
+        input.provider,
+        input.profile.externalAccountId,
+      );
+      if (existing && existing.ownerId !== input.ownerId) return { kind: 'owned_by_another_owner' };
+      if (existing) {
+        const account = await this.deps.accounts.replaceGrant(existing.id, grant, now);
+        return { kind: 'reconnected', account, previousStatus: existing.status };
+      }
+      const account = await this.deps.accounts.insert(
+        { ...grant, provider: input.provider, externalAccountId: input.profile.externalAccountId },
+        now,
+      );
+      return { kind: 'connected', account, previousStatus: null };
+    };
+    let outcome: ConnectOutcome;
+    try {
+      outcome = await store();
+    } catch (error) {
+      // Two callbacks for the same new platform account raced, and the other one inserted first
+      // (unique provider + external id): this one is now a reconnect, or a refusal.
+      if (!(await this.deps.accounts.findByExternalId(input.provider, input.profile.externalAccountId)))
+        throw error;
+      outcome = await store();
+    }
+    if (outcome.kind === 'owned_by_another_owner') return outcome;
+    await this.announce(outcome.account, {
+      accountId: outcome.account.id,
+      type: outcome.kind,
+      reason: null,
+      detail: {
+        previousStatus: outcome.previousStatus,
+        hasRefreshToken: outcome.account.refreshToken !== null,
+        pkce: input.connectedWithPkce,
+        scopes: outcome.account.scopes,
+      },
+    });
+    return outcome;
+  }
+
+  /**
+   * Revokes at the platform where it has an endpoint, then marks the account revoked and deletes its
+   * tokens whatever the platform said: the owner asked us to stop holding them.
+   */
+  async revoke(accountId: string, reason: RevokeReason): Promise<RevokeOutcome> {
+    const account = await this.deps.accounts.findById(accountId);
+    if (!account) throw new AccountNotFound(accountId);
+    const attempt = await this.revokeAtPlatform(account);
+    const now = this.deps.clock.now();
+    await this.deps.accounts.setStatus(account.id, 'revoked', null, now);
+    const updated = (await this.deps.accounts.findById(account.id))!;
+    if (account.status !== 'revoked') {
+      await this.announce(updated, {
+        accountId: account.id,
+        type: 'revoked',
+        reason,
+        providerErrorCode: attempt.error?.providerErrorCode ?? null,
+        detail: { platformRevoked: attempt.revoked, previousStatus: account.status },
+      });
+    }
+    return { account: updated, platformRevoked: attempt.revoked };
+  }
+
+  /**
+   * The platform told us (deauthorize, data deletion, authorization.removed) that the user removed
+   * our app. Idempotent, because platforms retry and may deliver twice: an account already revoked
+   * gets no second event. Returns null when we hold no such account.
+   */
+  async revokedByPlatform(
+    provider: ProviderName,
+    externalAccountId: string,
+    reason: RevokeReason,
+    detail: Record<string, unknown>,
+  ): Promise<SocialAccount | null> {
+    const account = await this.deps.accounts.findByExternalId(provider, externalAccountId);
+    if (!account) return null;
+    if (account.status === 'revoked') return account;
+    await this.deps.accounts.setStatus(account.id, 'revoked', null, this.deps.clock.now());
+    const updated = (await this.deps.accounts.findById(account.id))!;
+    await this.announce(updated, {
+      accountId: account.id,
+      type: 'revoked',
+      reason,
+      detail: { ...detail, previousStatus: account.status },
+    });
+    return updated;
+  }
+
+  /** Revokes at the platform (best effort), then deletes the row; the ledger keeps its history. */
+  async delete(accountId: string): Promise<void> {
+    const account = await this.deps.accounts.findById(accountId);
+    if (!account) throw new AccountNotFound(accountId);
+    const attempt =
+      account.status === 'revoked' ? { revoked: null, error: null } : await this.revokeAtPlatform(account);
+    await this.deps.accounts.delete(account.id);
+    await this.announce(account, {
+      accountId: account.id,
+      type: 'deleted',
+      reason: null,
+      detail: { platformRevoked: attempt.revoked, previousStatus: account.status },
+    });
+  }
+
+  private async revokeAtPlatform(
+    account: SocialAccount,
+  ): Promise<{ revoked: boolean | null; error: OAuthProviderError | null }> {
+    const provider = this.deps.providers[account.provider];
+    if (!provider?.capabilities.hasRevocationEndpoint) return { revoked: null, error: null };
+    // Google revokes the whole grant from either token, TikTok from its access token. An expired
+    // access token may be refused, so the refresh token is the fallback.
+    const candidates = [account.accessToken, account.refreshToken].filter((t): t is string => t !== null);
+    let lastError: OAuthProviderError | null = null;
+    for (const token of candidates) {
+      try {
+        await provider.revokeToken(token);
+        return { revoked: true, error: null };
+      } catch (error) {
+        if (!(error instanceof OAuthProviderError)) throw error;
+        lastError = error;
+      }
+    }
+    if (lastError) {
+      this.deps.logger.warn(
+        { accountId: account.id, provider: account.provider, err: lastError.toJSON() },
+        'platform revocation failed; tokens are deleted anyway',
+      );
+    }
+    return { revoked: candidates.length === 0 ? null : false, error: lastError };
+  }
+
+  private async announce(account: SocialAccount, event: NewOAuthEvent): Promise<void> {
+    await this.deps.ledger.append(event, this.deps.clock.now());
+    for (const listener of this.listeners) {
+      try {
+        listener(event, account);
+      } catch (error) {
+        this.deps.logger.error(
+          { accountId: account.id, err: error instanceof Error ? error.message : String(error) },
+          'event listener failed',
+        );
+      }
+    }
+  }
+}
