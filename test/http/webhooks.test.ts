@@ -68,7 +68,7 @@ for (const factory of DATABASES) {
       for (const path of ['/webhooks/instagram/deauthorize', '/webhooks/instagram/data-deletion']) {
         const response = await fetch(`${service.baseUrl}${path}`, form({ signed_request: forged }));
         expect(response.status).toBe(401);
-        expect((await response.json()).error.code).toBe('invalid_signature');
+        expect(((await response.json()) as { error: { code: string } }).error.code).toBe('invalid_signature');
       }
       const garbage = await fetch(
         `${service.baseUrl}/webhooks/instagram/deauthorize`,
@@ -93,7 +93,7 @@ for (const factory of DATABASES) {
         form({ signed_request: signed }),
       );
       expect(response.status).toBe(200);
-      const body = await response.json();
+      const body = (await response.json()) as { url: string; confirmation_code: string };
       expect(body.confirmation_code).toMatch(/^[A-Za-z0-9_-]{8,}$/);
       expect(body.url).toBe(`${service.baseUrl}/webhooks/instagram/data-deletion/${body.confirmation_code}`);
       expect((await fetch(body.url)).status).toBe(200);
