@@ -15,6 +15,8 @@ interface WorkerReport {
   failures: number;
   failureReasons: Record<string, number>;
   tokens: Record<string, string>;
+  retried: Record<string, number>;
+  pid: number;
 }
 
 function startWorker(env: NodeJS.ProcessEnv): { child: ChildProcess; report: Promise<WorkerReport> } {
@@ -80,7 +82,10 @@ for (const factory of DATABASES) {
       }
 
       const env = {
-        ...testEnv(database, simulatorEnv(simulator)),
+        // A timed-out TikTok refresh that the platform did process leaves a spent token behind
+        // (a real hazard, counted in the ledger); under two loaded cores a short timeout would
+        // cause exactly that, and this test is about the lease, so give requests ample time.
+        ...testEnv(database, { ...simulatorEnv(simulator), PROVIDER_TIMEOUT_MS: '30000' }),
         ACCOUNT_IDS: JSON.stringify(ids),
         CALLERS: String(CALLERS_PER_PROCESS),
       };
@@ -90,6 +95,22 @@ for (const factory of DATABASES) {
       for (const worker of workers) worker.child.stdin!.end('go\n');
       const reports = await Promise.all(workers.map((w) => w.report));
 
+      const doubled = ids
+        .map((_, i) => `race-${i}`)
+        .filter((ext) => simulator.refreshCalls('tiktok', ext) !== 1);
+      if (doubled.length > 0) {
+        console.error(
+          'accounts refreshed more than once:',
+          doubled,
+          JSON.stringify(
+            simulator.refreshLog('tiktok').filter((e) => doubled.includes(e.externalAccountId ?? '')),
+          ),
+        );
+        console.error(
+          'retries per process:',
+          reports.map((r) => ({ pid: r.pid, retried: r.retried, failureReasons: r.failureReasons })),
+        );
+      }
       expect(simulator.totalRefreshCalls('tiktok')).toBe(ACCOUNTS);
       for (let i = 0; i < ACCOUNTS; i++) expect(simulator.refreshCalls('tiktok', `race-${i}`)).toBe(1);
       expect(reports.reduce((sum, r) => sum + r.refreshedHere, 0)).toBe(ACCOUNTS);

@@ -24,6 +24,7 @@ import {
 import type { Provider, ProviderTokens } from '../providers/provider.js';
 import type { AccountRepository } from '../store/accountRepository.js';
 import type { LedgerRepository } from '../store/ledgerRepository.js';
+import type { OutboundGate } from './outboundGate.js';
 
 export interface EnsureResult {
   account: SocialAccount;
@@ -52,6 +53,17 @@ export interface TokenServiceDeps {
   random?: () => number;
   /** Names this process in refresh leases. */
   instanceId?: string;
+  /** Per-platform concurrency and rate limits on calls to the platform (none when absent). */
+  outbound?: OutboundGate;
+}
+
+export interface RefreshOptions {
+  /**
+   * Refresh only if the account is still at this version: the background refresher claimed it at
+   * that version, and a newer one means someone refreshed (or reconnected) it since. `result` is
+   * then null, and the platform is not called.
+   */
+  expectedVersion?: number;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -111,9 +123,12 @@ export class TokenService {
   }
 
   /** Refreshes now, whatever the expiry (the seed's refreshOAuthToken; CLI `refresh`). */
-  async refreshOAuthToken(accountId: string): Promise<EnsureResult> {
+  async refreshOAuthToken(accountId: string, options: RefreshOptions = {}): Promise<EnsureResult> {
     const account = await this.requireAccount(accountId);
     if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
+    if (options.expectedVersion !== undefined && account.version !== options.expectedVersion) {
+      return { account, result: null };
+    }
     return this.singleFlight(accountId, () => this.refreshUnderLease(account, { onlyIfStale: null }));
   }
 
@@ -153,7 +168,7 @@ export class TokenService {
     const deadline = clock.now() + settings.waitTimeoutMs;
     let pollMs = 20;
     for (;;) {
-      if (await accounts.tryAcquireRefreshLease(seen.id, this.instanceId, clock.now(), leaseMs)) {
+      if (await this.tryAcquireLease(seen.id, leaseMs)) {
         try {
           const current = await this.requireAccount(seen.id);
           if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
@@ -197,6 +212,18 @@ export class TokenService {
     }
   }
 
+  /**
+   * Looks before it writes: an UPDATE takes SQLite's single write lock even when it matches no
+   * row, and better-sqlite3 waits for that lock synchronously, stalling this process's event loop
+   * (and its in-flight HTTP responses). A cheap read skips the write while a live lease is held.
+   */
+  private async tryAcquireLease(accountId: string, leaseMs: number): Promise<boolean> {
+    const now = this.deps.clock.now();
+    const state = await this.deps.accounts.readVersion(accountId);
+    if (state && state.leaseUntil !== null && state.leaseUntil > now) return false;
+    return this.deps.accounts.tryAcquireRefreshLease(accountId, this.instanceId, now, leaseMs);
+  }
+
   private async performRefresh(account: SocialAccount): Promise<EnsureResult> {
     const { clock, settings } = this.deps;
     const provider = this.deps.providers[account.provider];
@@ -230,29 +257,53 @@ export class TokenService {
     }
 
     let lastError: OAuthProviderError | null = null;
+    // A request that got no answer may still have been processed: with rotating refresh tokens
+    // (TikTok) the retry then sends a spent token and gets invalid_grant. That loss cannot be
+    // undone, but it is recorded as such in the ledger so that it can be counted.
+    let unansweredAttempts = 0;
     for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
+      // Waiting for the platform's rate limit comes first, so that the lease is renewed after it.
+      const release = this.deps.outbound ? await this.deps.outbound.acquire(account.provider) : null;
       // Renewing right before the call means a refresher whose lease lapsed (a long stall) stops
       // here instead of spending a refresh token that another process may be spending too.
-      const renewed = await this.deps.accounts.tryRenewRefreshLease(
-        account.id,
-        this.instanceId,
-        clock.now(),
-        settings.leaseSeconds * 1000,
-      );
-      if (!renewed)
-        return { account, result: this.failure(account, 'refresh_in_progress', null, attempt - 1) };
+      let renewed: boolean;
       try {
-        const tokens = await provider.refreshAccessToken({
-          accessToken: account.accessToken,
-          refreshToken: account.refreshToken,
-        });
+        renewed = await this.deps.accounts.tryRenewRefreshLease(
+          account.id,
+          this.instanceId,
+          clock.now(),
+          settings.leaseSeconds * 1000,
+        );
+      } catch (error) {
+        release?.();
+        throw error;
+      }
+      if (!renewed) {
+        release?.();
+        return { account, result: this.failure(account, 'refresh_in_progress', null, attempt - 1) };
+      }
+      try {
+        let tokens: ProviderTokens;
+        try {
+          tokens = await provider.refreshAccessToken({
+            accessToken: account.accessToken,
+            refreshToken: account.refreshToken,
+          });
+        } finally {
+          release?.();
+        }
         return await this.commitRefresh(account, tokens, attempt);
       } catch (error) {
         if (!(error instanceof OAuthProviderError)) throw error;
         lastError = error;
         if (error instanceof ReauthorizationRequired) {
-          return this.markNeedsReauth(account, 'needs_reauth', error.providerErrorCode, attempt, error);
+          const possiblyLostInFlight = capabilities.rotatesRefreshToken && unansweredAttempts > 0;
+          return this.markNeedsReauth(account, 'needs_reauth', error.providerErrorCode, attempt, error, {
+            possiblyLostInFlight,
+          });
         }
+        if (error.providerErrorCode === 'timeout' || error.providerErrorCode === 'network_error')
+          unansweredAttempts++;
         if (error instanceof ProviderConfigError) {
           return this.recordFailure(account, 'provider_config_error', error, attempt, error.message);
         }
@@ -337,6 +388,7 @@ export class TokenService {
     providerErrorCode: string | null,
     attempts: number,
     error?: OAuthProviderError,
+    extraDetail: Record<string, unknown> = {},
   ): Promise<EnsureResult> {
     const now = this.deps.clock.now();
     const message = error
@@ -349,7 +401,9 @@ export class TokenService {
       type: 'needs_reauth',
       reason,
       providerErrorCode,
-      detail: error ? { httpStatus: error.httpStatus, attempts } : { attempts },
+      detail: error
+        ? { httpStatus: error.httpStatus, attempts, ...extraDetail }
+        : { attempts, ...extraDetail },
     });
     this.deps.logger.warn(
       { accountId: account.id, provider: account.provider, reason, providerErrorCode },

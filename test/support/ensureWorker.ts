@@ -24,6 +24,8 @@ const refreshedHere = new Set<string>();
 let failures = 0;
 const failureReasons: Record<string, number> = {};
 const tokens: Record<string, string> = {};
+/** Refreshes that needed more than one call: a retry after a timeout can resend a spent token. */
+const retried: Record<string, number> = {};
 // Start together: the parent releases every child at the same moment.
 await new Promise((resolve) => process.stdin.once('data', resolve));
 await Promise.all(
@@ -35,11 +37,12 @@ await Promise.all(
         failureReasons[result.reason ?? 'unknown'] = (failureReasons[result.reason ?? 'unknown'] ?? 0) + 1;
       }
       if (result?.success && result.attempts > 0) refreshedHere.add(id);
+      if (result && result.attempts > 1) retried[id] = result.attempts;
       tokens[id] = account.accessToken ?? '';
     }
   }),
 );
 await app.close();
 process.stdout.write(
-  `${JSON.stringify({ refreshedHere: refreshedHere.size, failures, failureReasons, tokens })}\n`,
+  `${JSON.stringify({ refreshedHere: refreshedHere.size, failures, failureReasons, tokens, retried, pid: process.pid })}\n`,
 );
