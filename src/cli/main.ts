@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
 import { registerAccounts } from './commands/accounts.js';
+import { registerApiKeys } from './commands/apiKeys.js';
 import { registerKeys } from './commands/keys.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerSandbox } from './commands/sandbox.js';
+import { registerServe } from './commands/serve.js';
 import { registerStart } from './commands/start.js';
 import { registerToken } from './commands/token.js';
 import { EXIT, reportError } from './context.js';
@@ -21,6 +23,8 @@ export function buildProgram(): Command {
   registerToken(program);
   registerKeys(program);
   registerSandbox(program);
+  registerServe(program);
+  registerApiKeys(program);
   const override = (command: Command): void => {
     command.exitOverride();
     command.commands.forEach(override);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../config.js';
+import { type AppConfig, loadConfig } from '../../config.js';
 import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
+import { startHttpService } from '../../http/server.js';
 import { importAccounts } from '../../service/accountImport.js';
 import { createLogger } from '../../service/logging.js';
 import { SocialOAuth } from '../../service/socialOAuth.js';
@@ -14,17 +15,27 @@ const SANDBOX_CLIENTS: Record<ProviderName, { clientId: string; clientSecret: st
   youtube: { clientId: 'sandbox-google-client', clientSecret: 'sandbox-google-secret' },
 };
 
+const SAMPLE_OWNER = 'sample-owner';
+
+type Simulator = Awaited<ReturnType<typeof startProviderSimulator>>;
+
+/**
+ * The README's start command: migrate, run the HTTP service on the embedded default, hand out a
+ * first API key, and keep tokens valid. Without platform credentials it runs the provider simulator
+ * beside the service (SANDBOX MODE) so a newcomer can click through connect, refresh and revoke.
+ */
 export function registerStart(program: Command): void {
   program
     .command('start')
     .description(
-      'the quick-start demo: migrate, import sample accounts against the simulator, keep their tokens valid',
+      'the quick start: migrate, run the HTTP service on HOST:PORT, print a first API key; ' +
+        'without platform credentials, a sandbox with the provider simulator',
     )
-    .option('--interval <seconds>', 'seconds between checks', '10')
+    .option('--interval <seconds>', 'seconds between background token checks', '10')
     .action(async (options: { interval: string }) => {
       const intervalMs = Math.max(1, Number(options.interval) || 10) * 1000;
       const config = loadConfig();
-      const logger = createLogger({ level: config.logLevel });
+      const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
       const sandbox = Object.keys(config.providers).length === 0;
       // Short lifetimes so that refreshes happen while you watch.
       const simulator = sandbox
@@ -34,43 +45,99 @@ export function registerStart(program: Command): void {
             lifetimes: { tiktokAccessSeconds: 120, googleAccessSeconds: 90 },
           })
         : null;
-      if (simulator) {
-        for (const name of PROVIDER_NAMES) {
-          config.providers[name] = {
-            ...SANDBOX_CLIENTS[name],
-            redirectUri: null,
-            baseUrl: simulator.baseUrlFor(name),
-          };
-        }
-        config.refresh.thresholdSeconds = 30;
-        console.log('='.repeat(72));
-        console.log(` SANDBOX MODE: no platform credentials configured.`);
-        console.log(` Talking to the provider simulator at ${simulator.url}, not to real platforms.`);
-        console.log('='.repeat(72));
-      }
-      const app = await SocialOAuth.open({ config, logger });
-      if (app.generatedKeyFile)
-        console.log(`Generated a token encryption key at ${app.generatedKeyFile} (mode 0600).`);
-      console.log(`Database: ${app.database.description}`);
+      if (simulator) useSimulator(config, simulator);
+
+      const oauth = await SocialOAuth.open({ config, logger });
+      let service: Awaited<ReturnType<typeof startHttpService>> | null = null;
       try {
-        if (simulator) await prepareSandboxAccounts(app, simulator);
+        if (oauth.generatedKeyFile) {
+          console.log(
+            `Generated a token encryption key at ${oauth.generatedKeyFile} (mode 0600). Back it up.`,
+          );
+        }
+        console.log(`Database: ${oauth.database.description}`);
+        if (simulator) await prepareSandboxAccounts(oauth, simulator);
+
+        service = await startHttpService({ oauth, config, logger });
+        const firstKey = await createFirstApiKey(service.app, config);
+        printWelcome(config, service.url, firstKey, sandbox);
+        if (sandbox) {
+          const portal = await service.app.socialOAuth.portal.create(SAMPLE_OWNER);
+          console.log(
+            `Status page for "${SAMPLE_OWNER}" (valid ${Math.round(config.http.portalSessionTtlSeconds / 60)} min):`,
+          );
+          console.log(`  ${config.http.publicBaseUrl}/portal/s/${portal.token}`);
+          console.log('');
+        }
+
         const stop = waitForSignal();
         let stopped = false;
         void stop.then(() => {
           stopped = true;
         });
         while (!stopped) {
-          await checkAll(app);
+          await checkAll(oauth);
           await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, intervalMs))]);
         }
+        console.log('Shutting down…');
       } finally {
-        await app.close();
+        await service?.stop();
+        await oauth.close();
         await simulator?.close();
       }
     });
 }
 
-type Simulator = Awaited<ReturnType<typeof startProviderSimulator>>;
+function useSimulator(config: AppConfig, simulator: Simulator): void {
+  for (const name of PROVIDER_NAMES) {
+    config.providers[name] = {
+      ...SANDBOX_CLIENTS[name],
+      redirectUri: `${config.http.publicBaseUrl}/oauth/${name}/callback`,
+      baseUrl: simulator.baseUrlFor(name),
+    };
+  }
+  config.refresh.thresholdSeconds = 30;
+  const bar = '='.repeat(76);
+  console.log(bar);
+  console.log(' SANDBOX MODE: no platform credentials are configured.');
+  console.log(` Instagram, TikTok and YouTube are SIMULATED at ${simulator.url}.`);
+  console.log(' Nothing here talks to the real platforms. Set <PLATFORM>_CLIENT_ID/_SECRET to leave.');
+  console.log(bar);
+}
+
+/** On the embedded default, the first start creates an API key and shows it once. */
+async function createFirstApiKey(
+  app: Awaited<ReturnType<typeof startHttpService>>['app'],
+  config: AppConfig,
+): Promise<string | null> {
+  if (config.databaseUrl !== null) return null;
+  const keys = app.socialOAuth.apiKeys;
+  if ((await keys.count()) > 0) return null;
+  return (await keys.create('first key (created by start)')).key;
+}
+
+function printWelcome(config: AppConfig, url: string, firstKey: string | null, sandbox: boolean): void {
+  console.log('');
+  console.log(`social-oauth is listening on ${url} (public URL ${config.http.publicBaseUrl})`);
+  if (firstKey) {
+    console.log('');
+    console.log('Your first API key (shown only this once; store it now):');
+    console.log(`  ${firstKey}`);
+    console.log('More keys: social-oauth api-keys create --name <what for>');
+  }
+  console.log('');
+  const key = firstKey ?? '<api key>';
+  console.log('Try it:');
+  console.log(`  curl -s ${config.http.publicBaseUrl}/health`);
+  console.log(`  curl -s -H "Authorization: Bearer ${key}" ${config.http.publicBaseUrl}/v1/accounts`);
+  console.log(
+    `  curl -s -H "Authorization: Bearer ${key}" -H "content-type: application/json" ` +
+      `-d '{"provider":"tiktok","owner_id":"${SAMPLE_OWNER}"}' ${config.http.publicBaseUrl}/v1/connect-sessions`,
+  );
+  if (sandbox)
+    console.log('  (the simulator consents at once; add sim_deny=1 to the authorize URL to refuse)');
+  console.log('');
+}
 
 /**
  * The simulator forgets everything when it stops. Sample accounts are imported on the first run;
@@ -88,7 +155,7 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
         issuedAt: now - 59 * 24 * 3600_000,
       });
       return JSON.stringify({
-        owner_id: 'sample-owner',
+        owner_id: SAMPLE_OWNER,
         provider,
         external_account_id: seeded.externalAccountId,
         display_name: seeded.displayName,
@@ -101,7 +168,7 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
       });
     });
     const outcome = await importAccounts(app.accounts, lines.join('\n'), app.clock);
-    console.log(`Imported ${outcome.imported} sample accounts (owner "sample-owner").`);
+    console.log(`Imported ${outcome.imported} sample accounts (owner "${SAMPLE_OWNER}").`);
     return;
   }
   for (const summary of existing) {
@@ -109,6 +176,7 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
     if (!account || account.status !== 'active' || !account.accessToken) continue;
     simulator.seedAccount(account.provider, {
       externalAccountId: account.externalAccountId,
+      displayName: account.displayName ?? undefined,
       accessToken: account.accessToken,
       refreshToken: account.refreshToken ?? undefined,
       accessExpiresAt: account.expiresAt ?? undefined,
@@ -118,19 +186,20 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
   }
 }
 
+/** The background check: prints only what changed, so the service's own output stays readable. */
 async function checkAll(app: SocialOAuth): Promise<void> {
   const accounts = await app.accounts.list({ limit: 1000 });
   for (const summary of accounts) {
     if (summary.status !== 'active') continue;
     const { account, result } = await app.tokens.ensureValidAccessToken(summary.id);
+    if (result === null) continue;
     const left =
       account.expiresAt === null
         ? 'no expiry'
         : `${Math.round((account.expiresAt - app.clock.now()) / 1000)}s left`;
-    const what =
-      result === null ? 'valid' : result.success ? 'REFRESHED' : `refresh failed: ${result.reason}`;
+    const what = result.success ? 'REFRESHED' : `refresh failed: ${result.reason}`;
     console.log(
-      `${new Date(app.clock.now()).toISOString()}  ${account.provider.padEnd(9)} ${account.externalAccountId.padEnd(18)} ${account.status.padEnd(12)} ${what} (${left})`,
+      `${new Date(app.clock.now()).toISOString()}  ${account.provider.padEnd(9)} ${(account.displayName ?? account.externalAccountId).padEnd(24)} ${account.status.padEnd(12)} ${what} (${left})`,
     );
   }
 }
