@@ -214,7 +214,7 @@ for (const factory of DATABASES) {
       );
       expect((await cli(['migrate', 'up'], env)).code).toBe(0);
       expect(await listAccounts()).toEqual([]);
-    });
+    }, 120_000);
   });
 }
 
