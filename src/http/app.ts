@@ -144,8 +144,9 @@ function checkDeploymentSettings(config: AppConfig): void {
 
 function setSecurityHeaders(reply: FastifyReply, config: AppConfig): void {
   reply.header('x-content-type-options', 'nosniff');
-  // Our URLs carry states, codes and portal tokens: never leak them to the next site.
-  reply.header('referrer-policy', 'no-referrer');
+  // Our URLs carry states, codes and portal tokens: never leak them to the next site. (Pages relax
+  // this to same-origin, whose URLs carry no secret, so that their forms send an Origin header.)
+  if (!reply.hasHeader('referrer-policy')) reply.header('referrer-policy', 'no-referrer');
   reply.header('x-frame-options', 'DENY');
   reply.header('cross-origin-opener-policy', 'same-origin');
   reply.header('cross-origin-resource-policy', 'same-origin');

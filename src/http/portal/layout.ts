@@ -17,7 +17,7 @@ export function renderPage(title: string, body: Html): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${title}</title>
 <link rel="stylesheet" href="${STYLESHEET_PATH}">
 </head>
@@ -31,11 +31,15 @@ ${body}
 }
 
 export function sendPage(reply: FastifyReply, status: number, title: string, body: Html): FastifyReply {
-  return reply
-    .status(status)
-    .header('content-security-policy', PAGE_CSP)
-    .type('text/html; charset=utf-8')
-    .send(renderPage(title, body));
+  return (
+    reply
+      .status(status)
+      .header('content-security-policy', PAGE_CSP)
+      // With no-referrer, browsers send `Origin: null` on form posts and the origin check fails.
+      .header('referrer-policy', 'same-origin')
+      .type('text/html; charset=utf-8')
+      .send(renderPage(title, body))
+  );
 }
 
 /** A page that says what went wrong and what to do next, for people who followed a link. */
