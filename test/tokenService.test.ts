@@ -205,6 +205,22 @@ for (const factory of DATABASES) {
       expect(result).toMatchObject({ success: true, attempts: 2 });
     });
 
+    it('records a TikTok refresh whose answer was lost after the platform rotated the token as possibly lost in flight', async () => {
+      const account = await connectedAccount('tiktok', { accessExpiresInMs: -1 });
+      simulator.faults.set('tiktok', { dropAnswerNext: 1, hangMs: 5000 });
+      const { account: after, result } = await ensureValidAccessToken(app, account.id);
+      // The retry sends the refresh token the platform already spent: nothing can bring it back,
+      // but the account is flagged, not retried forever, and the ledger says why.
+      expect(result).toMatchObject({
+        success: false,
+        reason: 'needs_reauth',
+        providerErrorCode: 'invalid_grant',
+      });
+      expect(after.status).toBe('needs_reauth');
+      const event = (await app.ledger.list({ accountId: account.id, type: 'needs_reauth' })).events[0];
+      expect(event?.detail).toMatchObject({ possiblyLostInFlight: true });
+    });
+
     it('reports wrong client credentials as provider_config_error without flagging the account', async () => {
       const account = await connectedAccount('tiktok', { accessExpiresInMs: -1 });
       const misconfigured = await openTestApp(database, {

@@ -15,6 +15,12 @@ export interface FaultPlan {
   /** The next n matching requests get no answer for `hangMs`; then the socket is dropped. */
   hangNext?: number;
   hangMs?: number;
+  /**
+   * The next n matching requests are processed by the platform (a refresh rotates the token) but
+   * the answer never arrives: the socket hangs for `hangMs`, then drops. The worst case for
+   * rotating refresh tokens, which no client can recover from.
+   */
+  dropAnswerNext?: number;
   /** The next n matching requests answer 429 (or the platform's throttling error) with Retry-After. */
   rateLimitNext?: number;
   retryAfterSeconds?: number;
@@ -31,6 +37,7 @@ export type FaultAction =
   | { kind: 'none' }
   | { kind: 'fail'; status: number }
   | { kind: 'hang'; ms: number }
+  | { kind: 'dropAnswer'; ms: number }
   | { kind: 'rateLimit'; retryAfterSeconds: number | null };
 
 const DEFAULT_ROUTES: readonly RouteKind[] = ['token', 'refresh', 'revoke', 'profile'];
@@ -65,6 +72,10 @@ export class FaultInjector {
     if ((plan.hangNext ?? 0) > 0) {
       plan.hangNext = (plan.hangNext ?? 0) - 1;
       return { kind: 'hang', ms: hangMs };
+    }
+    if ((plan.dropAnswerNext ?? 0) > 0) {
+      plan.dropAnswerNext = (plan.dropAnswerNext ?? 0) - 1;
+      return { kind: 'dropAnswer', ms: hangMs };
     }
     if ((plan.failNext ?? 0) > 0) {
       plan.failNext = (plan.failNext ?? 0) - 1;

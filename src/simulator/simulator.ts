@@ -134,6 +134,8 @@ export async function startProviderSimulator(
           : fault.kind === 'hang'
             ? null
             : routes.handle(request, { state, settings });
+    // dropAnswer: the platform did the work above; the answer is lost on the way back.
+    const answer = fault.kind === 'dropAnswer' ? null : response;
     if (kind === 'refresh') {
       state.recordRefresh({
         provider,
@@ -144,7 +146,7 @@ export async function startProviderSimulator(
         error: response?.kind === 'json' ? platformErrorCode(response.body) : null,
       });
     }
-    if (response !== null) return writeResponse(outgoing, response);
+    if (answer !== null) return writeResponse(outgoing, answer);
     // Hang: hold the socket without a byte of answer, then drop it, as a stuck load balancer does.
     const timer = setTimeout(
       () => {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { Selectable } from 'kysely';
 import type { NewOAuthEvent, OAuthEvent, OAuthEventType } from '../domain/ledger.js';
 import type { StoreDatabase } from './database.js';
+import type { OAuthEventsTable } from './schema.js';
 
 export interface LedgerPage {
   events: OAuthEvent[];
@@ -45,18 +47,21 @@ export class LedgerRepository {
     const rows = await query.execute();
     const page = rows.slice(0, limit);
     return {
-      events: page.map((row) => ({
-        id: row.id,
-        accountId: row.account_id,
-        type: row.type as OAuthEventType,
-        reason: row.reason,
-        providerErrorCode: row.provider_error_code,
-        detail: row.detail ? (JSON.parse(row.detail) as Record<string, unknown>) : null,
-        createdAt: Number(row.created_at),
-        seq: Number(row.seq),
-      })),
+      events: page.map(toEvent),
       nextCursor: rows.length > limit ? Number(page.at(-1)!.seq) : null,
     };
+  }
+
+  /** The account's most recent event, or null. */
+  async latest(accountId: string): Promise<OAuthEvent | null> {
+    const row = await this.store.db
+      .selectFrom('oauth_events')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? toEvent(row) : null;
   }
 
   async count(filter: { accountId?: string; type?: OAuthEventType } = {}): Promise<number> {
@@ -68,4 +73,17 @@ export class LedgerRepository {
     const row = await query.executeTakeFirstOrThrow();
     return Number(row.n);
   }
+}
+
+function toEvent(row: Selectable<OAuthEventsTable>): OAuthEvent {
+  return {
+    id: row.id,
+    accountId: row.account_id,
+    type: row.type as OAuthEventType,
+    reason: row.reason,
+    providerErrorCode: row.provider_error_code,
+    detail: row.detail ? (JSON.parse(row.detail) as Record<string, unknown>) : null,
+    createdAt: Number(row.created_at),
+    seq: Number(row.seq),
+  };
 }
