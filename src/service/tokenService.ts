@@ -68,6 +68,9 @@ export interface RefreshOptions {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Provider error codes for a request that may have reached the platform but got no answer. */
+const UNANSWERED_CODES = new Set(['timeout', 'network_error']);
+
 /** How many times a commit of freshly issued tokens is retried before giving up (DB hiccup). */
 const SAVE_ATTEMPTS = 5;
 
@@ -297,13 +300,14 @@ export class TokenService {
         if (!(error instanceof OAuthProviderError)) throw error;
         lastError = error;
         if (error instanceof ReauthorizationRequired) {
-          const possiblyLostInFlight = capabilities.rotatesRefreshToken && unansweredAttempts > 0;
+          const possiblyLostInFlight =
+            capabilities.rotatesRefreshToken &&
+            (unansweredAttempts > 0 || (attempt === 1 && (await this.lastRefreshWentUnanswered(account.id))));
           return this.markNeedsReauth(account, 'needs_reauth', error.providerErrorCode, attempt, error, {
             possiblyLostInFlight,
           });
         }
-        if (error.providerErrorCode === 'timeout' || error.providerErrorCode === 'network_error')
-          unansweredAttempts++;
+        if (UNANSWERED_CODES.has(error.providerErrorCode ?? '')) unansweredAttempts++;
         if (error instanceof ProviderConfigError) {
           return this.recordFailure(account, 'provider_config_error', error, attempt, error.message);
         }
@@ -326,6 +330,12 @@ export class TokenService {
     }
     const reason: RefreshFailureReason = lastError instanceof RateLimited ? 'rate_limited' : 'provider_error';
     return this.recordFailure(account, reason, lastError, settings.maxAttempts, lastError?.message ?? reason);
+  }
+
+  /** Whether the account's last refresh ended without an answer (so the platform may have rotated). */
+  private async lastRefreshWentUnanswered(accountId: string): Promise<boolean> {
+    const last = await this.deps.ledger.latest(accountId);
+    return last?.type === 'refresh_failed' && UNANSWERED_CODES.has(last.providerErrorCode ?? '');
   }
 
   private async commitRefresh(
