@@ -56,6 +56,33 @@ export interface AppConfig {
   logLevel: string;
   /** The HTTP service (issue 3): links it hands out, who it notifies, its limits. */
   http: HttpSettings;
+  /** The background refresher (issue 4). */
+  refresher: RefresherSettings;
+}
+
+/** The background refresher and the limits on calls to the platforms (issue 4). */
+export interface RefresherSettings {
+  /** Whether `serve` runs the refresher in its process (REFRESHER_ENABLED); `worker` always does. */
+  enabled: boolean;
+  /** Accounts refreshed at the same time by one worker process. */
+  concurrency: number;
+  /** Accounts claimed per query. */
+  batchSize: number;
+  /** How often an idle worker looks for due accounts. */
+  intervalMs: number;
+  /** How long a claimed account stays hidden from other workers (a dead worker's claims lapse). */
+  claimSeconds: number;
+  /** The keep-alive policy (see docs/REFRESH-POLICY.md). */
+  keepAlive: {
+    marginSeconds: number;
+    marginFraction: number;
+    jitterSeconds: number;
+    unknownLifetimeIntervalSeconds: number;
+    retryBaseSeconds: number;
+    retryMaxSeconds: number;
+  };
+  /** Per platform and per process: requests per second (0 = none) and calls in flight (0 = none). */
+  outbound: Record<ProviderName, { ratePerSecond: number; maxConcurrent: number }>;
 }
 
 export interface HttpSettings {
@@ -173,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     port: n.PORT,
     logLevel: optionalString(env, 'LOG_LEVEL') ?? 'info',
     http: loadHttpSettings(env, host, n),
+    refresher: loadRefresherSettings(env),
   };
 }
 
@@ -220,3 +248,54 @@ function loadHttpSettings(
 }
 
 export const PROVIDER_ENV_NAMES = PROVIDER_ENV;
+
+function loadRefresherSettings(env: NodeJS.ProcessEnv): RefresherSettings {
+  const rateNames = Object.fromEntries(
+    PROVIDER_NAMES.map((name) => [
+      `${name.toUpperCase()}_RATE_LIMIT_RPS`,
+      integer(`${name.toUpperCase()}_RATE_LIMIT_RPS`, 50),
+    ]),
+  );
+  const parsed = z
+    .object({
+      WORKER_CONCURRENCY: integer('WORKER_CONCURRENCY', 16, 1),
+      REFRESHER_BATCH_SIZE: integer('REFRESHER_BATCH_SIZE', 100, 1),
+      REFRESHER_INTERVAL_SECONDS: integer('REFRESHER_INTERVAL_SECONDS', 60, 1),
+      REFRESHER_CLAIM_SECONDS: integer('REFRESHER_CLAIM_SECONDS', 300, 1),
+      OUTBOUND_CONCURRENCY: integer('OUTBOUND_CONCURRENCY', 100),
+      KEEPALIVE_MARGIN_SECONDS: integer('KEEPALIVE_MARGIN_SECONDS', 3 * 86_400),
+      KEEPALIVE_JITTER_SECONDS: integer('KEEPALIVE_JITTER_SECONDS', 6 * 3_600),
+      KEEPALIVE_RETRY_MAX_SECONDS: integer('KEEPALIVE_RETRY_MAX_SECONDS', 6 * 3_600, 1),
+      ...rateNames,
+    })
+    .safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigurationError(parsed.error.issues.map((issue) => issue.message).join('; '));
+  }
+  const n = parsed.data as Record<string, number>;
+  const enabled = (optionalString(env, 'REFRESHER_ENABLED') ?? 'true').toLowerCase();
+  if (!['true', 'false', '1', '0', 'yes', 'no'].includes(enabled)) {
+    throw new ConfigurationError(`REFRESHER_ENABLED must be true or false, got "${enabled}".`);
+  }
+  return {
+    enabled: ['true', '1', 'yes'].includes(enabled),
+    concurrency: n.WORKER_CONCURRENCY!,
+    batchSize: n.REFRESHER_BATCH_SIZE!,
+    intervalMs: n.REFRESHER_INTERVAL_SECONDS! * 1000,
+    claimSeconds: n.REFRESHER_CLAIM_SECONDS!,
+    keepAlive: {
+      marginSeconds: n.KEEPALIVE_MARGIN_SECONDS!,
+      marginFraction: 0.1,
+      jitterSeconds: n.KEEPALIVE_JITTER_SECONDS!,
+      unknownLifetimeIntervalSeconds: 30 * 86_400,
+      retryBaseSeconds: 60,
+      retryMaxSeconds: n.KEEPALIVE_RETRY_MAX_SECONDS!,
+    },
+    outbound: Object.fromEntries(
+      PROVIDER_NAMES.map((name) => [
+        name,
+        { ratePerSecond: n[`${name.toUpperCase()}_RATE_LIMIT_RPS`]!, maxConcurrent: n.OUTBOUND_CONCURRENCY! },
+      ]),
+    ) as RefresherSettings['outbound'],
+  };
+}

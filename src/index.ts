@@ -28,6 +28,12 @@ export type { NewOAuthEvent, OAuthEvent, OAuthEventType } from './domain/ledger.
 export type { Logger } from './domain/logger.js';
 export { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
 export {
+  type KeepAlivePolicySettings,
+  keepAliveRefreshAt,
+  pointOfNoReturn,
+  warmUpPlan,
+} from './domain/refreshPolicy.js';
+export {
   DEFAULT_REFRESH_THRESHOLD_SECONDS,
   isTokenExpiredOrClose,
   needsAccessTokenRefresh,
@@ -36,8 +42,10 @@ export {
   type RefreshFailureReason,
 } from './domain/token.js';
 export type { Provider, ProviderCapabilities, ProviderTokens } from './providers/provider.js';
+export { type KeepAliveOutcome, type PassSummary, Refresher } from './service/refresher.js';
 export { SocialOAuth, type SocialOAuthOptions } from './service/socialOAuth.js';
 export type { EnsureOptions, EnsureResult, OAuthEventListener } from './service/tokenService.js';
+export { type WarmUpResult, warmAccessToken } from './service/warmUp.js';
 
 /** The seed's get_account_oauth_info: the account's tokens and expiry, or null without tokens. */
 export function getAccountOAuthInfo(oauth: SocialOAuth, accountId: string): Promise<OAuthTokenInfo | null> {

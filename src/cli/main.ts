@@ -8,6 +8,7 @@ import { registerSandbox } from './commands/sandbox.js';
 import { registerServe } from './commands/serve.js';
 import { registerStart } from './commands/start.js';
 import { registerToken } from './commands/token.js';
+import { registerWorker } from './commands/worker.js';
 import { EXIT, reportError } from './context.js';
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerAccounts(program);
   registerToken(program);
+  registerWorker(program);
   registerKeys(program);
   registerSandbox(program);
   registerServe(program);

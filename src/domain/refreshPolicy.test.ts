@@ -200,7 +200,7 @@ describe('warm-up for a scheduled post', () => {
     const token = { accessToken: 'a', expiresAt: NOW + HOUR, tokenIssuedAt: NOW - HOUR };
     expect(warmUpPlan(token, { ...input, at: NOW + DAY })).toEqual({
       kind: 'too_early',
-      askAfter: NOW + DAY + 300_000 - 2 * HOUR,
+      askAfter: NOW + DAY + 300_000 - 2 * HOUR + 60_000,
     });
   });
 });

@@ -215,7 +215,8 @@ export function warmUpPlan(
   const needed = input.at + input.thresholdSeconds * SECOND;
   if (lifetime !== null && lifetime > 0 && input.now + lifetime < needed && token.accessToken !== null) {
     const stillValidNow = token.expiresAt !== null && token.expiresAt > input.now;
-    if (stillValidNow) return { kind: 'too_early', askAfter: needed - lifetime };
+    // A minute past the exact point, so that the token refreshed then is not "close to expiry" at `at`.
+    if (stillValidNow) return { kind: 'too_early', askAfter: needed - lifetime + 60 * SECOND };
   }
   return { kind: 'refresh' };
 }

@@ -1,4 +1,4 @@
-import { type AppConfig, loadConfig } from '../config.js';
+import { type AppConfig, loadConfig, type RefresherSettings } from '../config.js';
 import { loadKeyring } from '../crypto/keyring.js';
 import type { TokenCipher } from '../crypto/tokenCipher.js';
 import { type Clock, systemClock } from '../domain/clock.js';
@@ -10,6 +10,9 @@ import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest } from '../store/migrations.js';
+import { createOutboundGate } from './outboundGate.js';
+import { Refresher } from './refresher.js';
+import { createRefreshSchedule } from './refreshSchedule.js';
 import { TokenService } from './tokenService.js';
 
 export interface SocialOAuthOptions {
@@ -68,7 +71,9 @@ export class SocialOAuth {
       const settings = config.providers[name];
       if (!providers[name] && settings) providers[name] = createProvider(name, settings, http);
     }
-    const accounts = new AccountRepository(database, keyring.cipher);
+    // Every token write also plans the account's next keep-alive refresh (docs/REFRESH-POLICY.md).
+    const schedule = createRefreshSchedule(config.refresher.keepAlive, { random: options.random });
+    const accounts = new AccountRepository(database, keyring.cipher, schedule);
     const ledger = new LedgerRepository(database);
     const tokens = new TokenService({
       accounts,
@@ -79,6 +84,7 @@ export class SocialOAuth {
       logger,
       sleep: options.sleep,
       random: options.random,
+      outbound: createOutboundGate(config.refresher.outbound),
     });
     return new SocialOAuth(
       config,
@@ -92,6 +98,18 @@ export class SocialOAuth {
       logger,
       keyring.generated ? keyring.keyFile : null,
     );
+  }
+
+  /** A background refresher over this instance's database and token service (`worker`, `serve`). */
+  createRefresher(overrides: Partial<RefresherSettings> = {}): Refresher {
+    return new Refresher({
+      accounts: this.accounts,
+      tokens: this.tokens,
+      clock: this.clock,
+      logger: this.logger,
+      settings: { ...this.config.refresher, ...overrides },
+      leaseSeconds: this.config.refresh.leaseSeconds,
+    });
   }
 
   close(): Promise<void> {

@@ -7,6 +7,7 @@ import {
   isRetryable,
   OAuthProviderError,
   ProviderConfigError,
+  ProviderResponseInvalid,
   RateLimited,
   ReauthorizationRequired,
 } from '../domain/errors.js';
@@ -122,7 +123,9 @@ export class TokenService {
     const account = await this.requireAccount(accountId);
     if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
     if (!this.isStale(account, options)) return { account, result: null };
-    return this.singleFlight(accountId, () => this.refreshUnderLease(account, { onlyIfStale: options }));
+    return this.singleFlight(`${accountId}:ensure`, () =>
+      this.refreshUnderLease(account, { onlyIfStale: options }),
+    );
   }
 
   /** Refreshes now, whatever the expiry (the seed's refreshOAuthToken; CLI `refresh`). */
@@ -132,7 +135,10 @@ export class TokenService {
     if (options.expectedVersion !== undefined && account.version !== options.expectedVersion) {
       return { account, result: null };
     }
-    return this.singleFlight(accountId, () => this.refreshUnderLease(account, { onlyIfStale: null }));
+    // Keyed apart from `ensure`: a forced refresh must not be answered "nothing needed".
+    return this.singleFlight(`${accountId}:force`, () =>
+      this.refreshUnderLease(account, { onlyIfStale: null }),
+    );
   }
 
   private async requireAccount(accountId: string): Promise<SocialAccount> {
@@ -142,18 +148,24 @@ export class TokenService {
   }
 
   private isStale(account: SocialAccount, options: EnsureOptions): boolean {
-    return needsAccessTokenRefresh(account, {
-      thresholdSeconds: options.thresholdSeconds ?? this.deps.settings.thresholdSeconds,
-      now: this.deps.clock.now(),
-      validAt: options.validAt ?? null,
-    });
+    const now = this.deps.clock.now();
+    const thresholdSeconds = options.thresholdSeconds ?? this.deps.settings.thresholdSeconds;
+    let validAt = options.validAt ?? null;
+    if (validAt !== null && account.expiresAt !== null && account.tokenIssuedAt !== null) {
+      // A token refreshed now would last about as long as the current one did. If even that
+      // would not cover `validAt`, refreshing now only burns a refresh (and would repeat on every
+      // call): judge by now, and let a later call, closer to the time, do it.
+      const lifetime = account.expiresAt - account.tokenIssuedAt;
+      if (validAt + thresholdSeconds * 1000 >= now + lifetime) validAt = null;
+    }
+    return needsAccessTokenRefresh(account, { thresholdSeconds, now, validAt });
   }
 
-  private singleFlight(accountId: string, run: () => Promise<EnsureResult>): Promise<EnsureResult> {
-    const existing = this.inFlight.get(accountId);
+  private singleFlight(key: string, run: () => Promise<EnsureResult>): Promise<EnsureResult> {
+    const existing = this.inFlight.get(key);
     if (existing) return existing;
-    const promise = run().finally(() => this.inFlight.delete(accountId));
-    this.inFlight.set(accountId, promise);
+    const promise = run().finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, promise);
     return promise;
   }
 
@@ -175,12 +187,10 @@ export class TokenService {
         try {
           const current = await this.requireAccount(seen.id);
           if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
-          if (
-            current.version !== seen.version &&
-            (mode.onlyIfStale === null || !this.isStale(current, mode.onlyIfStale))
-          ) {
+          // New tokens were written since this caller looked (another refresher, a reconnect):
+          // they are the refresh it asked for.
+          if (current.version !== seen.version)
             return { account: current, result: this.sharedSuccess(current) };
-          }
           if (mode.onlyIfStale !== null && !this.isStale(current, mode.onlyIfStale)) {
             return { account: current, result: null };
           }
@@ -203,10 +213,7 @@ export class TokenService {
       if (state.version !== seen.version) {
         const current = await this.requireAccount(seen.id);
         if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
-        if (mode.onlyIfStale === null || !this.isStale(current, mode.onlyIfStale)) {
-          return { account: current, result: this.sharedSuccess(current) };
-        }
-        seen = current;
+        return { account: current, result: this.sharedSuccess(current) };
       }
       if (clock.now() >= deadline) {
         const current = await this.requireAccount(seen.id);
@@ -308,6 +315,17 @@ export class TokenService {
           });
         }
         if (UNANSWERED_CODES.has(error.providerErrorCode ?? '')) unansweredAttempts++;
+        if (
+          capabilities.rotatesRefreshToken &&
+          error instanceof ProviderResponseInvalid &&
+          (error.httpStatus ?? 0) >= 200 &&
+          (error.httpStatus ?? 0) < 300
+        ) {
+          // A 2xx means the platform accepted (and spent) the refresh token; resending it can only
+          // earn invalid_grant. Stop, and leave the account to be judged by the next refresh.
+          unansweredAttempts++;
+          break;
+        }
         if (error instanceof ProviderConfigError) {
           return this.recordFailure(account, 'provider_config_error', error, attempt, error.message);
         }
@@ -360,7 +378,25 @@ export class TokenService {
     let saved: SocialAccount | null = null;
     for (let attempt = 1; saved === null; attempt++) {
       try {
-        saved = await this.deps.accounts.saveTokens(account.id, update, now);
+        saved = await this.deps.accounts.saveTokens(account.id, update, now, account.version);
+        if (saved === null) {
+          const current = await this.requireAccount(account.id);
+          // Our own earlier try may have committed before its connection failed.
+          if (current.accessToken === tokens.accessToken) {
+            saved = current;
+            break;
+          }
+          // Revoked or reconnected while the refresh was on the wire: that change wins, and the
+          // tokens just issued for the old grant are dropped.
+          this.deps.logger.warn(
+            { accountId: account.id, provider: account.provider, status: current.status },
+            'account changed during refresh; refreshed tokens discarded',
+          );
+          return {
+            account: current,
+            result: current.status === 'active' ? this.sharedSuccess(current) : this.inactiveResult(current),
+          };
+        }
       } catch (error) {
         if (attempt >= SAVE_ATTEMPTS) {
           this.deps.logger.error(
@@ -404,8 +440,22 @@ export class TokenService {
     const message = error
       ? `${error.code}: ${error.providerErrorCode ?? ''} ${error.providerErrorDescription ?? ''}`.trim()
       : reason;
-    await this.deps.accounts.setStatus(account.id, 'needs_reauth', message, now);
-    const updated = (await this.deps.accounts.findById(account.id))!;
+    const changed = await this.deps.accounts.setStatus(
+      account.id,
+      'needs_reauth',
+      message,
+      now,
+      account.version,
+    );
+    const updated = await this.requireAccount(account.id);
+    if (!changed) {
+      // Someone reconnected or refreshed meanwhile (our invalid_grant was for a grant that is
+      // gone): do not flag a healthy account.
+      return {
+        account: updated,
+        result: updated.status === 'active' ? this.sharedSuccess(updated) : this.inactiveResult(updated),
+      };
+    }
     await this.announce(updated, {
       accountId: account.id,
       type: 'needs_reauth',
@@ -450,7 +500,15 @@ export class TokenService {
   }
 
   private async announce(account: SocialAccount, event: NewOAuthEvent): Promise<void> {
-    await this.deps.ledger.append(event, this.deps.clock.now());
+    try {
+      await this.deps.ledger.append(event, this.deps.clock.now());
+    } catch (error) {
+      // The tokens are already committed: a ledger hiccup must not turn that into a failure.
+      this.deps.logger.error(
+        { accountId: account.id, type: event.type, err: describe(error) },
+        'ledger append failed',
+      );
+    }
     for (const listener of this.listeners) {
       try {
         listener(event, account);

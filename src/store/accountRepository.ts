@@ -49,6 +49,31 @@ export interface AccountListFilter {
 
 type Row = Selectable<SocialAccountsTable>;
 
+/** What the refresh schedule is computed from: the account's token times, never a token. */
+export interface ScheduleInput {
+  provider: ProviderName;
+  hasRefreshToken: boolean;
+  hasAccessToken: boolean;
+  expiresAt: number | null;
+  refreshTokenExpiresAt: number | null;
+  tokenIssuedAt: number | null;
+  lastRefreshAt: number | null;
+}
+
+/**
+ * When an active account should next be refreshed to stay alive (see src/service/refreshSchedule.ts).
+ * Without one, accounts are written unscheduled and the refresher schedules them on its next pass.
+ */
+export type RefreshSchedule = (input: ScheduleInput, now: number) => number | null;
+
+/** An account a refresher claimed: refresh it only if `version` is still current. */
+export interface ClaimedAccount {
+  id: string;
+  provider: ProviderName;
+  version: number;
+  refreshFailures: number;
+}
+
 /**
  * The one place that reads and writes `social_accounts`. Tokens are encrypted on the way in and
  * decrypted on the way out; nothing above this module sees a ciphertext or writes SQL.
@@ -57,6 +82,7 @@ export class AccountRepository {
   constructor(
     private readonly store: StoreDatabase,
     private readonly cipher: TokenCipher,
+    private readonly schedule: RefreshSchedule | null = null,
   ) {}
 
   private get db() {
@@ -70,7 +96,7 @@ export class AccountRepository {
   async transaction<T>(work: (accounts: AccountRepository, store: StoreDatabase) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(async (trx) => {
       const bound: StoreDatabase = { ...this.store, db: trx };
-      return work(new AccountRepository(bound, this.cipher), bound);
+      return work(new AccountRepository(bound, this.cipher, this.schedule), bound);
     });
   }
 
@@ -96,6 +122,21 @@ export class AccountRepository {
         last_error: null,
         refresh_lease_owner: null,
         refresh_lease_until: null,
+        next_refresh_at:
+          (input.status ?? 'active') === 'active'
+            ? this.scheduleFor(
+                {
+                  provider: input.provider,
+                  hasRefreshToken: Boolean(input.refreshToken),
+                  hasAccessToken: Boolean(input.accessToken),
+                  expiresAt: input.expiresAt,
+                  refreshTokenExpiresAt: input.refreshTokenExpiresAt,
+                  tokenIssuedAt: input.tokenIssuedAt,
+                  lastRefreshAt: null,
+                },
+                now,
+              )
+            : null,
         created_at: now,
         updated_at: now,
       })
@@ -159,7 +200,16 @@ export class AccountRepository {
   }
 
   /** Stores refreshed tokens, marks the account active and bumps its version. */
-  async saveTokens(id: string, update: TokenUpdate, now: number): Promise<SocialAccount> {
+  /**
+   * With `expectedVersion`, writes only if the row is still at that version and active: a revoke
+   * or reconnect that landed while the refresh was on the wire wins, and null is returned.
+   */
+  async saveTokens(
+    id: string,
+    update: TokenUpdate,
+    now: number,
+    expectedVersion?: number,
+  ): Promise<SocialAccount | null> {
     const values: Partial<Row> = {
       oauth_access_token: this.seal(update.accessToken, id, 'access_token'),
       oauth_expires_at: update.expiresAt,
@@ -174,12 +224,17 @@ export class AccountRepository {
       values.oauth_refresh_expires_at = update.refreshTokenExpiresAt;
     }
     if (update.scopes !== null) values.oauth_scopes = JSON.stringify(update.scopes);
-    await this.db
+    values.refresh_failures = 0;
+    let query = this.db
       .updateTable('social_accounts')
       .set((eb) => ({ ...values, version: eb('version', '+', 1) }))
-      .where('id', '=', id)
-      .execute();
-    return (await this.findById(id))!;
+      .where('id', '=', id);
+    if (expectedVersion !== undefined) {
+      query = query.where('version', '=', expectedVersion).where('status', '=', 'active');
+    }
+    const result = await query.executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) return null;
+    return this.rescheduled((await this.findById(id))!, now);
   }
 
   /** Replaces everything on reconnect: a new grant is a new start. */
@@ -202,27 +257,44 @@ export class AccountRepository {
         status: 'active',
         last_error: null,
         updated_at: now,
+        refresh_failures: 0,
         version: eb('version', '+', 1),
       }))
       .where('id', '=', id)
       .execute();
-    return (await this.findById(id))!;
+    return this.rescheduled((await this.findById(id))!, now);
   }
 
   /** Moves an account out of `active`. Revoking also deletes its tokens. */
-  async setStatus(id: string, status: AccountStatus, lastError: string | null, now: number): Promise<void> {
+  /** With `expectedVersion`, changes nothing (and returns false) if the row moved on meanwhile. */
+  async setStatus(
+    id: string,
+    status: AccountStatus,
+    lastError: string | null,
+    now: number,
+    expectedVersion?: number,
+  ): Promise<boolean> {
     const values: Partial<Row> = { status, last_error: lastError, updated_at: now };
+    // Only active accounts are kept alive: a dead one is never retried in the background.
+    if (status !== 'active') values.next_refresh_at = null;
     if (status === 'revoked') {
       values.oauth_access_token = null;
       values.oauth_refresh_token = null;
       values.oauth_expires_at = null;
       values.oauth_refresh_expires_at = null;
     }
-    await this.db
+    let query = this.db
       .updateTable('social_accounts')
       .set((eb) => ({ ...values, version: eb('version', '+', 1) }))
-      .where('id', '=', id)
-      .execute();
+      .where('id', '=', id);
+    if (expectedVersion !== undefined) query = query.where('version', '=', expectedVersion);
+    const result = await query.executeTakeFirst();
+    if (Number(result.numUpdatedRows) === 0) return false;
+    if (status === 'active') {
+      const account = await this.findById(id);
+      if (account) await this.rescheduled(account, now);
+    }
+    return true;
   }
 
   /** A failed refresh that leaves the grant intact (transient, rate limited). */
@@ -274,6 +346,173 @@ export class AccountRepository {
       .where('id', '=', id)
       .where('refresh_lease_owner', '=', owner)
       .execute();
+  }
+
+  // Background refresh schedule ------------------------------------------------------------------
+
+  /**
+   * Claims up to `limit` active accounts due by `dueBy`, earliest first, by moving their
+   * `next_refresh_at` to `now + claimMs`: other workers no longer see them as due, and if this one
+   * dies they come due again when the claim runs out. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets
+   * concurrent claimers take disjoint rows without waiting on each other; SQLite has one writer, so
+   * the single UPDATE is already exclusive.
+   */
+  async claimDueForRefresh(options: {
+    /** Accounts due at or before this time. */
+    dueBy: number;
+    now: number;
+    limit: number;
+    claimMs: number;
+  }): Promise<ClaimedAccount[]> {
+    const { dueBy, now, limit, claimMs } = options;
+    const kind = this.store.kind;
+    const rows = await this.db
+      .updateTable('social_accounts')
+      .set({ next_refresh_at: now + claimMs })
+      .where('id', 'in', (eb) => {
+        const due = eb
+          .selectFrom('social_accounts')
+          .select('id')
+          .where('status', '=', 'active')
+          .where('next_refresh_at', '<=', dueBy)
+          .orderBy('next_refresh_at')
+          .limit(limit);
+        return kind === 'postgres' ? due.forUpdate().skipLocked() : due;
+      })
+      .returning(['id', 'provider', 'version', 'refresh_failures'])
+      .execute();
+    return rows.map((row) => ({
+      id: row.id,
+      provider: row.provider as ProviderName,
+      version: row.version,
+      refreshFailures: row.refresh_failures,
+    }));
+  }
+
+  /** How many active accounts are due at `now` (through the schedule index). */
+  async countDueForRefresh(now: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('social_accounts')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('status', '=', 'active')
+      .where('next_refresh_at', '<=', now)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /**
+   * Plans the next try after a failed keep-alive refresh and counts the failure, unless the account
+   * changed since it was claimed (someone refreshed it: their schedule stands) or is no longer active.
+   */
+  async scheduleRetry(id: string, expectedVersion: number, at: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('social_accounts')
+      .set((eb) => ({ next_refresh_at: at, refresh_failures: eb('refresh_failures', '+', 1) }))
+      .where('id', '=', id)
+      .where('version', '=', expectedVersion)
+      .where('status', '=', 'active')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Moves the next refresh without counting a failure (a refresh that was not possible yet). */
+  async scheduleRefreshAt(id: string, expectedVersion: number, at: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('social_accounts')
+      .set({ next_refresh_at: at })
+      .where('id', '=', id)
+      .where('version', '=', expectedVersion)
+      .where('status', '=', 'active')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  async readSchedule(id: string): Promise<{ nextRefreshAt: number | null; refreshFailures: number } | null> {
+    const row = await this.db
+      .selectFrom('social_accounts')
+      .select(['next_refresh_at', 'refresh_failures'])
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row ? { nextRefreshAt: row.next_refresh_at, refreshFailures: row.refresh_failures } : null;
+  }
+
+  /**
+   * Schedules up to `limit` active accounts that have no schedule yet (written before the schedule
+   * existed, or without a scheduler); returns how many. Found through the schedule index.
+   */
+  async scheduleUnscheduled(now: number, limit: number): Promise<number> {
+    if (this.schedule === null) return 0;
+    const rows = await this.db
+      .selectFrom('social_accounts')
+      .selectAll()
+      .where('status', '=', 'active')
+      .where('next_refresh_at', 'is', null)
+      .limit(limit)
+      .execute();
+    for (const row of rows) {
+      const at = this.scheduleFor(scheduleInputOf(row), now) ?? now;
+      await this.db
+        .updateTable('social_accounts')
+        .set({ next_refresh_at: at })
+        .where('id', '=', row.id)
+        .where('next_refresh_at', 'is', null)
+        .execute();
+    }
+    return rows.length;
+  }
+
+  /** Active accounts after `afterId`, in id order, as claims at their current version (`refresh --all`). */
+  async activeAfter(afterId: string | null, limit: number): Promise<ClaimedAccount[]> {
+    let query = this.db
+      .selectFrom('social_accounts')
+      .select(['id', 'provider', 'version', 'refresh_failures'])
+      .where('status', '=', 'active')
+      .orderBy('id')
+      .limit(limit);
+    if (afterId !== null) query = query.where('id', '>', afterId);
+    return (await query.execute()).map((row) => ({
+      id: row.id,
+      provider: row.provider as ProviderName,
+      version: row.version,
+      refreshFailures: row.refresh_failures,
+    }));
+  }
+
+  async countActive(): Promise<number> {
+    const row = await this.db
+      .selectFrom('social_accounts')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where('status', '=', 'active')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  private scheduleFor(input: ScheduleInput, now: number): number | null {
+    return this.schedule === null ? null : this.schedule(input, now);
+  }
+
+  /** Writes the schedule that follows from the account's new tokens. */
+  private async rescheduled(account: SocialAccount, now: number): Promise<SocialAccount> {
+    if (this.schedule === null || account.status !== 'active') return account;
+    const at = this.scheduleFor(
+      {
+        provider: account.provider,
+        hasRefreshToken: account.refreshToken !== null,
+        hasAccessToken: account.accessToken !== null,
+        expiresAt: account.expiresAt,
+        refreshTokenExpiresAt: account.refreshTokenExpiresAt,
+        tokenIssuedAt: account.tokenIssuedAt,
+        lastRefreshAt: account.lastRefreshAt,
+      },
+      now,
+    );
+    await this.db
+      .updateTable('social_accounts')
+      .set({ next_refresh_at: at })
+      .where('id', '=', account.id)
+      .where('version', '=', account.version)
+      .execute();
+    return account;
   }
 
   /** Raw rows for key rotation: ciphertexts as stored, a batch at a time. */
@@ -342,4 +581,16 @@ export class AccountRepository {
       updatedAt: row.updated_at,
     };
   }
+}
+
+function scheduleInputOf(row: Row): ScheduleInput {
+  return {
+    provider: row.provider as ProviderName,
+    hasRefreshToken: row.oauth_refresh_token !== null,
+    hasAccessToken: row.oauth_access_token !== null,
+    expiresAt: row.oauth_expires_at,
+    refreshTokenExpiresAt: row.oauth_refresh_expires_at,
+    tokenIssuedAt: row.token_issued_at,
+    lastRefreshAt: row.last_refresh_at,
+  };
 }

@@ -157,6 +157,30 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
         await db.schema.dropTable('portal_sessions').execute();
       },
     },
+    // Issue 4, the background refresher. `next_refresh_at` is when the refresh policy wants the
+    // account refreshed to stay alive (null: not active, or not scheduled yet); workers find due
+    // accounts through the index and claim them by moving it forward, so a worker that dies leaves
+    // nothing claimed for longer than the claim. `refresh_failures` counts consecutive failures for
+    // the retry backoff.
+    '006_refresh_schedule': {
+      async up(db: AnyDb) {
+        await db.schema.alterTable('social_accounts').addColumn('next_refresh_at', 'bigint').execute();
+        await db.schema
+          .alterTable('social_accounts')
+          .addColumn('refresh_failures', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .createIndex('social_accounts_next_refresh_idx')
+          .on('social_accounts')
+          .columns(['status', 'next_refresh_at'])
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropIndex('social_accounts_next_refresh_idx').execute();
+        await db.schema.alterTable('social_accounts').dropColumn('refresh_failures').execute();
+        await db.schema.alterTable('social_accounts').dropColumn('next_refresh_at').execute();
+      },
+    },
   };
 }
 

@@ -24,6 +24,10 @@ export interface SocialAccountsTable {
   /** Cross-process refresh lease: who holds it and until when (epoch ms). */
   refresh_lease_owner: string | null;
   refresh_lease_until: number | null;
+  /** When the background refresher should refresh the account (epoch ms); null when not active. */
+  next_refresh_at: number | null;
+  /** Consecutive failed refreshes, for the background retry's backoff; 0 after a success. */
+  refresh_failures: Generated<number>;
   created_at: number;
   updated_at: number;
 }
