@@ -74,6 +74,7 @@ for (const factory of DATABASES) {
         },
         clock.now(),
       );
+      if (!saved) throw new Error('not saved');
       expect(saved.refreshToken).toBe(REFRESH);
       expect(saved.scopes).toEqual(['user.info.basic']);
       expect(saved.version).toBe(created.version + 1);

@@ -247,6 +247,35 @@ for (const factory of DATABASES) {
       expect(simulator.isAccessTokenValid('tiktok', [...tokens][0]!)).toBe(true);
     });
 
+    it('does not refresh on every call when validAt lies beyond what a fresh token would cover', async () => {
+      const account = await connectedAccount('tiktok', { accessExpiresInMs: 2 * HOUR });
+      for (let i = 0; i < 3; i++) {
+        const { result } = await ensureValidAccessToken(app, account.id, { validAt: clock.now() + DAY });
+        expect(result).toBeNull();
+      }
+      expect(simulator.refreshCalls('tiktok', account.externalAccountId)).toBe(0);
+    });
+
+    it('refreshes ahead for a validAt that a fresh token covers (warm-up)', async () => {
+      // A two-hour token issued an hour ago: a fresh one would cover 90 minutes from now.
+      const account = await connectedAccount('tiktok', { accessExpiresInMs: HOUR, issuedAgoMs: HOUR });
+      const first = await ensureValidAccessToken(app, account.id, { validAt: clock.now() + 90 * 60_000 });
+      expect(first.result?.success).toBe(true);
+      const second = await ensureValidAccessToken(app, account.id, { validAt: clock.now() + 90 * 60_000 });
+      expect(second.result).toBeNull();
+      expect(simulator.refreshCalls('tiktok', account.externalAccountId)).toBe(1);
+    });
+
+    it('a forced refresh that overlaps an ensure still reports its own success', async () => {
+      const account = await connectedAccount('youtube', { accessExpiresInMs: -1 });
+      const [ensured, forced] = await Promise.all([
+        ensureValidAccessToken(app, account.id),
+        refreshOAuthToken(app, account.id),
+      ]);
+      expect(ensured.result?.success).toBe(true);
+      expect(forced.result?.success).toBe(true);
+    });
+
     it('getAccountOAuthInfo returns the decrypted token info, and null for an unknown account', async () => {
       const account = await connectedAccount('youtube', { accessExpiresInMs: HOUR });
       const info = await getAccountOAuthInfo(app, account.id);
@@ -260,6 +289,83 @@ for (const factory of DATABASES) {
 
     it('throws AccountNotFound for an unknown account', async () => {
       await expect(ensureValidAccessToken(app, 'missing')).rejects.toThrow(/No account with id missing/);
+    });
+  });
+}
+
+for (const factory of DATABASES) {
+  describe(`changes that land while a refresh is on the wire, on ${factory.kind}`, () => {
+    let database: TestDatabase;
+    let simulator: ProviderSimulator;
+    let app: SocialOAuth;
+
+    beforeAll(async () => {
+      database = await factory.create();
+      // Slow platform: the refresh is in flight long enough for a revoke to land.
+      simulator = await startTestSimulator({ latencyMs: 600 });
+      app = await openTestApp(database, { env: simulatorEnv(simulator) });
+    });
+    afterAll(async () => {
+      await app?.close();
+      await simulator?.close();
+      await database?.drop();
+    });
+
+    async function expiredTikTok(externalAccountId: string) {
+      const now = Date.now();
+      const seeded = simulator.seedAccount('tiktok', { externalAccountId, accessExpiresAt: now - 1000 });
+      return app.accounts.insert(
+        {
+          ownerId: 'owner-race',
+          provider: 'tiktok',
+          externalAccountId,
+          displayName: null,
+          accessToken: seeded.accessToken,
+          refreshToken: seeded.refreshToken,
+          expiresAt: seeded.accessExpiresAt,
+          refreshTokenExpiresAt: seeded.refreshExpiresAt,
+          scopes: seeded.scopes,
+          tokenIssuedAt: seeded.issuedAt,
+        },
+        now,
+      );
+    }
+
+    it('a revoke during a refresh wins: the account stays revoked with no tokens', async () => {
+      const account = await expiredTikTok('revoked-mid-refresh');
+      const pending = app.tokens.ensureValidAccessToken(account.id);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await app.accounts.setStatus(account.id, 'revoked', null, Date.now());
+      const { account: after, result } = await pending;
+      expect(result).toMatchObject({ success: false, reason: 'account_not_active' });
+      const stored = (await app.accounts.findById(account.id))!;
+      expect(stored.status).toBe('revoked');
+      expect(stored.accessToken).toBeNull();
+      expect(after.status).toBe('revoked');
+    });
+
+    it('a reconnect during a refresh wins: its grant is kept, not the old grant refreshed', async () => {
+      const account = await expiredTikTok('reconnected-mid-refresh');
+      const pending = app.tokens.ensureValidAccessToken(account.id);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      const fresh = simulator.issueTokens('tiktok', 'reconnected-mid-refresh');
+      await app.accounts.replaceGrant(
+        account.id,
+        {
+          ownerId: 'owner-race',
+          displayName: null,
+          accessToken: fresh.accessToken,
+          refreshToken: fresh.refreshToken,
+          expiresAt: fresh.accessExpiresAt,
+          refreshTokenExpiresAt: fresh.refreshExpiresAt,
+          scopes: fresh.scopes,
+          tokenIssuedAt: fresh.issuedAt,
+        },
+        Date.now(),
+      );
+      const { account: after } = await pending;
+      expect(after.accessToken).toBe(fresh.accessToken);
+      expect((await app.accounts.findById(account.id))!.refreshToken).toBe(fresh.refreshToken);
     });
   });
 }
