@@ -16,9 +16,15 @@ export function registerServe(program: Command): void {
       try {
         const service = await startHttpService({ oauth, config, logger });
         logger.info({ url: service.url, database: oauth.database.description }, 'social-oauth listening');
+        // The background refresher (issue 4) runs beside the API unless REFRESHER_ENABLED=false
+        // (when dedicated `social-oauth worker` processes do the work).
+        const stopRefresher = new AbortController();
+        const refresher = config.refresher.enabled ? oauth.createRefresher().run(stopRefresher.signal) : null;
         const signal = await waitForSignal();
         logger.info({ signal }, 'shutting down');
+        stopRefresher.abort();
         await service.stop();
+        await refresher;
       } finally {
         await oauth.close();
       }

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { ACCOUNT_STATUSES, type AccountStatus } from '../../domain/account.js';
 import { AccountNotFound } from '../../domain/errors.js';
 import type { ProviderName } from '../../domain/providerName.js';
+import { warmAccessToken } from '../../service/warmUp.js';
 import type { HttpContext } from '../context.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
 import { hasUsableToken, refreshFailure } from '../refreshOutcome.js';
@@ -159,6 +160,59 @@ export const accountsRoutes: FastifyPluginAsync<{ context: HttpContext }> = asyn
         expires_at: account.expiresAt === null ? null : new Date(account.expiresAt).toISOString(),
         refreshed: result?.success === true && result.attempts > 0,
         refresh_error: result && !result.success ? result.reason : null,
+      };
+    },
+  );
+
+  // Issue 4: warm-up for a scheduled post (see warmAccessToken). No token in the answer: the post
+  // asks /token when it runs, and gets the warmed one without waiting for a refresh.
+  fastify.post<{ Params: { id: string }; Body: { at: string } }>(
+    '/v1/accounts/:id/warm',
+    {
+      onRequest: requireApiKey,
+      schema: {
+        operationId: 'warmAccessToken',
+        summary: 'Make sure the access token will still be valid at a given time (a scheduled post)',
+        description:
+          'Refreshes now only when the current token would not last until `at` and a token refreshed now ' +
+          'would. `status: too_early` means a refresh now would expire before `at` too (TikTok: 2 hours): ' +
+          'call again after `ask_after`.',
+        tags: ['accounts'],
+        params: accountIdParams,
+        body: {
+          type: 'object',
+          required: ['at'],
+          additionalProperties: false,
+          properties: {
+            at: { type: 'string', format: 'date-time', description: 'When the token will be used.' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['status', 'expires_at', 'refreshed', 'ask_after'],
+            properties: {
+              status: { type: 'string', enum: ['ready', 'too_early'] },
+              expires_at: { type: ['string', 'null'], format: 'date-time' },
+              refreshed: { type: 'boolean' },
+              ask_after: { type: ['string', 'null'], format: 'date-time' },
+            },
+          },
+          ...errorResponses(400, 401, 404, 409, 429, 502, 503),
+        },
+      },
+    },
+    async (request) => {
+      const at = Date.parse(request.body.at);
+      if (Number.isNaN(at)) throw new HttpError('invalid_request', 'at is not a date');
+      const warmed = await timed(() => warmAccessToken(oauth, request.params.id, at));
+      if (warmed.status === 'failed') throw refreshFailure(warmed.account, warmed.result, clock.now());
+      const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+      return {
+        status: warmed.status,
+        expires_at: iso(warmed.account.expiresAt),
+        refreshed: warmed.refreshed,
+        ask_after: iso(warmed.askAfter),
       };
     },
   );
