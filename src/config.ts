@@ -153,6 +153,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     throw new ConfigurationError(numbers.error.issues.map((issue) => issue.message).join('; '));
   }
   const n = numbers.data;
+  // The lease must outlast a refresh call: a holder whose lease lapses mid-call races the next
+  // holder with the same (single-use, on TikTok) refresh token.
+  if (n.REFRESH_LEASE_SECONDS * 1000 < 2 * n.PROVIDER_TIMEOUT_MS + 5000) {
+    throw new ConfigurationError(
+      `REFRESH_LEASE_SECONDS (${n.REFRESH_LEASE_SECONDS}) must be at least 2 × PROVIDER_TIMEOUT_MS + 5 s ` +
+        `(${Math.ceil((2 * n.PROVIDER_TIMEOUT_MS + 5000) / 1000)} s with PROVIDER_TIMEOUT_MS=${n.PROVIDER_TIMEOUT_MS}).`,
+    );
+  }
   if (n.PORT > 65535) throw new ConfigurationError(`PORT must be at most 65535, got ${n.PORT}.`);
 
   const providers: AppConfig['providers'] = {};

@@ -45,10 +45,7 @@ export interface ImportOutcome {
   errors: ImportLineError[];
 }
 
-export function parseImportFile(
-  text: string,
-  now: number,
-): { accounts: NewAccount[]; errors: ImportLineError[] } {
+export function parseImportFile(text: string): { accounts: NewAccount[]; errors: ImportLineError[] } {
   const accounts: NewAccount[] = [];
   const errors: ImportLineError[] = [];
   const seen = new Map<string, number>();
@@ -96,8 +93,9 @@ export function parseImportFile(
       expiresAt: row.expires_at ?? null,
       refreshTokenExpiresAt: row.refresh_token_expires_at ?? null,
       scopes,
-      // Unknown issue time: assume now. For Instagram this only delays the first refresh by 24 h.
-      tokenIssuedAt: row.token_issued_at ?? now,
+      // Unknown issue time stays unknown: assuming "now" would make an Instagram token with less
+      // than 24 hours left look too young to refresh until it died.
+      tokenIssuedAt: row.token_issued_at ?? null,
     });
   });
   return { accounts, errors };
@@ -109,7 +107,7 @@ export async function importAccounts(
   clock: Clock,
 ): Promise<ImportOutcome> {
   const now = clock.now();
-  const parsed = parseImportFile(text, now);
+  const parsed = parseImportFile(text);
   if (parsed.errors.length > 0) return { imported: 0, errors: parsed.errors };
   // Accounts already stored are reported like bad lines, before anything is written.
   const lineOf = lineNumbers(text);

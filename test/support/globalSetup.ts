@@ -12,6 +12,8 @@ export default function setup(): void {
     });
   } catch (error) {
     const output = String((error as { stdout?: Buffer }).stdout ?? '');
+    // In CI a type error fails the run here too, not only in `npm run typecheck`.
+    if (process.env.CI === 'true') throw new Error(`the build failed:\n${output}`);
     console.warn(`[social-oauth tests] the build reported type errors:\n${output}`);
   }
 }

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { ConfigurationError } from './domain/errors.js';
+
+describe('loadConfig', () => {
+  it('enables a platform only when both its client id and secret are set', () => {
+    const config = loadConfig({ TIKTOK_CLIENT_KEY: 'key', TIKTOK_CLIENT_SECRET: 'secret' });
+    expect(Object.keys(config.providers)).toEqual(['tiktok']);
+    expect(() => loadConfig({ YOUTUBE_CLIENT_ID: 'id' })).toThrow(/must be set together/);
+  });
+
+  it('reads <PROVIDER>_BASE_URL without its trailing slash, and rejects a non-URL', () => {
+    const config = loadConfig({
+      TIKTOK_CLIENT_KEY: 'key',
+      TIKTOK_CLIENT_SECRET: 'secret',
+      TIKTOK_BASE_URL: 'http://127.0.0.1:4010/tiktok/',
+    });
+    expect(config.providers.tiktok?.baseUrl).toBe('http://127.0.0.1:4010/tiktok');
+    expect(() =>
+      loadConfig({ TIKTOK_CLIENT_KEY: 'k', TIKTOK_CLIENT_SECRET: 's', TIKTOK_BASE_URL: 'ftp://x' }),
+    ).toThrow(ConfigurationError);
+  });
+
+  it('uses the embedded SQLite default without DATABASE_URL and refuses other schemes', () => {
+    expect(loadConfig({}).databaseUrl).toBeNull();
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://x' })).toThrow(/postgres:\/\//);
+  });
+
+  it('refuses a refresh lease shorter than two provider timeouts plus a margin', () => {
+    expect(() => loadConfig({ PROVIDER_TIMEOUT_MS: '30000', REFRESH_LEASE_SECONDS: '60' })).toThrow(
+      /REFRESH_LEASE_SECONDS \(60\) must be at least/,
+    );
+    expect(
+      loadConfig({ PROVIDER_TIMEOUT_MS: '30000', REFRESH_LEASE_SECONDS: '65' }).refresh.leaseSeconds,
+    ).toBe(65);
+  });
+});
