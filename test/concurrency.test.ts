@@ -85,7 +85,11 @@ for (const factory of DATABASES) {
         // A timed-out TikTok refresh that the platform did process leaves a spent token behind
         // (a real hazard, counted in the ledger); under two loaded cores a short timeout would
         // cause exactly that, and this test is about the lease, so give requests ample time.
-        ...testEnv(database, { ...simulatorEnv(simulator), PROVIDER_TIMEOUT_MS: '30000', REFRESH_LEASE_SECONDS: '120' }),
+        ...testEnv(database, {
+          ...simulatorEnv(simulator),
+          PROVIDER_TIMEOUT_MS: '30000',
+          REFRESH_LEASE_SECONDS: '120',
+        }),
         ACCOUNT_IDS: JSON.stringify(ids),
         CALLERS: String(CALLERS_PER_PROCESS),
       };
