@@ -4,7 +4,6 @@
  * The seed's API, with TypeScript names: open a SocialOAuth once, then
  *   const { account, result } = await ensureValidAccessToken(oauth, accountId);
  */
-import type { SocialAccount } from './domain/account.js';
 import type { OAuthTokenInfo } from './domain/token.js';
 import type { SocialOAuth } from './service/socialOAuth.js';
 import type { EnsureOptions, EnsureResult } from './service/tokenService.js';

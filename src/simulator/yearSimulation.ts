@@ -126,7 +126,11 @@ export async function simulateYear(options: YearSimulationOptions): Promise<Year
       const provider = PROVIDER_NAMES[i % PROVIDER_NAMES.length]!;
       const draw = random();
       let cumulative = 0;
-      const profile = PROFILE_SHARES.find(([, share]) => (cumulative += share) > draw)?.[0] ?? 'never';
+      const profile =
+        PROFILE_SHARES.find(([, share]) => {
+          cumulative += share;
+          return cumulative > draw;
+        })?.[0] ?? 'never';
       const connectAt = start + Math.floor(random() * 60 * DAY);
       const interval = PROFILE_INTERVAL[profile];
       return {
