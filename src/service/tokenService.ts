@@ -183,7 +183,8 @@ export class TokenService {
     const deadline = clock.now() + settings.waitTimeoutMs;
     let pollMs = 20;
     for (;;) {
-      if (await this.tryAcquireLease(seen.id, leaseMs)) {
+      const lease = await this.tryAcquireLease(seen.id, leaseMs);
+      if (lease !== null) {
         try {
           const current = await this.requireAccount(seen.id);
           if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
@@ -194,7 +195,7 @@ export class TokenService {
           if (mode.onlyIfStale !== null && !this.isStale(current, mode.onlyIfStale)) {
             return { account: current, result: null };
           }
-          return await this.performRefresh(current);
+          return await this.performRefresh(current, lease.abandoned);
         } finally {
           await accounts.releaseRefreshLease(seen.id, this.instanceId).catch((error) => {
             // The lease expires by itself; a failed release only delays the next refresher.
@@ -226,15 +227,25 @@ export class TokenService {
    * Looks before it writes: an UPDATE takes SQLite's single write lock even when it matches no
    * row, and better-sqlite3 waits for that lock synchronously, stalling this process's event loop
    * (and its in-flight HTTP responses). A cheap read skips the write while a live lease is held.
+   *
+   * `abandoned`: the lease we took had lapsed without being released, so its holder died (or
+   * stalled) mid-refresh, possibly after the platform had rotated the refresh token and before
+   * the new one was committed. A crash leaves no ledger row; this is how it is noticed.
    */
-  private async tryAcquireLease(accountId: string, leaseMs: number): Promise<boolean> {
+  private async tryAcquireLease(accountId: string, leaseMs: number): Promise<{ abandoned: boolean } | null> {
     const now = this.deps.clock.now();
     const state = await this.deps.accounts.readVersion(accountId);
-    if (state && state.leaseUntil !== null && state.leaseUntil > now) return false;
-    return this.deps.accounts.tryAcquireRefreshLease(accountId, this.instanceId, now, leaseMs);
+    if (state && state.leaseUntil !== null && state.leaseUntil > now) return null;
+    const acquired = await this.deps.accounts.tryAcquireRefreshLease(
+      accountId,
+      this.instanceId,
+      now,
+      leaseMs,
+    );
+    return acquired ? { abandoned: state?.leaseOwner != null } : null;
   }
 
-  private async performRefresh(account: SocialAccount): Promise<EnsureResult> {
+  private async performRefresh(account: SocialAccount, afterAbandonedLease = false): Promise<EnsureResult> {
     const { clock, settings } = this.deps;
     const provider = this.deps.providers[account.provider];
     if (!provider) {
@@ -309,7 +320,9 @@ export class TokenService {
         if (error instanceof ReauthorizationRequired) {
           const possiblyLostInFlight =
             capabilities.rotatesRefreshToken &&
-            (unansweredAttempts > 0 || (attempt === 1 && (await this.lastRefreshWentUnanswered(account.id))));
+            (unansweredAttempts > 0 ||
+              afterAbandonedLease ||
+              (attempt === 1 && (await this.lastRefreshWentUnanswered(account.id))));
           return this.markNeedsReauth(account, 'needs_reauth', error.providerErrorCode, attempt, error, {
             possiblyLostInFlight,
           });
@@ -347,13 +360,26 @@ export class TokenService {
       }
     }
     const reason: RefreshFailureReason = lastError instanceof RateLimited ? 'rate_limited' : 'provider_error';
-    return this.recordFailure(account, reason, lastError, settings.maxAttempts, lastError?.message ?? reason);
+    // Carried forward: the invalid_grant that may follow is then still known as a possible loss.
+    const carried =
+      capabilities.rotatesRefreshToken && afterAbandonedLease ? { afterAbandonedLease: true } : {};
+    return this.recordFailure(
+      account,
+      reason,
+      lastError,
+      settings.maxAttempts,
+      lastError?.message ?? reason,
+      carried,
+    );
   }
 
   /** Whether the account's last refresh ended without an answer (so the platform may have rotated). */
   private async lastRefreshWentUnanswered(accountId: string): Promise<boolean> {
     const last = await this.deps.ledger.latest(accountId);
-    return last?.type === 'refresh_failed' && UNANSWERED_CODES.has(last.providerErrorCode ?? '');
+    return (
+      last?.type === 'refresh_failed' &&
+      (UNANSWERED_CODES.has(last.providerErrorCode ?? '') || last.detail?.afterAbandonedLease === true)
+    );
   }
 
   private async commitRefresh(
@@ -478,6 +504,7 @@ export class TokenService {
     error: OAuthProviderError | null,
     attempts: number,
     message: string,
+    extraDetail: Record<string, unknown> = {},
   ): Promise<EnsureResult> {
     const now = this.deps.clock.now();
     await this.deps.accounts.recordRefreshError(account.id, message, now);
@@ -487,7 +514,7 @@ export class TokenService {
       type: 'refresh_failed',
       reason,
       providerErrorCode: error?.providerErrorCode ?? null,
-      detail: { attempts, httpStatus: error?.httpStatus ?? null },
+      detail: { attempts, httpStatus: error?.httpStatus ?? null, ...extraDetail },
     });
     this.deps.logger.warn(
       { accountId: account.id, provider: account.provider, reason, attempts, err: error?.toJSON() ?? null },

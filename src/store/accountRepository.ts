@@ -166,13 +166,25 @@ export class AccountRepository {
   /** Current version only: the cheap check a waiter polls while another process refreshes. */
   async readVersion(
     id: string,
-  ): Promise<{ version: number; status: string; leaseUntil: number | null } | null> {
+  ): Promise<{
+    version: number;
+    status: string;
+    leaseUntil: number | null;
+    leaseOwner: string | null;
+  } | null> {
     const row = await this.db
       .selectFrom('social_accounts')
-      .select(['version', 'status', 'refresh_lease_until'])
+      .select(['version', 'status', 'refresh_lease_until', 'refresh_lease_owner'])
       .where('id', '=', id)
       .executeTakeFirst();
-    return row ? { version: row.version, status: row.status, leaseUntil: row.refresh_lease_until } : null;
+    return row
+      ? {
+          version: row.version,
+          status: row.status,
+          leaseUntil: row.refresh_lease_until,
+          leaseOwner: row.refresh_lease_owner,
+        }
+      : null;
   }
 
   /** Accounts without their tokens (nothing is decrypted): for listings. */

@@ -1,0 +1,212 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { SocialAccount } from '../../src/domain/account.js';
+import type { ProviderName } from '../../src/domain/providerName.js';
+import { ApiKeys } from '../../src/service/apiKeys.js';
+import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import type { ProviderSimulator } from '../../src/simulator/simulator.js';
+import { ApiKeyRepository } from '../../src/store/apiKeyRepository.js';
+
+/** Shared by the crash and database-fault tests: processes, seeding, and the end-of-run audit. */
+
+export interface CliProcess {
+  child: ChildProcess;
+  /** The last 20 kB it printed, for a failure message. */
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+/** Runs the built CLI (`node dist/cli/main.js …`), as an operator does. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv): CliProcess {
+  const child = spawn(process.execPath, ['dist/cli/main.js', ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+/** SIGTERM, then SIGKILL if it has not stopped within `graceMs`. */
+export async function stopGracefully(process: CliProcess, graceMs = 15_000): Promise<void> {
+  if (process.child.exitCode !== null || process.child.signalCode !== null) return;
+  process.child.kill('SIGTERM');
+  const timer = setTimeout(() => process.child.kill('SIGKILL'), graceMs);
+  await process.exited;
+  clearTimeout(timer);
+}
+
+export async function createApiKey(app: SocialOAuth, name: string): Promise<string> {
+  return (await new ApiKeys(new ApiKeyRepository(app.database), app.clock).create(name)).key;
+}
+
+export type SeedPlan = Partial<Record<ProviderName, number>>;
+
+/**
+ * Registers accounts at the simulator and stores them as connected. TikTok and YouTube tokens live
+ * as long as the simulator's lifetimes say (seconds, in these tests), so callers keep refreshing
+ * them; Instagram tokens are 30 days old and expire in 2 days, so the keep-alive refreshes each once.
+ */
+export async function seedAccounts(
+  app: SocialOAuth,
+  simulator: ProviderSimulator,
+  plan: SeedPlan,
+  prefix: string,
+): Promise<SocialAccount[]> {
+  const now = Date.now();
+  const day = 86_400_000;
+  const accounts: SocialAccount[] = [];
+  for (const [provider, count] of Object.entries(plan) as Array<[ProviderName, number]>) {
+    for (let i = 0; i < count; i++) {
+      const seeded = simulator.seedAccount(
+        provider,
+        provider === 'instagram'
+          ? {
+              externalAccountId: `${prefix}-${provider}-${i}`,
+              issuedAt: now - 30 * day,
+              accessExpiresAt: now + 2 * day,
+            }
+          : { externalAccountId: `${prefix}-${provider}-${i}` },
+      );
+      accounts.push(
+        await app.accounts.insert(
+          {
+            ownerId: `owner-${prefix}`,
+            provider,
+            externalAccountId: seeded.externalAccountId,
+            displayName: seeded.displayName,
+            accessToken: seeded.accessToken,
+            refreshToken: seeded.refreshToken,
+            expiresAt: seeded.accessExpiresAt,
+            refreshTokenExpiresAt: seeded.refreshExpiresAt,
+            scopes: seeded.scopes,
+            tokenIssuedAt: seeded.issuedAt,
+          },
+          now,
+        ),
+      );
+    }
+  }
+  return accounts;
+}
+
+export interface LostAccount {
+  accountId: string;
+  provider: ProviderName;
+  externalAccountId: string;
+  status: string;
+  /** The ledger's reason and the platform's error code of the account's needs_reauth event. */
+  ledgerReason: string | null;
+  providerErrorCode: string | null;
+  /** The ledger says the refresh token may have been spent by a refresh whose answer we lost. */
+  possiblyLostInFlight: boolean;
+  /** Successful refreshes the simulator answered minus refreshes we committed (`refreshed` rows). */
+  rotationsNeverStored: number;
+}
+
+export interface AuditReport {
+  accounts: number;
+  active: number;
+  lost: LostAccount[];
+  /** Lost accounts the ledger flags `possiblyLostInFlight` (or that lost no token: a platform verdict). */
+  detected: number;
+  /** Lost without a flag, or active with a token the platform refuses: must be zero. */
+  undetected: number;
+  /** Active accounts whose stored access or refresh token the simulator refuses. */
+  activeButInvalid: string[];
+}
+
+/**
+ * The end-of-run audit. First a forced refresh of every active account, so that a refresh token
+ * spent by a refresh we never committed shows itself now (as invalid_grant), not months later.
+ * Then every account must be active with tokens the simulator accepts, or `needs_reauth` with its
+ * reason in the ledger; a lost TikTok account must be flagged `possiblyLostInFlight`, and the
+ * simulator's log must show the rotation whose token we never stored.
+ */
+export async function auditAccounts(
+  app: SocialOAuth,
+  simulator: ProviderSimulator,
+  ids: string[],
+): Promise<AuditReport> {
+  await runWithConcurrency(ids, 8, async (id) => {
+    const account = await app.accounts.findById(id);
+    if (account?.status === 'active') await app.tokens.refreshOAuthToken(id);
+  });
+  const log = simulator.refreshLog();
+  const report: AuditReport = {
+    accounts: ids.length,
+    active: 0,
+    lost: [],
+    detected: 0,
+    undetected: 0,
+    activeButInvalid: [],
+  };
+  for (const id of ids) {
+    const account = (await app.accounts.findById(id))!;
+    if (account.status === 'active') {
+      report.active++;
+      const accessValid =
+        account.accessToken !== null && simulator.isAccessTokenValid(account.provider, account.accessToken);
+      const refreshValid =
+        account.provider === 'instagram' ||
+        (account.refreshToken !== null &&
+          simulator.isRefreshTokenValid(account.provider, account.refreshToken));
+      if (!accessValid || !refreshValid) {
+        report.activeButInvalid.push(id);
+        report.undetected++;
+      }
+      continue;
+    }
+    const events = (await app.ledger.list({ accountId: id, limit: 1000 })).events;
+    const flagged = events.filter((event) => event.type === 'needs_reauth').at(-1) ?? null;
+    const answered = log.filter(
+      (entry) =>
+        entry.provider === account.provider &&
+        entry.externalAccountId === account.externalAccountId &&
+        entry.fault === null &&
+        entry.status === 200 &&
+        entry.error === null,
+    ).length;
+    const committed = events.filter((event) => event.type === 'refreshed').length;
+    const lost: LostAccount = {
+      accountId: id,
+      provider: account.provider,
+      externalAccountId: account.externalAccountId,
+      status: account.status,
+      ledgerReason: flagged?.reason ?? null,
+      providerErrorCode: flagged?.providerErrorCode ?? null,
+      possiblyLostInFlight: flagged?.detail?.possiblyLostInFlight === true,
+      rotationsNeverStored: answered - committed,
+    };
+    report.lost.push(lost);
+    if (flagged !== null && lost.possiblyLostInFlight) report.detected++;
+    else report.undetected++;
+  }
+  return report;
+}
+
+export async function runWithConcurrency<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
+}
+
+/** Keeps a run's figures where docs/RELIABILITY.md can quote them from. */
+export function writeResult(name: string, result: unknown): void {
+  mkdirSync('test-results', { recursive: true });
+  writeFileSync(`test-results/${name}.json`, `${JSON.stringify(result, null, 2)}\n`);
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
