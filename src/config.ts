@@ -83,6 +83,11 @@ export interface RefresherSettings {
   };
   /** Per platform and per process: requests per second (0 = none) and calls in flight (0 = none). */
   outbound: Record<ProviderName, { ratePerSecond: number; maxConcurrent: number }>;
+  /**
+   * PostgreSQL connections per process (DATABASE_POOL_SIZE). Every refresh commits a few writes;
+   * with many refreshes in flight the pool, not the platform, is what they queue for.
+   */
+  databasePoolSize: number;
 }
 
 export interface HttpSettings {
@@ -271,6 +276,7 @@ function loadRefresherSettings(env: NodeJS.ProcessEnv): RefresherSettings {
       REFRESHER_INTERVAL_SECONDS: integer('REFRESHER_INTERVAL_SECONDS', 60, 1),
       REFRESHER_CLAIM_SECONDS: integer('REFRESHER_CLAIM_SECONDS', 300, 1),
       OUTBOUND_CONCURRENCY: integer('OUTBOUND_CONCURRENCY', 100),
+      DATABASE_POOL_SIZE: integer('DATABASE_POOL_SIZE', 10, 1),
       KEEPALIVE_MARGIN_SECONDS: integer('KEEPALIVE_MARGIN_SECONDS', 3 * 86_400),
       KEEPALIVE_JITTER_SECONDS: integer('KEEPALIVE_JITTER_SECONDS', 6 * 3_600),
       KEEPALIVE_RETRY_MAX_SECONDS: integer('KEEPALIVE_RETRY_MAX_SECONDS', 6 * 3_600, 1),
@@ -291,6 +297,7 @@ function loadRefresherSettings(env: NodeJS.ProcessEnv): RefresherSettings {
     batchSize: n.REFRESHER_BATCH_SIZE!,
     intervalMs: n.REFRESHER_INTERVAL_SECONDS! * 1000,
     claimSeconds: n.REFRESHER_CLAIM_SECONDS!,
+    databasePoolSize: n.DATABASE_POOL_SIZE!,
     keepAlive: {
       marginSeconds: n.KEEPALIVE_MARGIN_SECONDS!,
       marginFraction: 0.1,

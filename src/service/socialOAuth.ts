@@ -58,7 +58,11 @@ export class SocialOAuth {
       production: config.production,
       mayGenerate: config.databaseUrl === null,
     });
-    const database = openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
+    const database = openDatabase({
+      databaseUrl: config.databaseUrl,
+      sqlitePath: config.sqlitePath,
+      poolSize: config.refresher.databasePoolSize,
+    });
     try {
       if (options.migrate ?? true) await migrateToLatest(database);
     } catch (error) {

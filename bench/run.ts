@@ -1,0 +1,394 @@
+/**
+ * `npm run bench`: every figure next to a baseline measured in the same run, as a ratio, so the
+ * numbers mean the same on a laptop and on a CI runner. Sized for 2 cores; the whole run is bounded
+ * (see docs/PERFORMANCE.md for what each line measures and the figures last recorded).
+ *
+ * BENCH_ONLY=hot,http,storm,sweep,scale,year runs a subset; BENCH_SWEEP_MAX=1000000 the largest sweep.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import autocannon from 'autocannon';
+import { sql } from 'kysely';
+import { loadConfig } from '../src/config.js';
+import { buildApp } from '../src/http/app.js';
+import { SocialOAuth } from '../src/service/socialOAuth.js';
+import { simulateYear } from '../src/simulator/yearSimulation.js';
+import {
+  type BenchDatabase,
+  createDatabase,
+  mb,
+  seedTikTok,
+  simulatorEnv,
+  startSimulator,
+} from './support.js';
+
+interface Row {
+  bench: string;
+  figure: string;
+  baseline: string;
+  ratio: number;
+  target: string;
+  ok: boolean;
+}
+
+const rows: Row[] = [];
+const only = process.env.BENCH_ONLY?.split(',');
+const wanted = (name: string) => only === undefined || only.includes(name);
+const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+async function openApp(database: BenchDatabase, env: NodeJS.ProcessEnv = {}): Promise<SocialOAuth> {
+  return SocialOAuth.open({ config: loadConfig({ ...database.env, REFRESHER_ENABLED: 'false', ...env }) });
+}
+
+/** Calls per second of `work`, run `n` times one after another after a warm-up. */
+async function rate(n: number, work: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < Math.min(500, n); i++) await work();
+  const started = performance.now();
+  for (let i = 0; i < n; i++) await work();
+  return n / ((performance.now() - started) / 1000);
+}
+
+// 1. Hot path -------------------------------------------------------------------------------------
+async function hotPath(kind: 'sqlite' | 'postgres'): Promise<void> {
+  const database = await createDatabase(kind);
+  const simulator = await startSimulator();
+  const app = await openApp(database, simulatorEnv(simulator));
+  try {
+    const [id] = await seedTikTok(app, simulator, 1, { prefix: 'hot' });
+    const n = kind === 'sqlite' ? 20_000 : 5_000;
+    // Interleaved rounds, so that a hiccup of the machine hits both sides alike.
+    let baseline = 0;
+    let hot = 0;
+    for (let round = 0; round < 2; round++) {
+      baseline += await rate(n, () =>
+        app.database.db.selectFrom('social_accounts').selectAll().where('id', '=', id!).executeTakeFirst(),
+      );
+      hot += await rate(n, () => app.tokens.ensureValidAccessToken(id!));
+    }
+    baseline /= 2;
+    hot /= 2;
+    const ratio = hot / baseline;
+    rows.push({
+      bench: `hot path, ${kind}`,
+      figure: `${hot.toFixed(0)} calls/s`,
+      baseline: `${baseline.toFixed(0)} selects/s`,
+      ratio,
+      target: '>= 0.5',
+      ok: ratio >= 0.5,
+    });
+  } finally {
+    await app.close();
+    await simulator.close();
+    await database.drop();
+  }
+}
+
+// 2. Token endpoint under autocannon -------------------------------------------------------------
+async function tokenEndpoint(): Promise<void> {
+  const database = await createDatabase('postgres');
+  const simulator = await startSimulator();
+  const app = await openApp(database, { ...simulatorEnv(simulator), LOG_LEVEL: 'silent' });
+  const fastify = await buildApp({ app });
+  // The baseline: a route of the same server that reads the same row and answers, nothing else.
+  fastify.get<{ Params: { id: string } }>('/bench/bare/:id', async (request) => {
+    const account = await app.accounts.findById(request.params.id);
+    return { ok: account !== null };
+  });
+  await fastify.listen({ host: '127.0.0.1', port: 0 });
+  const address = fastify.server.address();
+  const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+  try {
+    const [id] = await seedTikTok(app, simulator, 1, { prefix: 'http' });
+    const { key } = await fastify.socialOAuth.apiKeys.create('bench');
+    const common = { connections: 50, duration: 8 };
+    await autocannon({ url: `${base}/bench/bare/${id}`, connections: 20, duration: 2 });
+    const bare = await autocannon({ ...common, url: `${base}/bench/bare/${id}` });
+    const token = await autocannon({
+      ...common,
+      url: `${base}/v1/accounts/${id}/token`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    const ratio = token.requests.average / bare.requests.average;
+    const errors = token.non2xx + token.errors;
+    rows.push({
+      bench: 'POST /v1/accounts/:id/token (autocannon, 50 conns)',
+      figure: `${token.requests.average.toFixed(0)} req/s, p99 ${token.latency.p99} ms${errors ? `, ${errors} errors` : ''}`,
+      baseline: `${bare.requests.average.toFixed(0)} req/s bare route`,
+      ratio,
+      target: '>= 0.6',
+      ok: ratio >= 0.6 && errors === 0,
+    });
+  } finally {
+    await fastify.close();
+    await app.close();
+    await simulator.close();
+    await database.drop();
+  }
+}
+
+// 3. Refresh storm ------------------------------------------------------------------------------
+async function refreshStorm(): Promise<void> {
+  const ACCOUNTS = 10_000;
+  const CALLERS = 500;
+  const LATENCY = 50;
+  const OUTBOUND = 100;
+  const database = await createDatabase('postgres');
+  const simulator = await startSimulator(LATENCY);
+  const app = await openApp(database, {
+    ...simulatorEnv(simulator),
+    OUTBOUND_CONCURRENCY: String(OUTBOUND),
+    DATABASE_POOL_SIZE: '50',
+    REFRESH_WAIT_TIMEOUT_MS: '600000',
+  });
+  try {
+    log(`storm: seeding ${ACCOUNTS} expired accounts`);
+    const ids = await seedTikTok(app, simulator, ACCOUNTS, { prefix: 'storm', expired: true });
+    simulator.resetCounters();
+    // Every account asked for twice, in random order: the callers collide on accounts.
+    const asks = [...ids, ...ids].sort(() => Math.random() - 0.5);
+    let next = 0;
+    let failures = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: CALLERS }, async () => {
+        for (let i = next++; i < asks.length; i = next++) {
+          const { result } = await app.tokens.ensureValidAccessToken(asks[i]!);
+          if (result && !result.success) failures++;
+        }
+      }),
+    );
+    const wall = performance.now() - started;
+    const ideal = (ACCOUNTS * LATENCY) / OUTBOUND;
+    const calls = simulator.totalRefreshCalls('tiktok');
+    rows.push({
+      bench: `refresh storm: ${ACCOUNTS} expired, ${CALLERS} callers, ${LATENCY} ms, outbound ${OUTBOUND}`,
+      figure: `${(wall / 1000).toFixed(1)} s, ${calls} refresh calls${failures ? `, ${failures} failures` : ''}`,
+      baseline: `ideal ${(ideal / 1000).toFixed(1)} s`,
+      ratio: wall / ideal,
+      target: `<= 1.3, calls = ${ACCOUNTS}`,
+      ok: wall / ideal <= 1.3 && calls === ACCOUNTS && failures === 0,
+    });
+  } finally {
+    await app.close();
+    await simulator.close();
+    await database.drop();
+  }
+}
+
+// 4 and 5. Sweeps and scale-out: worker processes -----------------------------------------------
+interface ChildReport {
+  ms: number;
+  refreshed: number;
+  claimed: number;
+  failed: number;
+  maxRssBytes: number;
+}
+
+function startChild(env: NodeJS.ProcessEnv) {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'bench/refresherChild.ts'], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let markReady: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  child.stdout!.on('data', (chunk) => {
+    stdout += chunk;
+    if (stdout.includes('ready\n')) markReady();
+  });
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const report = new Promise<ChildReport>((resolve, reject) => {
+    child.on('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(stdout.trim().split('\n').at(-1)!))
+        : reject(new Error(`child exited ${code}: ${stderr}`)),
+    );
+  });
+  return { child, ready, report };
+}
+
+async function runWorkers(
+  count: number,
+  env: NodeJS.ProcessEnv,
+): Promise<{ wall: number; reports: ChildReport[] }> {
+  const workers = Array.from({ length: count }, () => startChild(env));
+  await Promise.all(workers.map((w) => w.ready));
+  const started = performance.now();
+  for (const worker of workers) worker.child.stdin!.end('go\n');
+  const reports = await Promise.all(workers.map((w) => w.report));
+  return { wall: performance.now() - started, reports };
+}
+
+/** `total` accounts of which 1% are due; the rest are filler rows written by SQL, due next year. */
+async function sweep(total: number): Promise<{ ms: number; due: number; refreshed: number; rss: number }> {
+  const database = await createDatabase('postgres');
+  const simulator = await startSimulator();
+  const env = { ...simulatorEnv(simulator), WORKER_CONCURRENCY: '32', REFRESHER_BATCH_SIZE: '200' };
+  const app = await openApp(database, env);
+  try {
+    const due = Math.round(total / 100);
+    log(`sweep ${total}: ${total - due} filler rows, ${due} due`);
+    const now = Date.now();
+    // Filler: active accounts not due for months, inserted by the server in one statement.
+    await sql`insert into social_accounts (id, owner_id, provider, external_account_id, oauth_scopes, status,
+                version, created_at, updated_at, next_refresh_at, token_issued_at)
+              select 'filler-' || lpad(g::text, 8, '0'), 'bench', 'youtube', 'filler-' || g, '[]', 'active', 1,
+                ${now}::bigint, ${now}::bigint, ${now}::bigint + 100 * 86400000::bigint + g, ${now}::bigint
+              from generate_series(1, ${total - due}::int) g`.execute(app.database.db);
+    await sql`analyze social_accounts`.execute(app.database.db);
+    await seedTikTok(app, simulator, due, { prefix: `sweep-${total}`, dueNow: true });
+    const { wall, reports } = await runWorkers(1, { ...database.env, ...env });
+    return { ms: wall, due, refreshed: reports[0]!.refreshed, rss: reports[0]!.maxRssBytes };
+  } finally {
+    await app.close();
+    await simulator.close();
+    await database.drop();
+  }
+}
+
+async function sweeps(): Promise<void> {
+  const large = Number(process.env.BENCH_SWEEP_MAX ?? 1_000_000);
+  const small = Math.round(large / 10);
+  const a = await sweep(small);
+  const b = await sweep(large);
+  const perAccountA = a.ms / a.due;
+  const perAccountB = b.ms / b.due;
+  rows.push({
+    bench: `sweep ${large.toLocaleString('en')} accounts, 1% due (PostgreSQL): time per due account`,
+    figure: `${(b.ms / 1000).toFixed(1)} s for ${b.refreshed} (${perAccountB.toFixed(2)} ms each)`,
+    baseline: `${(a.ms / 1000).toFixed(1)} s for ${a.refreshed} at ${small.toLocaleString('en')} (${perAccountA.toFixed(2)} ms each)`,
+    ratio: perAccountB / perAccountA,
+    target: '~1 (does not grow)',
+    ok: perAccountB / perAccountA <= 1.5 && b.refreshed === b.due && a.refreshed === a.due,
+  });
+  rows.push({
+    bench: `sweep ${large.toLocaleString('en')}: worker peak memory (max RSS)`,
+    figure: mb(b.rss),
+    baseline: `${mb(a.rss)} at ${small.toLocaleString('en')}`,
+    ratio: b.rss / a.rss,
+    target: '~1 (does not grow)',
+    ok: b.rss / a.rss <= 1.3,
+  });
+}
+
+async function scaleOut(): Promise<void> {
+  const ACCOUNTS = 1_200;
+  const results: Array<{ wall: number; refreshed: number; calls: number; doubles: number }> = [];
+  for (const workers of [1, 2]) {
+    const database = await createDatabase('postgres');
+    // Platform-bound: each worker keeps 10 refreshes in flight against a 50 ms platform.
+    const simulator = await startSimulator(50);
+    const env = { ...simulatorEnv(simulator), WORKER_CONCURRENCY: '10', REFRESHER_BATCH_SIZE: '20' };
+    const app = await openApp(database, env);
+    try {
+      await seedTikTok(app, simulator, ACCOUNTS, { prefix: `scale-${workers}`, dueNow: true });
+      simulator.resetCounters();
+      const { wall, reports } = await runWorkers(workers, { ...database.env, ...env });
+      let doubles = 0;
+      for (let i = 0; i < ACCOUNTS; i++)
+        if (simulator.refreshCalls('tiktok', `scale-${workers}-${i}`) > 1) doubles++;
+      results.push({
+        wall,
+        refreshed: reports.reduce((sum, r) => sum + r.refreshed, 0),
+        calls: simulator.totalRefreshCalls('tiktok'),
+        doubles,
+      });
+    } finally {
+      await app.close();
+      await simulator.close();
+      await database.drop();
+    }
+  }
+  const [one, two] = results as [(typeof results)[0], (typeof results)[0]];
+  const speedup = ACCOUNTS / two.wall / (ACCOUNTS / one.wall);
+  rows.push({
+    bench: `scale-out: 2 workers vs 1 on one PostgreSQL (${ACCOUNTS} due, 50 ms platform)`,
+    figure: `${((ACCOUNTS / two.wall) * 1000).toFixed(0)} refreshes/s, ${two.calls} calls, ${two.doubles} refreshed twice`,
+    baseline: `${((ACCOUNTS / one.wall) * 1000).toFixed(0)} refreshes/s with 1 worker`,
+    ratio: speedup,
+    target: '~2, none twice',
+    ok: speedup >= 1.7 && two.doubles === 0 && two.calls === ACCOUNTS && one.calls === ACCOUNTS,
+  });
+}
+
+// 6. A year in a minute ------------------------------------------------------------------------
+async function year(): Promise<void> {
+  const accounts = Number(process.env.BENCH_YEAR_ACCOUNTS ?? 10_000);
+  const report = await simulateYear({
+    accounts,
+    stepHours: 12,
+    onProgress: (day) => {
+      if (day % 60 === 0) log(`year: day ${day}`);
+    },
+  });
+  rows.push({
+    bench: `year in a minute: ${accounts.toLocaleString('en')} accounts, 365 days (SQLite)`,
+    figure: `${report.lost} lost, ${(report.wallMs / 1000).toFixed(0)} s wall`,
+    baseline: '0 lost',
+    ratio: report.lost,
+    target: '0',
+    ok: report.lost === 0,
+  });
+  for (const p of report.platforms) {
+    rows.push({
+      bench: `year: ${p.provider} idle accounts, keep-alive calls per account-year`,
+      figure: `${p.idleCallsPerAccountYear.toFixed(2)} (all accounts, on demand too: ${p.callsPerAccountYear.toFixed(2)})`,
+      baseline: `least ${p.idleLeastPerAccountYear.toFixed(2)}`,
+      ratio: p.idleCallsPerAccountYear / p.idleLeastPerAccountYear,
+      target: '~1',
+      ok: p.lost === 0 && p.idleCallsPerAccountYear / p.idleLeastPerAccountYear <= 1.25,
+    });
+  }
+}
+
+function printTable(): void {
+  const header = ['benchmark', 'figure', 'baseline (same run)', 'ratio', 'target', ''];
+  const body = rows.map((r) => [
+    r.bench,
+    r.figure,
+    r.baseline,
+    r.ratio.toFixed(2),
+    r.target,
+    r.ok ? 'ok' : 'MISSED',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of body) console.log(line(row));
+}
+
+const started = performance.now();
+console.log(
+  `social-oauth bench — ${new Date().toISOString()} — ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${mb(totalmem())} RAM, Node ${process.version}\n`,
+);
+const sections: Array<[string, () => Promise<void>]> = [
+  ['hot', () => hotPath('sqlite').then(() => hotPath('postgres'))],
+  ['http', tokenEndpoint],
+  ['storm', refreshStorm],
+  ['sweep', sweeps],
+  ['scale', scaleOut],
+  ['year', year],
+];
+for (const [name, run] of sections) {
+  if (!wanted(name)) continue;
+  const sectionStart = performance.now();
+  log(`${name}…`);
+  try {
+    await run();
+  } catch (error) {
+    rows.push({
+      bench: name,
+      figure: `failed: ${(error as Error).message}`,
+      baseline: '',
+      ratio: Number.NaN,
+      target: '',
+      ok: false,
+    });
+  }
+  log(`${name} done in ${((performance.now() - sectionStart) / 1000).toFixed(0)} s`);
+}
+printTable();
+console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(0)} s`);

@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { generateKeyEntry } from '../src/crypto/tokenCipher.js';
+import type { ProviderName } from '../src/domain/providerName.js';
+import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { type ProviderSimulator, startProviderSimulator } from '../src/simulator/simulator.js';
+
+/** The PostgreSQL server the bench creates its databases on (the tests' default). */
+export const ADMIN_URL = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const BENCH_KEYS = generateKeyEntry('bench');
+const DAY = 86_400_000;
+
+export interface BenchDatabase {
+  kind: 'sqlite' | 'postgres';
+  env: NodeJS.ProcessEnv;
+  url: string | undefined;
+  drop(): Promise<void>;
+}
+
+/** A fresh database: SQLite in a temporary folder, or a PostgreSQL database of its own. */
+export async function createDatabase(kind: 'sqlite' | 'postgres'): Promise<BenchDatabase> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'social-oauth-bench-'));
+  if (kind === 'sqlite') {
+    return {
+      kind,
+      url: undefined,
+      env: { DATA_DIR: dataDir, TOKEN_ENCRYPTION_KEYS: BENCH_KEYS },
+      async drop() {
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  }
+  const name = `social_oauth_bench_${randomBytes(5).toString('hex')}`;
+  await adminQuery(`create database ${name}`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    kind,
+    url: url.toString(),
+    env: { DATA_DIR: dataDir, DATABASE_URL: url.toString(), TOKEN_ENCRYPTION_KEYS: BENCH_KEYS },
+    async drop() {
+      rmSync(dataDir, { recursive: true, force: true });
+      await adminQuery(`drop database if exists ${name} with (force)`);
+    },
+  };
+}
+
+async function adminQuery(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: ADMIN_URL });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+export const SIM_CLIENTS = {
+  instagram: { clientId: 'bench-ig', clientSecret: 'bench-ig-secret' },
+  tiktok: { clientId: 'bench-tiktok', clientSecret: 'bench-tiktok-secret' },
+  youtube: { clientId: 'bench-google', clientSecret: 'bench-google-secret' },
+} as const;
+
+export function startSimulator(latencyMs = 0): Promise<ProviderSimulator> {
+  return startProviderSimulator({ port: 0, clients: SIM_CLIENTS, latencyMs });
+}
+
+/** Provider settings pointing at the simulator, rate limits off unless the bench sets them. */
+export function simulatorEnv(simulator: ProviderSimulator): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  const names: Record<ProviderName, [string, string]> = {
+    instagram: ['INSTAGRAM_CLIENT_ID', 'INSTAGRAM'],
+    tiktok: ['TIKTOK_CLIENT_KEY', 'TIKTOK'],
+    youtube: ['YOUTUBE_CLIENT_ID', 'YOUTUBE'],
+  };
+  for (const provider of Object.keys(names) as ProviderName[]) {
+    const [idVar, prefix] = names[provider];
+    env[idVar] = SIM_CLIENTS[provider].clientId;
+    env[`${prefix}_CLIENT_SECRET`] = SIM_CLIENTS[provider].clientSecret;
+    env[`${prefix}_BASE_URL`] = simulator.baseUrlFor(provider);
+    env[`${prefix}_RATE_LIMIT_RPS`] = '0';
+  }
+  return env;
+}
+
+/**
+ * `count` TikTok accounts known to the simulator and stored by us. `dueNow`: connected 179 days ago,
+ * so the refresh token dies tomorrow and the keep-alive is due; `expired`: the access token has
+ * expired (an on-demand refresh is needed). Inserted by 16 lanes.
+ */
+export async function seedTikTok(
+  app: SocialOAuth,
+  simulator: ProviderSimulator,
+  count: number,
+  options: { prefix: string; dueNow?: boolean; expired?: boolean },
+): Promise<string[]> {
+  const now = Date.now();
+  const ids: string[] = new Array(count);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const seeded = simulator.seedAccount('tiktok', {
+          externalAccountId: `${options.prefix}-${i}`,
+          issuedAt: options.dueNow ? now - 179 * DAY : now - 3 * 3_600_000,
+          accessExpiresAt: options.expired ? now - 1000 : undefined,
+        });
+        const account = await app.accounts.insert(
+          {
+            ownerId: 'bench',
+            provider: 'tiktok',
+            externalAccountId: seeded.externalAccountId,
+            displayName: null,
+            accessToken: seeded.accessToken,
+            refreshToken: seeded.refreshToken,
+            expiresAt: seeded.accessExpiresAt,
+            refreshTokenExpiresAt: seeded.refreshExpiresAt,
+            scopes: seeded.scopes,
+            tokenIssuedAt: seeded.issuedAt,
+          },
+          now,
+        );
+        ids[i] = account.id;
+      }
+    }),
+  );
+  return ids;
+}
+
+export function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+}
