@@ -61,6 +61,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+    // A URL Fastify cannot decode (`%ED%A0%80`) or an over-long parameter: our error shape, not Fastify's.
+    // (These skip the onSend hook, so they get the security headers here.)
+    frameworkErrors: (error, request, reply) => {
+      setSecurityHeaders(reply, config);
+      reply.header('x-request-id', request.id);
+      return sendError(error, request, reply);
+    },
   });
   fastify.decorate('socialOAuth', context);
 
@@ -80,6 +87,14 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     },
   );
+
+  // PostgreSQL refuses U+0000 in text: such a value can match no row and must never reach a query
+  // (it answered 500 before; found by test/security/hostileInput.test.ts).
+  fastify.addHook('preValidation', async (request) => {
+    if (containsNul(request.params) || containsNul(request.query) || containsNul(request.body)) {
+      throw new HttpError('invalid_request', 'Text must not contain NUL characters');
+    }
+  });
 
   fastify.addHook('onSend', async (request, reply, payload) => {
     setSecurityHeaders(reply, config);
@@ -122,6 +137,20 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await fastify.register(webhookRoutes, { context });
   await fastify.register(portalRoutes, { context });
   return fastify;
+}
+
+/** Iterative: a body of 64 KiB of `[` nests deeper than the call stack goes. */
+function containsNul(root: unknown): boolean {
+  const pending: unknown[] = [root];
+  while (pending.length > 0) {
+    const value = pending.pop();
+    if (typeof value === 'string') {
+      if (value.includes('\u0000')) return true;
+    } else if (typeof value === 'object' && value !== null) {
+      pending.push(...Object.values(value));
+    }
+  }
+  return false;
 }
 
 function hasHook(hooks: unknown, name: string): boolean {

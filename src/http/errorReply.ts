@@ -27,6 +27,9 @@ export function toErrorBody(error: unknown): {
     return { code: 'invalid_request', message: fastifyError.message ?? 'invalid request', headers: {} };
   }
   switch (fastifyError.code) {
+    case 'FST_ERR_BAD_URL':
+      // Fastify's message repeats the path, which may carry a connect state or portal token.
+      return { code: 'invalid_request', message: 'The URL is not valid', headers: {} };
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return { code: 'payload_too_large', message: 'Request body is too large', headers: {} };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':

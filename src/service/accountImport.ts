@@ -18,14 +18,17 @@ const timestamp = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return ms;
 });
 
-const nonEmpty = z.string().trim().min(1, 'must not be empty').max(4096);
+// PostgreSQL refuses U+0000 in text: a bad line, not a failed transaction at the end.
+const NO_NUL = /^[^\u0000]*$/;
+const noNulMessage = 'must not contain NUL characters';
+const nonEmpty = z.string().trim().min(1, 'must not be empty').max(4096).regex(NO_NUL, noNulMessage);
 
 export const importLineSchema = z
   .object({
     owner_id: nonEmpty.max(200),
     provider: z.enum(PROVIDER_NAMES),
     external_account_id: nonEmpty.max(200),
-    display_name: z.string().max(500).nullish(),
+    display_name: z.string().max(500).regex(NO_NUL, noNulMessage).nullish(),
     access_token: nonEmpty,
     refresh_token: nonEmpty.nullish(),
     expires_at: timestamp.nullish(),

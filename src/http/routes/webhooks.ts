@@ -12,7 +12,10 @@ const tiktokEventSchema = z.object({
   client_key: z.string(),
   event: z.string(),
   create_time: z.number().int(),
-  user_openid: z.string().min(1),
+  user_openid: z
+    .string()
+    .min(1)
+    .regex(/^[^\u0000]*$/),
   content: z.string().optional(),
 });
 
