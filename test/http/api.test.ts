@@ -33,13 +33,13 @@ for (const factory of DATABASES) {
     async function seededAccount(
       provider: ProviderName,
       externalAccountId: string,
-      options: { expired?: boolean } = {},
+      options: { expired?: boolean; issuedAgoMs?: number } = {},
     ) {
       const now = Date.now();
       const seeded = service.simulator.seedAccount(provider, {
         externalAccountId,
         displayName: `${externalAccountId} name`,
-        issuedAt: now - 60_000,
+        issuedAt: now - (options.issuedAgoMs ?? 60_000),
         ...(options.expired ? { accessExpiresAt: now - 1000 } : {}),
       });
       return service.oauth.accounts.insert(
@@ -181,13 +181,25 @@ for (const factory of DATABASES) {
       });
 
       it('refreshes early for a token that must be valid at a later time (valid_at)', async () => {
-        const account = await seededAccount('youtube', 'UCwarmup');
+        // An hour-long Google token with 20 minutes left; the post goes out in 30.
+        const account = await seededAccount('youtube', 'UCwarmup', { issuedAgoMs: 40 * 60_000 });
+        const inHalfAnHour = new Date(Date.now() + 30 * 60_000).toISOString();
+        const response = await service.api('POST', `/v1/accounts/${account.id}/token`, {
+          valid_at: inHalfAnHour,
+        });
+        expect(response.status).toBe(200);
+        expect(response.body.refreshed).toBe(true);
+      });
+
+      it('does not refresh for a valid_at beyond what any fresh token would cover', async () => {
+        const account = await seededAccount('youtube', 'UCtoofar');
         const inTwoHours = new Date(Date.now() + 2 * 3600_000).toISOString();
         const response = await service.api('POST', `/v1/accounts/${account.id}/token`, {
           valid_at: inTwoHours,
         });
         expect(response.status).toBe(200);
-        expect(response.body.refreshed).toBe(true);
+        expect(response.body.refreshed).toBe(false);
+        expect(service.simulator.refreshCalls('youtube', 'UCtoofar')).toBe(0);
       });
 
       it('says 409 account_needs_reauth when the grant is dead, and notifies WEBHOOK_URL with a signed event', async () => {
