@@ -116,7 +116,7 @@ describe('start command on the embedded default without credentials (sandbox)', 
         const match = /(sok_[0-9a-f]{12}_[A-Za-z0-9_-]{43})/.exec(first.output());
         if (!match) throw new Error('no key yet');
         return match[1]!;
-      }, 20_000);
+      }, 60_000);
       expect(first.output()).toContain('SANDBOX MODE');
       const accounts = await fetch(`http://127.0.0.1:${port}/v1/accounts`, {
         headers: { authorization: `Bearer ${key}` },
@@ -132,7 +132,7 @@ describe('start command on the embedded default without credentials (sandbox)', 
     try {
       await eventually(() => {
         if (!second.output().includes('listening on')) throw new Error('not yet');
-      }, 20_000);
+      }, 60_000);
       expect(second.output()).not.toMatch(/sok_[0-9a-f]{12}_/);
       const again = await fetch(`http://127.0.0.1:${port}/v1/accounts`, {
         headers: { authorization: `Bearer ${key}` },
@@ -141,5 +141,6 @@ describe('start command on the embedded default without credentials (sandbox)', 
     } finally {
       expect(await second.stop()).toBe(0);
     }
-  });
+    // Two starts of the whole service: generous on a loaded two-core machine.
+  }, 180_000);
 });
