@@ -72,8 +72,14 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** Provider error codes for a request that may have reached the platform but got no answer. */
 const UNANSWERED_CODES = new Set(['timeout', 'network_error']);
 
-/** How many times a commit of freshly issued tokens is retried before giving up (DB hiccup). */
+/**
+ * A commit of freshly issued tokens is retried at least this many times, and beyond that for as
+ * long as our lease still holds (nobody else can refresh the account meanwhile), up to the cap:
+ * a database restart must not cost a rotated TikTok refresh token.
+ */
 const SAVE_ATTEMPTS = 5;
+const SAVE_ATTEMPTS_CAP = 120;
+const SAVE_RETRY_MAX_DELAY_MS = 1000;
 
 /**
  * Keeps access tokens valid: checks expiry, and refreshes through the platform exactly once per
@@ -288,11 +294,12 @@ export class TokenService {
       // Renewing right before the call means a refresher whose lease lapsed (a long stall) stops
       // here instead of spending a refresh token that another process may be spending too.
       let renewed: boolean;
+      const renewedAt = clock.now();
       try {
         renewed = await this.deps.accounts.tryRenewRefreshLease(
           account.id,
           this.instanceId,
-          clock.now(),
+          renewedAt,
           settings.leaseSeconds * 1000,
         );
       } catch (error) {
@@ -313,7 +320,7 @@ export class TokenService {
         } finally {
           release?.();
         }
-        return await this.commitRefresh(account, tokens, attempt);
+        return await this.commitRefresh(account, tokens, attempt, renewedAt + settings.leaseSeconds * 1000);
       } catch (error) {
         if (!(error instanceof OAuthProviderError)) throw error;
         lastError = error;
@@ -386,6 +393,7 @@ export class TokenService {
     account: SocialAccount,
     tokens: ProviderTokens,
     attempts: number,
+    leaseValidUntil: number,
   ): Promise<EnsureResult> {
     const now = this.deps.clock.now();
     const update = {
@@ -400,7 +408,8 @@ export class TokenService {
       tokenIssuedAt: now,
     };
     // The platform has issued new tokens (on TikTok it has spent the old refresh token): losing
-    // this write loses the account, so a failing database gets a few more tries.
+    // this write loses the account, so a failing database (a restart, a full disk) is retried
+    // while our lease keeps every other refresher away.
     let saved: SocialAccount | null = null;
     for (let attempt = 1; saved === null; attempt++) {
       try {
@@ -424,14 +433,16 @@ export class TokenService {
           };
         }
       } catch (error) {
-        if (attempt >= SAVE_ATTEMPTS) {
+        const delay = Math.min(100 * 2 ** attempt, SAVE_RETRY_MAX_DELAY_MS);
+        const leaseLeft = leaseValidUntil - this.deps.clock.now() - delay;
+        if (attempt >= SAVE_ATTEMPTS && (leaseLeft <= 0 || attempt >= SAVE_ATTEMPTS_CAP)) {
           this.deps.logger.error(
             { accountId: account.id, provider: account.provider, err: describe(error) },
             'refreshed tokens could not be saved; the account may need re-authorization',
           );
           throw error;
         }
-        await this.sleep(100 * 2 ** attempt);
+        await this.sleep(delay);
       }
     }
     await this.announce(saved, {

@@ -210,3 +210,114 @@ export function writeResult(name: string, result: unknown): void {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export interface StormCounts {
+  requests: number;
+  ok: number;
+  /** The service we asked was down (killed, restarting): refused or reset connection. */
+  refused: number;
+  otherStatus: Record<string, number>;
+  /** 200 answers whose token the simulator refused: must be zero. */
+  invalidServed: number;
+}
+
+/**
+ * Callers that ask for tokens of random accounts at random live services until stopped, as a
+ * publishing engine's workers do, and check every token handed out with the platform.
+ */
+export function startStorm(options: {
+  ports: () => number[];
+  accounts: readonly SocialAccount[];
+  apiKey: string;
+  simulator: ProviderSimulator;
+  loops: number;
+  random: () => number;
+}): { counts: StormCounts; stop(): Promise<StormCounts> } {
+  const { accounts, random, simulator } = options;
+  const counts: StormCounts = { requests: 0, ok: 0, refused: 0, otherStatus: {}, invalidServed: 0 };
+  let storming = true;
+  const caller = async () => {
+    while (storming) {
+      const account = accounts[Math.floor(random() * accounts.length)]!;
+      const ports = options.ports();
+      const port = ports[Math.floor(random() * ports.length)];
+      if (port === undefined) {
+        await sleep(50);
+        continue;
+      }
+      counts.requests++;
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/v1/accounts/${account.id}/token`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${options.apiKey}` },
+          signal: AbortSignal.timeout(15_000),
+        });
+        const body = (await response.json()) as { access_token?: string };
+        if (response.status === 200) {
+          counts.ok++;
+          if (!simulator.isAccessTokenValid(account.provider, body.access_token!)) counts.invalidServed++;
+        } else {
+          counts.otherStatus[response.status] = (counts.otherStatus[response.status] ?? 0) + 1;
+        }
+      } catch {
+        counts.refused++;
+        await sleep(20);
+      }
+    }
+  };
+  const loops = Array.from({ length: options.loops }, caller);
+  return {
+    counts,
+    async stop() {
+      storming = false;
+      await Promise.all(loops);
+      return counts;
+    },
+  };
+}
+
+export interface HealthSample {
+  atMs: number;
+  status: number | 'refused';
+}
+
+/** Polls GET /health every `everyMs` until stopped: what a load balancer would have seen. */
+export function watchHealth(port: number, everyMs = 100): { samples: HealthSample[]; stop(): Promise<void> } {
+  const samples: HealthSample[] = [];
+  const started = Date.now();
+  let watching = true;
+  const loop = (async () => {
+    while (watching) {
+      let status: HealthSample['status'];
+      try {
+        status = (await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(5000) }))
+          .status;
+      } catch {
+        status = 'refused';
+      }
+      samples.push({ atMs: Date.now() - started, status });
+      await sleep(everyMs);
+    }
+  })();
+  return {
+    samples,
+    async stop() {
+      watching = false;
+      await loop;
+    },
+  };
+}
+
+export async function waitHealthy(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/health`);
+      if (response.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`service on port ${port} did not become healthy`);
+    await sleep(50);
+  }
+}

@@ -13,7 +13,9 @@ import {
   seedAccounts,
   sleep,
   spawnCli,
+  startStorm,
   stopGracefully,
+  waitHealthy,
   writeResult,
 } from './chaosSupport.js';
 
@@ -106,49 +108,21 @@ describe.skipIf(postgres === undefined)('crash test: SIGKILL during a refresh st
     for (let i = 0; i < SERVES; i++) slots.push({ role: 'serve', port: await reservePort(), process: null });
     for (let i = 0; i < WORKERS; i++) slots.push({ role: 'worker', port: null, process: null });
     slots.forEach(start);
-    for (const slot of slots.filter((s) => s.role === 'serve')) await waitHealthy(slot.port!, 20_000);
+    for (const slot of slots.filter((s) => s.role === 'serve')) {
+      await waitHealthy(slot.port!, 30_000).catch((error: Error) => {
+        throw new Error(`${error.message}: ${slot.process!.output()}`);
+      });
+    }
 
     // The storm: callers ask for tokens of random accounts at random live services, all the time.
-    const counts = {
-      requests: 0,
-      ok: 0,
-      refused: 0,
-      otherStatus: {} as Record<string, number>,
-      invalidServed: 0,
-    };
-    let storming = true;
-    const caller = async () => {
-      while (storming) {
-        const id = ids[Math.floor(random() * ids.length)]!;
-        const live = slots.filter((s) => s.role === 'serve' && s.process !== null);
-        const slot = live[Math.floor(random() * live.length)];
-        if (!slot) {
-          await sleep(50);
-          continue;
-        }
-        counts.requests++;
-        try {
-          const response = await fetch(`http://127.0.0.1:${slot.port}/v1/accounts/${id}/token`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${apiKey}` },
-            signal: AbortSignal.timeout(10_000),
-          });
-          const body = (await response.json()) as { access_token?: string };
-          if (response.status === 200) {
-            counts.ok++;
-            const provider = accounts.find((a) => a.id === id)!.provider;
-            if (!simulator.isAccessTokenValid(provider, body.access_token!)) counts.invalidServed++;
-          } else {
-            counts.otherStatus[response.status] = (counts.otherStatus[response.status] ?? 0) + 1;
-          }
-        } catch {
-          // The process we asked was killed under us: a refused or reset connection.
-          counts.refused++;
-          await sleep(20);
-        }
-      }
-    };
-    const callers = Array.from({ length: CALLER_LOOPS }, caller);
+    const storm = startStorm({
+      ports: () => slots.filter((s) => s.role === 'serve' && s.process !== null).map((s) => s.port!),
+      accounts,
+      apiKey,
+      simulator,
+      loops: CALLER_LOOPS,
+      random,
+    });
 
     const kills: Array<{ atMs: number; role: string; pid: number }> = [];
     const startedAt = Date.now();
@@ -167,8 +141,7 @@ describe.skipIf(postgres === undefined)('crash test: SIGKILL during a refresh st
       start(slot);
     }
     await sleep(2000);
-    storming = false;
-    await Promise.all(callers);
+    const counts = await storm.stop();
     await Promise.all(slots.map((slot) => (slot.process ? stopGracefully(slot.process) : undefined)));
 
     const audit = await auditAccounts(app, simulator, ids);
@@ -205,17 +178,3 @@ describe.skipIf(postgres === undefined)('crash test: SIGKILL during a refresh st
     expect(counts.ok).toBeGreaterThan(0);
   }, 240_000);
 });
-
-async function waitHealthy(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/health`);
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`service on port ${port} did not become healthy`);
-    await sleep(50);
-  }
-}
