@@ -206,6 +206,12 @@ for (const factory of DATABASES) {
       } finally {
         await store.close();
       }
+      if (factory.kind === 'postgres') {
+        // A shared database is not migrated as a side effect of another command.
+        const behind = await cli(['accounts', 'list'], env);
+        expect(behind.code).toBe(78);
+        expect(behind.stderr).toMatch(/schema is behind .*migrate up/);
+      }
       const confirmed = await cli(['migrate', 'down', '--yes'], env);
       expect(confirmed.code).toBe(0);
       const status = await cli(['migrate', 'status', '--json'], env);

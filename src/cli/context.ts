@@ -35,7 +35,14 @@ export async function withApp<T>(
 ): Promise<T> {
   const config = loadConfig();
   const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', destination: 2 });
-  const app = await SocialOAuth.open({ config, logger, migrate: options.migrate ?? true });
+  // The embedded default migrates itself (one user, one file). On PostgreSQL only `serve` and
+  // `worker` migrate: other commands refuse a schema that is behind rather than change a shared
+  // database as a side effect (or silently undo a `migrate down`).
+  const app = await SocialOAuth.open({
+    config,
+    logger,
+    migrate: options.migrate ?? config.databaseUrl === null,
+  });
   if (app.generatedKeyFile) {
     process.stderr.write(
       `No TOKEN_ENCRYPTION_KEYS set: generated a token encryption key at ${app.generatedKeyFile} (mode 0600). ` +

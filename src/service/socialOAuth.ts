@@ -2,6 +2,7 @@ import { type AppConfig, loadConfig, type RefresherSettings } from '../config.js
 import { loadKeyring } from '../crypto/keyring.js';
 import type { TokenCipher } from '../crypto/tokenCipher.js';
 import { type Clock, systemClock } from '../domain/clock.js';
+import { ConfigurationError } from '../domain/errors.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
 import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
 import type { Provider } from '../providers/provider.js';
@@ -9,7 +10,7 @@ import { createProvider } from '../providers/registry.js';
 import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
-import { migrateToLatest } from '../store/migrations.js';
+import { migrateToLatest, migrationStatus } from '../store/migrations.js';
 import { createOutboundGate } from './outboundGate.js';
 import { Refresher } from './refresher.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
@@ -21,7 +22,7 @@ export interface SocialOAuthOptions {
   clock?: Clock;
   fetch?: typeof fetch;
   logger?: Logger;
-  /** Run pending migrations on open (default true). */
+  /** Run pending migrations on open (default true); false refuses to open a schema that is behind. */
   migrate?: boolean;
   sleep?: (ms: number) => Promise<void>;
   random?: () => number;
@@ -65,6 +66,7 @@ export class SocialOAuth {
     });
     try {
       if (options.migrate ?? true) await migrateToLatest(database);
+      else await requireCurrentSchema(database);
     } catch (error) {
       await database.close();
       throw error;
@@ -118,5 +120,15 @@ export class SocialOAuth {
 
   close(): Promise<void> {
     return this.database.close();
+  }
+}
+
+/** Without migrating, a schema that is behind is a configuration error, not a crash later on. */
+async function requireCurrentSchema(database: StoreDatabase): Promise<void> {
+  const pending = (await migrationStatus(database)).filter((m) => m.executedAt === null).map((m) => m.name);
+  if (pending.length > 0) {
+    throw new ConfigurationError(
+      `the database schema is behind (pending: ${pending.join(', ')}): run \`social-oauth migrate up\``,
+    );
   }
 }

@@ -53,6 +53,8 @@ for (const factory of DATABASES) {
     beforeAll(async () => {
       database = await factory.create();
       env = testEnv(database);
+      // On PostgreSQL, commands other than serve/worker expect the schema to be current.
+      expect((await cli(['migrate', 'up'], env)).code).toBe(0);
     });
     afterAll(async () => {
       await database?.drop();

@@ -13,21 +13,24 @@ export function registerWorker(program: Command): void {
     .description('keep every account alive: refresh accounts as they come due, until stopped')
     .option('--once', 'run one pass and exit (like refresh --due, without the progress bar)')
     .action((options: { once?: boolean }) =>
-      withApp(async (app) => {
-        const refresher = app.createRefresher();
-        if (options.once) {
-          const summary = await refresher.runPass();
-          console.log(JSON.stringify(summary));
-          return;
-        }
-        const stop = new AbortController();
-        void waitForSignal().then(() => stop.abort());
-        const { concurrency, intervalMs } = app.config.refresher;
-        process.stderr.write(
-          `social-oauth worker: ${app.database.description}, ${concurrency} at a time, looking every ${intervalMs / 1000}s\n`,
-        );
-        await refresher.run(stop.signal);
-        process.stderr.write('social-oauth worker: stopped\n');
-      }),
+      withApp(
+        async (app) => {
+          const refresher = app.createRefresher();
+          if (options.once) {
+            const summary = await refresher.runPass();
+            console.log(JSON.stringify(summary));
+            return;
+          }
+          const stop = new AbortController();
+          void waitForSignal().then(() => stop.abort());
+          const { concurrency, intervalMs } = app.config.refresher;
+          process.stderr.write(
+            `social-oauth worker: ${app.database.description}, ${concurrency} at a time, looking every ${intervalMs / 1000}s\n`,
+          );
+          await refresher.run(stop.signal);
+          process.stderr.write('social-oauth worker: stopped\n');
+        },
+        { migrate: true },
+      ),
     );
 }
