@@ -175,6 +175,8 @@ for (const factory of DATABASES) {
       } finally {
         await store.close();
       }
+      const status = await cli(['keys', 'status', '--json'], { ...env, TOKEN_ENCRYPTION_KEYS: newEntry });
+      expect(Object.keys(JSON.parse(status.stdout))).toEqual(['rotated']);
       const id = (await listAccounts()).find((a) => a.externalAccountId === 'tt-expired')!.id as string;
       const onlyNewKey = await cli(['token', id], { ...env, TOKEN_ENCRYPTION_KEYS: newEntry });
       expect(onlyNewKey.code).toBe(0);

@@ -1,4 +1,4 @@
-import { TokenCipher, type TokenField } from '../crypto/tokenCipher.js';
+import { TokenCipher, TokenDecryptionError, type TokenField } from '../crypto/tokenCipher.js';
 import type { AccountRepository } from '../store/accountRepository.js';
 import type { LedgerRepository } from '../store/ledgerRepository.js';
 
@@ -12,6 +12,8 @@ export interface RotationOutcome {
   reencrypted: number;
   /** Values that changed under us (a refresh wrote new tokens, already under the first key). */
   changedConcurrently: number;
+  /** Accounts whose token no key of the keyring could decrypt: left as they are, and named. */
+  undecryptable: string[];
 }
 
 /**
@@ -27,7 +29,7 @@ export async function rotateKeys(
 ): Promise<RotationOutcome> {
   const batchSize = options.batchSize ?? 500;
   const total = await accounts.count();
-  const outcome: RotationOutcome = { scanned: 0, reencrypted: 0, changedConcurrently: 0 };
+  const outcome: RotationOutcome = { scanned: 0, reencrypted: 0, changedConcurrently: 0, undecryptable: [] };
   let afterId: string | null = null;
   for (;;) {
     const rows = await accounts.ciphertextBatch(afterId, batchSize);
@@ -41,7 +43,16 @@ export async function rotateKeys(
       for (const [field, sealed] of fields) {
         if (sealed === null || TokenCipher.keyIdOf(sealed) === cipher.primaryKeyId) continue;
         const binding = { accountId: row.id, field };
-        const resealed = cipher.encrypt(cipher.decrypt(sealed, binding), binding);
+        let plaintext: string;
+        try {
+          plaintext = cipher.decrypt(sealed, binding);
+        } catch (error) {
+          // One bad row (a key missing from the keyring, a copied value) must not stop the others.
+          if (!(error instanceof TokenDecryptionError)) throw error;
+          if (!outcome.undecryptable.includes(row.id)) outcome.undecryptable.push(row.id);
+          continue;
+        }
+        const resealed = cipher.encrypt(plaintext, binding);
         if (await accounts.replaceCiphertext(row.id, field, sealed, resealed)) {
           outcome.reencrypted++;
           changed = true;
@@ -66,4 +77,26 @@ export async function rotateKeys(
     options.onProgress?.({ scanned: outcome.scanned, total });
   }
   return outcome;
+}
+
+/** `keys status`: how many stored tokens each key id encrypts, to know when an old key can go. */
+export async function countTokensByKey(
+  accounts: AccountRepository,
+  batchSize = 1000,
+): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  let afterId: string | null = null;
+  for (;;) {
+    const rows = await accounts.ciphertextBatch(afterId, batchSize);
+    if (rows.length === 0) break;
+    for (const row of rows) {
+      for (const sealed of [row.oauth_access_token, row.oauth_refresh_token]) {
+        if (sealed === null) continue;
+        const keyId = TokenCipher.keyIdOf(sealed) ?? '(unknown format)';
+        counts.set(keyId, (counts.get(keyId) ?? 0) + 1);
+      }
+    }
+    afterId = rows.at(-1)!.id;
+  }
+  return counts;
 }

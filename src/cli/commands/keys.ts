@@ -1,7 +1,7 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { generateKeyEntry } from '../../crypto/tokenCipher.js';
-import { rotateKeys } from '../../service/keyRotation.js';
+import { countTokensByKey, rotateKeys } from '../../service/keyRotation.js';
 import { withApp } from '../context.js';
 
 export function registerKeys(program: Command): void {
@@ -14,6 +14,30 @@ export function registerKeys(program: Command): void {
     .action((options: { id?: string }) => {
       console.log(generateKeyEntry(options.id));
     });
+
+  keys
+    .command('status')
+    .description('count stored tokens per encryption key id (an old key can go once it counts 0)')
+    .option('--json', 'print {keyId: count}')
+    .action((options: { json?: boolean }) =>
+      withApp(async (app) => {
+        const counts = await countTokensByKey(app.accounts);
+        if (options.json) {
+          console.log(JSON.stringify(Object.fromEntries(counts)));
+          return;
+        }
+        const keyring = new Set(app.cipher.keyIds);
+        for (const id of new Set([...app.cipher.keyIds, ...counts.keys()])) {
+          const where =
+            id === app.cipher.primaryKeyId
+              ? 'first (encrypts)'
+              : keyring.has(id)
+                ? 'in keyring'
+                : 'NOT IN KEYRING';
+          console.log(`${id.padEnd(20)} ${String(counts.get(id) ?? 0).padStart(8)} token(s)  ${where}`);
+        }
+      }),
+    );
 
   keys
     .command('rotate')
@@ -41,6 +65,12 @@ export function registerKeys(program: Command): void {
           },
         });
         if (started) bar.stop();
+        if (outcome.undecryptable.length > 0) {
+          process.stderr.write(
+            `warning: ${outcome.undecryptable.length} account(s) have a token no key of TOKEN_ENCRYPTION_KEYS decrypts; ` +
+              `left as they were: ${outcome.undecryptable.join(', ')}\n`,
+          );
+        }
         console.log(
           `scanned ${outcome.scanned} account(s); re-encrypted ${outcome.reencrypted} token(s) under key "${app.cipher.primaryKeyId}"` +
             (outcome.changedConcurrently
