@@ -164,9 +164,7 @@ export class AccountRepository {
   }
 
   /** Current version only: the cheap check a waiter polls while another process refreshes. */
-  async readVersion(
-    id: string,
-  ): Promise<{
+  async readVersion(id: string): Promise<{
     version: number;
     status: string;
     leaseUntil: number | null;
