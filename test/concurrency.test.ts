@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
+import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp, testEnv } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
 import { simulatorEnv, startTestSimulator } from './support/simulator.js';
@@ -59,24 +60,12 @@ for (const factory of DATABASES) {
       const ids: string[] = [];
       const now = Date.now();
       for (let i = 0; i < ACCOUNTS; i++) {
-        const seeded = simulator.seedAccount('tiktok', {
-          externalAccountId: `race-${i}`,
-          accessExpiresAt: now - 1000,
-        });
-        const account = await app.accounts.insert(
-          {
-            ownerId: 'owner-race',
-            provider: 'tiktok',
-            externalAccountId: seeded.externalAccountId,
-            displayName: seeded.displayName,
-            accessToken: seeded.accessToken,
-            refreshToken: seeded.refreshToken,
-            expiresAt: seeded.accessExpiresAt,
-            refreshTokenExpiresAt: seeded.refreshExpiresAt,
-            scopes: seeded.scopes,
-            tokenIssuedAt: seeded.issuedAt,
-          },
-          now,
+        const account = await insertSeededAccount(
+          app.accounts,
+          simulator,
+          'tiktok',
+          { externalAccountId: `race-${i}`, accessExpiresAt: now - 1000 },
+          { ownerId: 'owner-race', now },
         );
         ids.push(account.id);
       }

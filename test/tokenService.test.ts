@@ -4,6 +4,7 @@ import type { ProviderName } from '../src/domain/providerName.js';
 import { ensureValidAccessToken, getAccountOAuthInfo, refreshOAuthToken } from '../src/index.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
+import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
 import { simulatorEnv, startTestSimulator } from './support/simulator.js';
@@ -48,27 +49,18 @@ for (const factory of DATABASES) {
     ) {
       const externalAccountId = `${provider}-user-${++counter}`;
       const now = clock.now();
-      const seeded = simulator.seedAccount(provider, {
-        externalAccountId,
-        accessExpiresAt: now + options.accessExpiresInMs,
-        issuedAt: now - (options.issuedAgoMs ?? 0),
-        refreshExpiresAt:
-          options.refreshExpiresInMs === undefined ? undefined : now + options.refreshExpiresInMs,
-      });
-      return app.accounts.insert(
+      return insertSeededAccount(
+        app.accounts,
+        simulator,
+        provider,
         {
-          ownerId: 'owner-1',
-          provider,
           externalAccountId,
-          displayName: seeded.displayName,
-          accessToken: seeded.accessToken,
-          refreshToken: options.withoutRefreshToken ? null : seeded.refreshToken,
-          expiresAt: seeded.accessExpiresAt,
-          refreshTokenExpiresAt: seeded.refreshExpiresAt,
-          scopes: seeded.scopes,
-          tokenIssuedAt: seeded.issuedAt,
+          accessExpiresAt: now + options.accessExpiresInMs,
+          issuedAt: now - (options.issuedAgoMs ?? 0),
+          refreshExpiresAt:
+            options.refreshExpiresInMs === undefined ? undefined : now + options.refreshExpiresInMs,
         },
-        now,
+        { now, withoutRefreshToken: options.withoutRefreshToken },
       );
     }
 
@@ -312,22 +304,12 @@ for (const factory of DATABASES) {
     });
 
     async function expiredTikTok(externalAccountId: string) {
-      const now = Date.now();
-      const seeded = simulator.seedAccount('tiktok', { externalAccountId, accessExpiresAt: now - 1000 });
-      return app.accounts.insert(
-        {
-          ownerId: 'owner-race',
-          provider: 'tiktok',
-          externalAccountId,
-          displayName: null,
-          accessToken: seeded.accessToken,
-          refreshToken: seeded.refreshToken,
-          expiresAt: seeded.accessExpiresAt,
-          refreshTokenExpiresAt: seeded.refreshExpiresAt,
-          scopes: seeded.scopes,
-          tokenIssuedAt: seeded.issuedAt,
-        },
-        now,
+      return insertSeededAccount(
+        app.accounts,
+        simulator,
+        'tiktok',
+        { externalAccountId, accessExpiresAt: Date.now() - 1000 },
+        { ownerId: 'owner-race' },
       );
     }
 

@@ -4,6 +4,7 @@ import { PROVIDER_NAMES } from '../../src/domain/providerName.js';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
 import { seededRandom } from '../../src/simulator/faults.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
+import { insertSeededAccount } from '../support/accounts.js';
 import { openTestApp } from '../support/app.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { simulatorEnv, startTestSimulator } from '../support/simulator.js';
@@ -49,26 +50,17 @@ for (const factory of DATABASES) {
       const accounts: SocialAccount[] = [];
       for (const provider of PROVIDER_NAMES) {
         for (let i = 0; i < ACCOUNTS_PER_PROVIDER; i++) {
-          const seeded = simulator.seedAccount(provider, {
-            externalAccountId: `${provider}-fault-${i}`,
-            accessExpiresAt: now + 60_000, // inside the 5-minute threshold: due, still usable
-            issuedAt: now - 30 * DAY,
-          });
           accounts.push(
-            await app.accounts.insert(
+            await insertSeededAccount(
+              app.accounts,
+              simulator,
+              provider,
               {
-                ownerId: 'owner-faults',
-                provider,
-                externalAccountId: seeded.externalAccountId,
-                displayName: seeded.displayName,
-                accessToken: seeded.accessToken,
-                refreshToken: seeded.refreshToken,
-                expiresAt: seeded.accessExpiresAt,
-                refreshTokenExpiresAt: seeded.refreshExpiresAt,
-                scopes: seeded.scopes,
-                tokenIssuedAt: seeded.issuedAt,
+                externalAccountId: `${provider}-fault-${i}`,
+                accessExpiresAt: now + 60_000, // inside the 5-minute threshold: due, still usable
+                issuedAt: now - 30 * DAY,
               },
-              now,
+              { ownerId: 'owner-faults', now },
             ),
           );
         }
