@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { TokenDecryptionError } from '../crypto/tokenCipher.js';
 import { AccountNotFound } from '../domain/errors.js';
 import { ServiceError } from '../service/serviceError.js';
+import { isDatabaseUnavailable } from '../store/database.js';
 import { ERROR_CATALOG, type ErrorCode, HttpError, isErrorCode } from './errorCatalog.js';
 
 /** Maps anything thrown to `{error: {code, message, request_id}}` and a status from the catalog. */
@@ -46,6 +47,13 @@ export function toErrorBody(error: unknown): {
   ) {
     const code: ErrorCode = error instanceof SyntaxError ? 'invalid_json' : 'invalid_request';
     return { code, message: fastifyError.message ?? 'invalid request', headers: {} };
+  }
+  if (isDatabaseUnavailable(error)) {
+    return {
+      code: 'unavailable',
+      message: 'The database is unavailable; try again shortly',
+      headers: { 'retry-after': '5' },
+    };
   }
   if (error instanceof TokenDecryptionError) {
     return {

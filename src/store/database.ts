@@ -68,3 +68,24 @@ function openSqlite(path: string): StoreDatabase {
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   return { db, kind: 'sqlite', description: `sqlite:${path}`, close: () => db.destroy() };
 }
+
+/**
+ * True for errors that mean "the database cannot serve right now" rather than "this query is
+ * wrong": a PostgreSQL server restarting or unreachable, a SQLite file that is locked too long or
+ * on a full disk. Callers answer those with 503 and Retry-After, not 500.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    // PostgreSQL SQLSTATE: class 08 connection exceptions, 57P0x shutdowns, 53300 too many clients.
+    if (/^08/.test(code) || /^57P0[1-3]$/.test(code) || code === '53300') return true;
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code))
+      return true;
+    if (/^SQLITE_(FULL|BUSY|LOCKED|IOERR|CANTOPEN|READONLY)/.test(code)) return true;
+  }
+  // pg reports a dropped connection without a code.
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+    error.message,
+  );
+}
