@@ -3,6 +3,7 @@ import { KeyringError, TokenDecryptionError } from '../crypto/tokenCipher.js';
 import { AccountNotFound, ConfigurationError } from '../domain/errors.js';
 import { createLogger } from '../service/logging.js';
 import { SocialOAuth } from '../service/socialOAuth.js';
+import { isDatabaseUnavailable } from '../store/database.js';
 import { MigrationFailed } from '../store/migrations.js';
 
 /** Exit codes, documented in the README. */
@@ -80,8 +81,9 @@ export function reportError(error: unknown): number {
     return EXIT.failed;
   }
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === '3D000' || code === '28P01') {
-    say(`cannot reach the database (${code}): check DATABASE_URL`);
+  // 3D000: no such database; 28P01: wrong password.
+  if (isDatabaseUnavailable(error) || code === '3D000' || code === '28P01') {
+    say(`cannot use the database (${code ?? 'connection lost'}): check DATABASE_URL and the server`);
     return EXIT.config;
   }
   say(error instanceof Error ? error.message : String(error));
