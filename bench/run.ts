@@ -32,6 +32,13 @@ interface Row {
 }
 
 const rows: Row[] = [];
+/** Each row is also logged as it is measured, so a run cut short keeps what it measured. */
+const record = (row: Row) => {
+  rows.push(row);
+  log(
+    `${row.ok ? 'ok    ' : 'MISSED'} ${row.bench}: ${row.figure} vs ${row.baseline} (ratio ${row.ratio.toFixed(2)})`,
+  );
+};
 const only = process.env.BENCH_ONLY?.split(',');
 const wanted = (name: string) => only === undefined || only.includes(name);
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
@@ -68,7 +75,7 @@ async function hotPath(kind: 'sqlite' | 'postgres'): Promise<void> {
     baseline /= 2;
     hot /= 2;
     const ratio = hot / baseline;
-    rows.push({
+    record({
       bench: `hot path, ${kind}`,
       figure: `${hot.toFixed(0)} calls/s`,
       baseline: `${baseline.toFixed(0)} selects/s`,
@@ -111,7 +118,7 @@ async function tokenEndpoint(): Promise<void> {
     });
     const ratio = token.requests.average / bare.requests.average;
     const errors = token.non2xx + token.errors;
-    rows.push({
+    record({
       bench: 'POST /v1/accounts/:id/token (autocannon, 50 conns)',
       figure: `${token.requests.average.toFixed(0)} req/s, p99 ${token.latency.p99} ms${errors ? `, ${errors} errors` : ''}`,
       baseline: `${bare.requests.average.toFixed(0)} req/s bare route`,
@@ -161,7 +168,7 @@ async function refreshStorm(): Promise<void> {
     const wall = performance.now() - started;
     const ideal = (ACCOUNTS * LATENCY) / OUTBOUND;
     const calls = simulator.totalRefreshCalls('tiktok');
-    rows.push({
+    record({
       bench: `refresh storm: ${ACCOUNTS} expired, ${CALLERS} callers, ${LATENCY} ms, outbound ${OUTBOUND}`,
       figure: `${(wall / 1000).toFixed(1)} s, ${calls} refresh calls${failures ? `, ${failures} failures` : ''}`,
       baseline: `ideal ${(ideal / 1000).toFixed(1)} s`,
@@ -255,7 +262,7 @@ async function sweeps(): Promise<void> {
   const b = await sweep(large);
   const perAccountA = a.ms / a.due;
   const perAccountB = b.ms / b.due;
-  rows.push({
+  record({
     bench: `sweep ${large.toLocaleString('en')} accounts, 1% due (PostgreSQL): time per due account`,
     figure: `${(b.ms / 1000).toFixed(1)} s for ${b.refreshed} (${perAccountB.toFixed(2)} ms each)`,
     baseline: `${(a.ms / 1000).toFixed(1)} s for ${a.refreshed} at ${small.toLocaleString('en')} (${perAccountA.toFixed(2)} ms each)`,
@@ -263,7 +270,7 @@ async function sweeps(): Promise<void> {
     target: '~1 (does not grow)',
     ok: perAccountB / perAccountA <= 1.5 && b.refreshed === b.due && a.refreshed === a.due,
   });
-  rows.push({
+  record({
     bench: `sweep ${large.toLocaleString('en')}: worker peak memory (max RSS)`,
     figure: mb(b.rss),
     baseline: `${mb(a.rss)} at ${small.toLocaleString('en')}`,
@@ -303,7 +310,7 @@ async function scaleOut(): Promise<void> {
   }
   const [one, two] = results as [(typeof results)[0], (typeof results)[0]];
   const speedup = ACCOUNTS / two.wall / (ACCOUNTS / one.wall);
-  rows.push({
+  record({
     bench: `scale-out: 2 workers vs 1 on one PostgreSQL (${ACCOUNTS} due, 50 ms platform)`,
     figure: `${((ACCOUNTS / two.wall) * 1000).toFixed(0)} refreshes/s, ${two.calls} calls, ${two.doubles} refreshed twice`,
     baseline: `${((ACCOUNTS / one.wall) * 1000).toFixed(0)} refreshes/s with 1 worker`,
@@ -316,14 +323,15 @@ async function scaleOut(): Promise<void> {
 // 6. A year in a minute ------------------------------------------------------------------------
 async function year(): Promise<void> {
   const accounts = Number(process.env.BENCH_YEAR_ACCOUNTS ?? 10_000);
+  const yearStart = performance.now();
   const report = await simulateYear({
     accounts,
-    stepHours: 12,
+    stepHours: 24,
     onProgress: (day) => {
-      if (day % 60 === 0) log(`year: day ${day}`);
+      if (day % 30 === 0) log(`year: day ${day} (${((performance.now() - yearStart) / 1000).toFixed(0)} s)`);
     },
   });
-  rows.push({
+  record({
     bench: `year in a minute: ${accounts.toLocaleString('en')} accounts, 365 days (SQLite)`,
     figure: `${report.lost} lost, ${(report.wallMs / 1000).toFixed(0)} s wall`,
     baseline: '0 lost',
@@ -332,7 +340,7 @@ async function year(): Promise<void> {
     ok: report.lost === 0,
   });
   for (const p of report.platforms) {
-    rows.push({
+    record({
       bench: `year: ${p.provider} idle accounts, keep-alive calls per account-year`,
       figure: `${p.idleCallsPerAccountYear.toFixed(2)} (all accounts, on demand too: ${p.callsPerAccountYear.toFixed(2)})`,
       baseline: `least ${p.idleLeastPerAccountYear.toFixed(2)}`,
@@ -379,7 +387,7 @@ for (const [name, run] of sections) {
   try {
     await run();
   } catch (error) {
-    rows.push({
+    record({
       bench: name,
       figure: `failed: ${(error as Error).message}`,
       baseline: '',

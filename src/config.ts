@@ -83,10 +83,7 @@ export interface RefresherSettings {
   };
   /** Per platform and per process: requests per second (0 = none) and calls in flight (0 = none). */
   outbound: Record<ProviderName, { ratePerSecond: number; maxConcurrent: number }>;
-  /**
-   * PostgreSQL connections per process (DATABASE_POOL_SIZE). Every refresh commits a few writes;
-   * with many refreshes in flight the pool, not the platform, is what they queue for.
-   */
+  /** PostgreSQL connections per process (DATABASE_POOL_SIZE): more refreshes in flight may want more. */
   databasePoolSize: number;
 }
 
