@@ -190,6 +190,36 @@ for (const factory of DATABASES) {
       expect(simulator.refreshCalls('youtube', account.externalAccountId)).toBe(1);
     });
 
+    it('does not call a failing platform again on every ask: a cool-down that grows per failure', async () => {
+      const account = await connectedAccount('youtube', { accessExpiresInMs: 120_000 });
+      simulator.faults.set('youtube', { failNext: 100, status: 503 });
+      const first = await ensureValidAccessToken(app, account.id);
+      expect(first.result).toMatchObject({ success: false, reason: 'provider_error', attempts: 4 });
+      // Asked again at once: the same failure, the old (still valid) token, no call.
+      const again = await ensureValidAccessToken(app, account.id);
+      expect(again.result).toMatchObject({ success: false, reason: 'provider_error', attempts: 0 });
+      expect(again.account.accessToken).toBe(account.accessToken);
+      expect(simulator.refreshCalls('youtube', account.externalAccountId)).toBe(4);
+      // After the cool-down it tries again, and succeeds once the platform is back.
+      simulator.faults.clear('youtube');
+      clock.advance(6_000);
+      const later = await ensureValidAccessToken(app, account.id);
+      expect(later.result).toMatchObject({ success: true });
+      expect(simulator.refreshCalls('youtube', account.externalAccountId)).toBe(5);
+    });
+
+    it('honours a long Retry-After across calls, even once the token has expired', async () => {
+      const account = await connectedAccount('tiktok', { accessExpiresInMs: 60_000 });
+      simulator.faults.set('tiktok', { rateLimitNext: 1, retryAfterSeconds: 3600 });
+      const first = await ensureValidAccessToken(app, account.id);
+      expect(first.result).toMatchObject({ success: false, reason: 'rate_limited' });
+      clock.advance(120_000); // the token has expired now
+      const again = await ensureValidAccessToken(app, account.id);
+      expect(again.result).toMatchObject({ success: false, reason: 'rate_limited', attempts: 0 });
+      expect(again.result?.retryAt).toBe(first.result?.retryAt);
+      expect(simulator.refreshCalls('tiktok', account.externalAccountId)).toBe(1);
+    });
+
     it('treats a platform that does not answer in time as transient', async () => {
       const account = await connectedAccount('tiktok', { accessExpiresInMs: -1 });
       simulator.faults.set('tiktok', { hangNext: 1, hangMs: 5000 });

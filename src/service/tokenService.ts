@@ -69,6 +69,10 @@ export interface RefreshOptions {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** On-demand callers wait this long after a failed refresh, doubling per failure, up to the max. */
+const COOL_DOWN_BASE_MS = 5_000;
+const COOL_DOWN_MAX_MS = 5 * 60_000;
+
 /** Provider error codes for a request that may have reached the platform but got no answer. */
 const UNANSWERED_CODES = new Set(['timeout', 'network_error']);
 
@@ -95,6 +99,10 @@ const SAVE_RETRY_MAX_DELAY_MS = 1000;
  */
 export class TokenService {
   private readonly inFlight = new Map<string, Promise<EnsureResult>>();
+  private readonly coolDowns = new Map<
+    string,
+    { until: number; result: OAuthRefreshResult; failures: number }
+  >();
   private readonly listeners: OAuthEventListener[] = [];
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
@@ -129,6 +137,8 @@ export class TokenService {
     const account = await this.requireAccount(accountId);
     if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
     if (!this.isStale(account, options)) return { account, result: null };
+    const cooling = this.coolingDown(account);
+    if (cooling) return { account, result: cooling };
     return this.singleFlight(`${accountId}:ensure`, () =>
       this.refreshUnderLease(account, { onlyIfStale: options }),
     );
@@ -445,6 +455,7 @@ export class TokenService {
         await this.sleep(delay);
       }
     }
+    this.coolDowns.delete(account.id);
     await this.announce(saved, {
       accountId: account.id,
       type: 'refreshed',
@@ -534,7 +545,32 @@ export class TokenService {
     const result = this.failure(updated, reason, error?.providerErrorCode ?? null, attempts);
     if (error instanceof RateLimited && error.retryAfterMs !== null)
       result.retryAt = now + error.retryAfterMs;
+    this.startCoolDown(account.id, result, now);
     return { account: updated, result };
+  }
+
+  /**
+   * After a failed refresh, callers of ensureValidAccessToken get the failure again (with the still
+   * valid old token) instead of a new round of calls, until a backoff that grows with each failure
+   * has passed or the platform's Retry-After is over. Without it, a publishing engine asking before
+   * every post would hammer a failing platform (peers have made 60,000 failed calls a day for one
+   * account). Per process; the background refresher keeps its own schedule in the database.
+   */
+  private coolingDown(account: SocialAccount): OAuthRefreshResult | null {
+    const coolDown = this.coolDowns.get(account.id);
+    const now = this.deps.clock.now();
+    if (!coolDown || coolDown.until <= now) return null;
+    // An expired token is worth another try, unless the platform asked us to wait.
+    if (isAccessTokenExpired(account, this.deps.clock) && coolDown.result.reason !== 'rate_limited')
+      return null;
+    return { ...coolDown.result, attempts: 0, retryAt: coolDown.until };
+  }
+
+  private startCoolDown(accountId: string, result: OAuthRefreshResult, now: number): void {
+    const failures = (this.coolDowns.get(accountId)?.failures ?? 0) + 1;
+    const backoff = Math.min(COOL_DOWN_MAX_MS, COOL_DOWN_BASE_MS * 2 ** (failures - 1));
+    const until = Math.max(now + backoff, result.retryAt ?? 0);
+    this.coolDowns.set(accountId, { until, result, failures });
   }
 
   private async announce(account: SocialAccount, event: NewOAuthEvent): Promise<void> {
