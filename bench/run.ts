@@ -136,7 +136,7 @@ async function tokenEndpoint(): Promise<void> {
 
 // 3. Refresh storm ------------------------------------------------------------------------------
 async function refreshStorm(): Promise<void> {
-  const ACCOUNTS = 10_000;
+  const ACCOUNTS = Number(process.env.BENCH_STORM_ACCOUNTS ?? 10_000);
   const CALLERS = 500;
   const LATENCY = 50;
   const OUTBOUND = 100;
