@@ -69,6 +69,14 @@ export interface RefreshOptions {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The refresh lease this process holds on an account, as far as it knows. */
+interface HeldLease {
+  /** When it lapses unless renewed (epoch ms). */
+  until: number;
+  /** Set once a save released it in the same statement. */
+  released: boolean;
+}
+
 /** On-demand callers wait this long after a failed refresh, doubling per failure, up to the max. */
 const COOL_DOWN_BASE_MS = 5_000;
 const COOL_DOWN_MAX_MS = 5 * 60_000;
@@ -199,8 +207,10 @@ export class TokenService {
     const deadline = clock.now() + settings.waitTimeoutMs;
     let pollMs = 20;
     for (;;) {
+      const acquiredAt = clock.now();
       const lease = await this.tryAcquireLease(seen.id, leaseMs);
       if (lease !== null) {
+        const held: HeldLease = { until: acquiredAt + leaseMs, released: false };
         try {
           const current = await this.requireAccount(seen.id);
           if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
@@ -211,15 +221,17 @@ export class TokenService {
           if (mode.onlyIfStale !== null && !this.isStale(current, mode.onlyIfStale)) {
             return { account: current, result: null };
           }
-          return await this.performRefresh(current, lease.abandoned);
+          return await this.performRefresh(current, held, lease.abandoned);
         } finally {
-          await accounts.releaseRefreshLease(seen.id, this.instanceId).catch((error) => {
-            // The lease expires by itself; a failed release only delays the next refresher.
-            this.deps.logger.warn(
-              { accountId: seen.id, err: describe(error) },
-              'could not release refresh lease',
-            );
-          });
+          // A successful save releases the lease in the same statement.
+          if (!held.released)
+            await accounts.releaseRefreshLease(seen.id, this.instanceId).catch((error) => {
+              // The lease expires by itself; a failed release only delays the next refresher.
+              this.deps.logger.warn(
+                { accountId: seen.id, err: describe(error) },
+                'could not release refresh lease',
+              );
+            });
         }
       }
       // Someone else holds the lease: watch the row for their result.
@@ -261,7 +273,11 @@ export class TokenService {
     return acquired ? { abandoned: state?.leaseOwner != null } : null;
   }
 
-  private async performRefresh(account: SocialAccount, afterAbandonedLease = false): Promise<EnsureResult> {
+  private async performRefresh(
+    account: SocialAccount,
+    lease: HeldLease,
+    afterAbandonedLease = false,
+  ): Promise<EnsureResult> {
     const { clock, settings } = this.deps;
     const provider = this.deps.providers[account.provider];
     if (!provider) {
@@ -301,24 +317,30 @@ export class TokenService {
     for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
       // Waiting for the platform's rate limit comes first, so that the lease is renewed after it.
       const release = this.deps.outbound ? await this.deps.outbound.acquire(account.provider) : null;
-      // Renewing right before the call means a refresher whose lease lapsed (a long stall) stops
-      // here instead of spending a refresh token that another process may be spending too.
-      let renewed: boolean;
-      const renewedAt = clock.now();
-      try {
-        renewed = await this.deps.accounts.tryRenewRefreshLease(
-          account.id,
-          this.instanceId,
-          renewedAt,
-          settings.leaseSeconds * 1000,
-        );
-      } catch (error) {
-        release?.();
-        throw error;
-      }
-      if (!renewed) {
-        release?.();
-        return { account, result: this.failure(account, 'refresh_in_progress', null, attempt - 1) };
+      // Renewing before the call means a refresher whose lease lapsed (a long stall, a long wait
+      // for the rate limit) stops here instead of spending a refresh token that another process may
+      // be spending too. A lease with more than half its time left (just taken) needs no renewal:
+      // the call's timeout is at most half the lease (enforced by loadConfig).
+      const leaseMs = settings.leaseSeconds * 1000;
+      const renewAt = clock.now();
+      if (lease.until - renewAt < leaseMs / 2) {
+        let renewed: boolean;
+        try {
+          renewed = await this.deps.accounts.tryRenewRefreshLease(
+            account.id,
+            this.instanceId,
+            renewAt,
+            leaseMs,
+          );
+        } catch (error) {
+          release?.();
+          throw error;
+        }
+        if (!renewed) {
+          release?.();
+          return { account, result: this.failure(account, 'refresh_in_progress', null, attempt - 1) };
+        }
+        lease.until = renewAt + leaseMs;
       }
       try {
         let tokens: ProviderTokens;
@@ -330,7 +352,7 @@ export class TokenService {
         } finally {
           release?.();
         }
-        return await this.commitRefresh(account, tokens, attempt, renewedAt + settings.leaseSeconds * 1000);
+        return await this.commitRefresh(account, tokens, attempt, lease);
       } catch (error) {
         if (!(error instanceof OAuthProviderError)) throw error;
         lastError = error;
@@ -403,7 +425,7 @@ export class TokenService {
     account: SocialAccount,
     tokens: ProviderTokens,
     attempts: number,
-    leaseValidUntil: number,
+    lease: HeldLease,
   ): Promise<EnsureResult> {
     const now = this.deps.clock.now();
     const update = {
@@ -423,7 +445,11 @@ export class TokenService {
     let saved: SocialAccount | null = null;
     for (let attempt = 1; saved === null; attempt++) {
       try {
-        saved = await this.deps.accounts.saveTokens(account.id, update, now, account.version);
+        saved = await this.deps.accounts.saveTokens(account.id, update, now, account.version, {
+          current: account,
+          releaseLeaseOf: this.instanceId,
+        });
+        if (saved !== null) lease.released = true;
         if (saved === null) {
           const current = await this.requireAccount(account.id);
           // Our own earlier try may have committed before its connection failed.
@@ -444,7 +470,7 @@ export class TokenService {
         }
       } catch (error) {
         const delay = Math.min(100 * 2 ** attempt, SAVE_RETRY_MAX_DELAY_MS);
-        const leaseLeft = leaseValidUntil - this.deps.clock.now() - delay;
+        const leaseLeft = lease.until - this.deps.clock.now() - delay;
         if (attempt >= SAVE_ATTEMPTS && (leaseLeft <= 0 || attempt >= SAVE_ATTEMPTS_CAP)) {
           this.deps.logger.error(
             { accountId: account.id, provider: account.provider, err: describe(error) },
@@ -570,6 +596,8 @@ export class TokenService {
     const failures = (this.coolDowns.get(accountId)?.failures ?? 0) + 1;
     const backoff = Math.min(COOL_DOWN_MAX_MS, COOL_DOWN_BASE_MS * 2 ** (failures - 1));
     const until = Math.max(now + backoff, result.retryAt ?? 0);
+    // Tells the caller when asking again can lead to a new call to the platform.
+    result.retryAt = until;
     this.coolDowns.set(accountId, { until, result, failures });
   }
 

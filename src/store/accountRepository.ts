@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Selectable } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type { TokenCipher, TokenField } from '../crypto/tokenCipher.js';
 import type { AccountStatus, SocialAccount } from '../domain/account.js';
 import type { ProviderName } from '../domain/providerName.js';
@@ -209,16 +209,21 @@ export class AccountRepository {
     return rows.map((r) => ({ provider: r.provider, status: r.status, count: Number(r.count) }));
   }
 
-  /** Stores refreshed tokens, marks the account active and bumps its version. */
   /**
+   * Stores refreshed tokens, marks the account active and bumps its version, in one statement.
+   *
    * With `expectedVersion`, writes only if the row is still at that version and active: a revoke
    * or reconnect that landed while the refresh was on the wire wins, and null is returned.
+   * With `current` (the row as the refresher read it), the next keep-alive time is computed and
+   * written in the same statement; with `releaseLeaseOf`, that owner's refresh lease is released
+   * in it too. One commit instead of four is most of a refresh's database cost.
    */
   async saveTokens(
     id: string,
     update: TokenUpdate,
     now: number,
     expectedVersion?: number,
+    options: { current?: SocialAccount; releaseLeaseOf?: string } = {},
   ): Promise<SocialAccount | null> {
     const values: Partial<Row> = {
       oauth_access_token: this.seal(update.accessToken, id, 'access_token'),
@@ -229,22 +234,57 @@ export class AccountRepository {
       last_error: null,
       updated_at: now,
     };
-    if (update.refreshToken !== null && update.refreshToken !== '') {
-      values.oauth_refresh_token = this.seal(update.refreshToken, id, 'refresh_token');
+    const newRefreshToken = update.refreshToken !== null && update.refreshToken !== '';
+    if (newRefreshToken) {
+      values.oauth_refresh_token = this.seal(update.refreshToken!, id, 'refresh_token');
       values.oauth_refresh_expires_at = update.refreshTokenExpiresAt;
     }
     if (update.scopes !== null) values.oauth_scopes = JSON.stringify(update.scopes);
     values.refresh_failures = 0;
+    const current = options.current;
+    if (current) {
+      values.next_refresh_at = this.scheduleFor(
+        {
+          provider: current.provider,
+          hasRefreshToken: newRefreshToken || current.refreshToken !== null,
+          hasAccessToken: true,
+          expiresAt: update.expiresAt,
+          refreshTokenExpiresAt: newRefreshToken
+            ? update.refreshTokenExpiresAt
+            : current.refreshTokenExpiresAt,
+          tokenIssuedAt: update.tokenIssuedAt,
+          lastRefreshAt: now,
+        },
+        now,
+      );
+    }
+    const owner = options.releaseLeaseOf;
     let query = this.db
       .updateTable('social_accounts')
-      .set((eb) => ({ ...values, version: eb('version', '+', 1) }))
+      .set((eb) => ({
+        ...values,
+        version: eb('version', '+', 1),
+        // Only our own lease is released: a lapsed one someone else took stays theirs (and the
+        // tokens are saved all the same: the platform has already issued them).
+        ...(owner === undefined
+          ? {}
+          : {
+              refresh_lease_owner: sql<
+                string | null
+              >`case when refresh_lease_owner = ${owner} then null else refresh_lease_owner end`,
+              refresh_lease_until: sql<
+                number | null
+              >`case when refresh_lease_owner = ${owner} then null else refresh_lease_until end`,
+            }),
+      }))
       .where('id', '=', id);
     if (expectedVersion !== undefined) {
       query = query.where('version', '=', expectedVersion).where('status', '=', 'active');
     }
-    const result = await query.executeTakeFirst();
-    if (Number(result.numUpdatedRows) === 0) return null;
-    return this.rescheduled((await this.findById(id))!, now);
+    const row = await query.returningAll().executeTakeFirst();
+    if (!row) return null;
+    const saved = this.toAccount(row);
+    return current ? saved : this.rescheduled(saved, now);
   }
 
   /** Replaces everything on reconnect: a new grant is a new start. */

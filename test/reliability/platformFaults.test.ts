@@ -88,10 +88,16 @@ for (const factory of DATABASES) {
           if (current.tokenIssuedAt! < now) due.push(current);
         }
         if (due.length === 0) break;
+        let comeBackAt = 0;
         await runWithConcurrency(due, 20, async (account) => {
           const { result } = await app.tokens.ensureValidAccessToken(account.id);
           if (result && result.attempts > MAX_ATTEMPTS) attemptsOverBound++;
+          if (result && !result.success) comeBackAt = Math.max(comeBackAt, result.retryAt ?? 0);
         });
+        // A failed refresh puts the account in a cool-down (no new calls until then): ask again
+        // after it, as a caller that respects retryAt would.
+        const wait = comeBackAt - Date.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait + 50, 15_000)));
       }
 
       let lost = 0;
