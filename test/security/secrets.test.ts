@@ -184,7 +184,8 @@ for (const factory of DATABASES) {
       };
 
       secrets.add('API key', key);
-      secrets.add('API key secret part', key.split('_').at(-1));
+      // The secret part may itself contain '_' (base64url): take all after the id.
+      secrets.add('API key secret part', /^sok_[0-9a-f]{12}_(.+)$/.exec(key)?.[1]);
       secrets.add('encryption key', TEST_KEYS.split(':')[1]);
       secrets.add(
         'encryption key (base64url)',
