@@ -134,8 +134,20 @@ export async function auditAccounts(
   ids: string[],
 ): Promise<AuditReport> {
   await runWithConcurrency(ids, 8, async (id) => {
-    const account = await app.accounts.findById(id);
-    if (account?.status === 'active') await app.tokens.refreshOAuthToken(id);
+    // A transient failure here (a timeout on a loaded machine, a lease a killed process left) is
+    // not a loss: ask again, a bounded number of times, until the platform has answered.
+    for (let attempt = 0; attempt < 6; attempt++) {
+      const account = await app.accounts.findById(id);
+      if (account?.status !== 'active') return;
+      const { result } = await app.tokens.refreshOAuthToken(id);
+      if (
+        !result ||
+        result.success ||
+        (result.reason !== 'provider_error' && result.reason !== 'refresh_in_progress')
+      )
+        return;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
   });
   const log = simulator.refreshLog();
   const report: AuditReport = {
