@@ -21,8 +21,16 @@ export interface ApiKeySummary {
 /** How often a key's last_used_at is written at most: one write per request would be waste. */
 const TOUCH_INTERVAL_MS = 60_000;
 
+/**
+ * A verified key is trusted for this long without reading its row again: the token endpoint's
+ * database cost is then the account's row alone. Revoking through this process takes effect at
+ * once; a revocation made by another process, within this many milliseconds.
+ */
+export const VERIFIED_KEY_TTL_MS = 5_000;
+
 export class ApiKeys {
   private readonly lastTouched = new Map<string, number>();
+  private readonly verified = new Map<string, { record: ApiKeyRecord; until: number }>();
 
   constructor(
     private readonly repository: ApiKeyRepository,
@@ -42,10 +50,14 @@ export class ApiKeys {
   async verify(presented: string): Promise<ApiKeySummary | null> {
     const match = KEY_PATTERN.exec(presented);
     if (!match) return null;
-    const record = await this.repository.findById(match[1]!);
-    if (!record || record.revokedAt !== null) return null;
-    if (!constantTimeEqual(sha256Hex(presented), record.keyHash)) return null;
+    const id = match[1]!;
     const now = this.clock.now();
+    const cached = this.verified.get(id);
+    const record = cached && cached.until > now ? cached.record : await this.repository.findById(id);
+    if (!record || record.revokedAt !== null) return null;
+    // The hash is compared on every request, cached or not: the cache never skips the secret.
+    if (!constantTimeEqual(sha256Hex(presented), record.keyHash)) return null;
+    if (record !== cached?.record) this.verified.set(id, { record, until: now + VERIFIED_KEY_TTL_MS });
     if (now - (this.lastTouched.get(record.id) ?? 0) >= TOUCH_INTERVAL_MS) {
       this.lastTouched.set(record.id, now);
       await this.repository.touch(record.id, now);
@@ -63,6 +75,7 @@ export class ApiKeys {
 
   /** False when there is no such live key. */
   revoke(id: string): Promise<boolean> {
+    this.verified.delete(id);
     return this.repository.revoke(id, this.clock.now());
   }
 }
