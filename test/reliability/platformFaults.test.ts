@@ -133,6 +133,17 @@ for (const factory of DATABASES) {
       expect(rateLimited).toBe(10 * PROVIDER_NAMES.length);
       const faulted = log.filter((entry) => entry.fault === 'fail' || entry.fault === 'hang').length;
       expect(faulted).toBeGreaterThan(0);
+      console.log(
+        `[platform faults] ${JSON.stringify({
+          database: factory.kind,
+          accounts: accounts.length,
+          refreshCalls: log.length,
+          answered5xx: log.filter((entry) => entry.fault === 'fail').length,
+          hung: log.filter((entry) => entry.fault === 'hang').length,
+          rateLimited,
+          lost,
+        })}`,
+      );
     }, 120_000);
   });
 }
