@@ -131,7 +131,7 @@ service.stderr.on('data', (chunk: Buffer) => {
   pending = lines.pop() ?? '';
   for (const line of lines) {
     if (line.startsWith('LOADMEM ')) memory.push(JSON.parse(line.slice(8)) as MemorySample);
-    else serviceOutput = (serviceOutput + line + '\n').slice(-10_000);
+    else serviceOutput = `${serviceOutput + line}\n`.slice(-10_000);
   }
 });
 service.stdout.on('data', (chunk: Buffer) => {

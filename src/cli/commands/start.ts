@@ -173,7 +173,7 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
   }
   for (const summary of existing) {
     const account = await app.accounts.findById(summary.id);
-    if (!account || account.status !== 'active' || !account.accessToken) continue;
+    if (account?.status !== 'active' || !account.accessToken) continue;
     simulator.seedAccount(account.provider, {
       externalAccountId: account.externalAccountId,
       displayName: account.displayName ?? undefined,
