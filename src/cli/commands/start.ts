@@ -148,10 +148,12 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
   if (existing.length === 0) {
     const now = app.clock.now();
     const lines = PROVIDER_NAMES.map((provider) => {
-      // Already expired, so the first check refreshes them through the simulator.
+      // Already expired, so the first check refreshes them through the simulator. Instagram cannot
+      // refresh an expired token (the user would have to log in again): its 59-day-old token has
+      // one minute left instead, so its refresh shows up a few seconds after start.
       const seeded = simulator.seedAccount(provider, {
         externalAccountId: `sample-${provider}`,
-        accessExpiresAt: now - 1000,
+        accessExpiresAt: provider === 'instagram' ? now + 60_000 : now - 1000,
         issuedAt: now - 59 * 24 * 3600_000,
       });
       return JSON.stringify({
@@ -161,8 +163,7 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
         display_name: seeded.displayName,
         access_token: seeded.accessToken,
         refresh_token: seeded.refreshToken,
-        // Instagram's expired token could not be refreshed: give it one more minute.
-        expires_at: provider === 'instagram' ? now + 60_000 : seeded.accessExpiresAt,
+        expires_at: seeded.accessExpiresAt,
         token_issued_at: seeded.issuedAt,
         scopes: seeded.scopes,
       });
