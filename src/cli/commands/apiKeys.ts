@@ -68,7 +68,7 @@ export function registerApiKeys(program: Command): void {
 
   keys
     .command('revoke')
-    .description('revoke a key by id; requests with it are refused at once')
+    .description('revoke a key by id; a running service refuses it within 5 seconds')
     .argument('<id>')
     .action((id: string) =>
       withApp(async (app) => {
