@@ -46,6 +46,14 @@ export interface PublicAccount {
   updatedAt: string;
 }
 
+/** The account can be used right now: active, with an access token that has not expired. */
+export function hasUsableAccessToken(
+  account: Pick<SocialAccount, 'status' | 'accessToken' | 'expiresAt'>,
+  now: number,
+): boolean {
+  return account.status === 'active' && account.accessToken !== null && (account.expiresAt ?? Infinity) > now;
+}
+
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function toPublicAccount(account: SocialAccount): PublicAccount {

@@ -41,11 +41,3 @@ export function refreshFailure(
   }
   return new HttpError('refresh_failed', `The refresh did not succeed (${why})`);
 }
-
-export function hasUsableToken(account: SocialAccount, now: number): boolean {
-  return (
-    account.status === 'active' &&
-    account.accessToken !== null &&
-    (account.expiresAt ?? Number.POSITIVE_INFINITY) > now
-  );
-}

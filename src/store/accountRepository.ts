@@ -124,18 +124,7 @@ export class AccountRepository {
         refresh_lease_until: null,
         next_refresh_at:
           (input.status ?? 'active') === 'active'
-            ? this.scheduleFor(
-                {
-                  provider: input.provider,
-                  hasRefreshToken: Boolean(input.refreshToken),
-                  hasAccessToken: Boolean(input.accessToken),
-                  expiresAt: input.expiresAt,
-                  refreshTokenExpiresAt: input.refreshTokenExpiresAt,
-                  tokenIssuedAt: input.tokenIssuedAt,
-                  lastRefreshAt: null,
-                },
-                now,
-              )
+            ? this.scheduleFor(scheduleInputOfAccount({ ...input, lastRefreshAt: null }), now)
             : null,
         created_at: now,
         updated_at: now,
@@ -244,17 +233,17 @@ export class AccountRepository {
     const current = options.current;
     if (current) {
       values.next_refresh_at = this.scheduleFor(
-        {
-          provider: current.provider,
-          hasRefreshToken: newRefreshToken || current.refreshToken !== null,
-          hasAccessToken: true,
+        scheduleInputOfAccount({
+          ...current,
+          accessToken: update.accessToken,
+          refreshToken: newRefreshToken ? update.refreshToken : current.refreshToken,
           expiresAt: update.expiresAt,
           refreshTokenExpiresAt: newRefreshToken
             ? update.refreshTokenExpiresAt
             : current.refreshTokenExpiresAt,
           tokenIssuedAt: update.tokenIssuedAt,
           lastRefreshAt: now,
-        },
+        }),
         now,
       );
     }
@@ -500,7 +489,7 @@ export class AccountRepository {
       .limit(limit)
       .execute();
     for (const row of rows) {
-      const at = this.scheduleFor(scheduleInputOf(row), now) ?? now;
+      const at = this.scheduleFor(scheduleInputOfRow(row), now) ?? now;
       await this.db
         .updateTable('social_accounts')
         .set({ next_refresh_at: at })
@@ -544,18 +533,7 @@ export class AccountRepository {
   /** Writes the schedule that follows from the account's new tokens. */
   private async rescheduled(account: SocialAccount, now: number): Promise<SocialAccount> {
     if (this.schedule === null || account.status !== 'active') return account;
-    const at = this.scheduleFor(
-      {
-        provider: account.provider,
-        hasRefreshToken: account.refreshToken !== null,
-        hasAccessToken: account.accessToken !== null,
-        expiresAt: account.expiresAt,
-        refreshTokenExpiresAt: account.refreshTokenExpiresAt,
-        tokenIssuedAt: account.tokenIssuedAt,
-        lastRefreshAt: account.lastRefreshAt,
-      },
-      now,
-    );
+    const at = this.scheduleFor(scheduleInputOfAccount(account), now);
     await this.db
       .updateTable('social_accounts')
       .set({ next_refresh_at: at })
@@ -633,7 +611,7 @@ export class AccountRepository {
   }
 }
 
-function scheduleInputOf(row: Row): ScheduleInput {
+function scheduleInputOfRow(row: Row): ScheduleInput {
   return {
     provider: row.provider as ProviderName,
     hasRefreshToken: row.oauth_refresh_token !== null,
@@ -642,5 +620,29 @@ function scheduleInputOf(row: Row): ScheduleInput {
     refreshTokenExpiresAt: row.oauth_refresh_expires_at,
     tokenIssuedAt: row.token_issued_at,
     lastRefreshAt: row.last_refresh_at,
+  };
+}
+
+/** What the schedule needs to know of an account's tokens: their times and presence, never a token. */
+function scheduleInputOfAccount(
+  account: Pick<
+    SocialAccount,
+    | 'provider'
+    | 'accessToken'
+    | 'refreshToken'
+    | 'expiresAt'
+    | 'refreshTokenExpiresAt'
+    | 'tokenIssuedAt'
+    | 'lastRefreshAt'
+  >,
+): ScheduleInput {
+  return {
+    provider: account.provider,
+    hasRefreshToken: Boolean(account.refreshToken),
+    hasAccessToken: Boolean(account.accessToken),
+    expiresAt: account.expiresAt,
+    refreshTokenExpiresAt: account.refreshTokenExpiresAt,
+    tokenIssuedAt: account.tokenIssuedAt,
+    lastRefreshAt: account.lastRefreshAt,
   };
 }

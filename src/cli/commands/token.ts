@@ -1,5 +1,6 @@
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
+import { hasUsableAccessToken } from '../../domain/account.js';
 import type { OAuthRefreshResult } from '../../domain/token.js';
 import { CliError, EXIT, withApp } from '../context.js';
 
@@ -12,11 +13,10 @@ export function registerToken(program: Command): void {
     .action((accountId: string, options: { json?: boolean }) =>
       withApp(async (app) => {
         const { account, result } = await app.tokens.ensureValidAccessToken(accountId);
-        const usable =
-          account.status === 'active' &&
-          account.accessToken !== null &&
-          (account.expiresAt ?? Infinity) > app.clock.now();
-        if (!usable || (result && !result.success && result.reason === 'needs_reauth')) {
+        if (
+          !hasUsableAccessToken(account, app.clock.now()) ||
+          (result && !result.success && result.reason === 'needs_reauth')
+        ) {
           throw failureToCliError(result, account.status);
         }
         if (result && !result.success) {

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { ACCOUNT_STATUSES, type AccountStatus } from '../../domain/account.js';
+import { ACCOUNT_STATUSES, type AccountStatus, hasUsableAccessToken } from '../../domain/account.js';
 import { AccountNotFound } from '../../domain/errors.js';
 import type { ProviderName } from '../../domain/providerName.js';
 import { warmAccessToken } from '../../service/warmUp.js';
 import type { HttpContext } from '../context.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
-import { hasUsableToken, refreshFailure } from '../refreshOutcome.js';
+import { refreshFailure } from '../refreshOutcome.js';
 import { accountIdParams, accountSchema, ownerIdSchema, providerSchema, toApiAccount } from '../schemas.js';
 import { apiKeyAuth } from '../security.js';
 
@@ -153,7 +153,7 @@ export const accountsRoutes: FastifyPluginAsync<{ context: HttpContext }> = asyn
         oauth.tokens.ensureValidAccessToken(request.params.id, { validAt }),
       );
       const now = clock.now();
-      if (!hasUsableToken(account, now)) throw refreshFailure(account, result, now);
+      if (!hasUsableAccessToken(account, now)) throw refreshFailure(account, result, now);
       return {
         access_token: account.accessToken!,
         token_type: 'Bearer' as const,
