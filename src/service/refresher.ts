@@ -7,7 +7,11 @@ import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
 import { earliestRefreshAt, keepAliveRetryAt } from '../domain/refreshPolicy.js';
 import type { OAuthRefreshResult } from '../domain/token.js';
 import { PROVIDER_CAPABILITIES } from '../providers/capabilities.js';
-import type { AccountRepository, ClaimedAccount, ScheduleInput } from '../store/accountRepository.js';
+import {
+  type AccountRepository,
+  type ClaimedAccount,
+  scheduleInputOfAccount,
+} from '../store/accountRepository.js';
 import { deadlineOf, keepAliveStateOf } from './refreshSchedule.js';
 import type { TokenService } from './tokenService.js';
 
@@ -235,7 +239,7 @@ export class Refresher {
       case 'token_too_young': {
         const capabilities = PROVIDER_CAPABILITIES[account.provider];
         const earliest = earliestRefreshAt(
-          keepAliveStateOf(scheduleInputOf(account), capabilities),
+          keepAliveStateOf(scheduleInputOfAccount(account), capabilities),
           capabilities,
         );
         await accounts.scheduleRefreshAt(
@@ -263,25 +267,13 @@ export class Refresher {
         failures: claim.refreshFailures + 1,
         retryAt,
         earliest: null,
-        deadline: account ? deadlineOf(scheduleInputOf(account)) : null,
+        deadline: account ? deadlineOf(scheduleInputOfAccount(account)) : null,
         random: this.random,
       },
       this.deps.settings.keepAlive,
     );
     await this.deps.accounts.scheduleRetry(claim.id, version, at);
   }
-}
-
-function scheduleInputOf(account: SocialAccount): ScheduleInput {
-  return {
-    provider: account.provider,
-    hasRefreshToken: account.refreshToken !== null,
-    hasAccessToken: account.accessToken !== null,
-    expiresAt: account.expiresAt,
-    refreshTokenExpiresAt: account.refreshTokenExpiresAt,
-    tokenIssuedAt: account.tokenIssuedAt,
-    lastRefreshAt: account.lastRefreshAt,
-  };
 }
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -624,7 +624,7 @@ function scheduleInputOfRow(row: Row): ScheduleInput {
 }
 
 /** What the schedule needs to know of an account's tokens: their times and presence, never a token. */
-function scheduleInputOfAccount(
+export function scheduleInputOfAccount(
   account: Pick<
     SocialAccount,
     | 'provider'
