@@ -23,11 +23,13 @@ for (const factory of DATABASES) {
         env: { WEBHOOK_URL: receiver.url, WEBHOOK_SECRET, WEBHOOK_MAX_ATTEMPTS: '5' },
       });
     });
+    // Teardown waits for notifications still being retried (up to SHUTDOWN_TIMEOUT_MS) before the
+    // database goes: more than the default 30 s hook time once on a busy CI machine.
     afterAll(async () => {
       await service?.close();
       await receiver?.close();
       await database?.drop();
-    });
+    }, 90_000);
 
     /** An account whose platform grant exists in the simulator, stored as if connected earlier. */
     async function seededAccount(

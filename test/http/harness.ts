@@ -104,7 +104,15 @@ export async function startTestService(
     apiKey: key,
     api,
     async close() {
-      await app.close();
+      // As `serve` stops (src/http/server.ts): requests still running after a while are cut, so a
+      // handler waiting on a platform or a lease cannot hold the suite's teardown open.
+      const timer = setTimeout(() => app.server.closeAllConnections(), 5_000);
+      timer.unref();
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(timer);
+      }
       await oauth.close();
       if (!options.simulator) await simulator.close();
     },
