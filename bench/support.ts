@@ -1,12 +1,15 @@
+import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { generateKeyEntry } from '../src/crypto/tokenCipher.js';
 import type { ProviderName } from '../src/domain/providerName.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
-import { type ProviderSimulator, startProviderSimulator } from '../src/simulator/simulator.js';
+import type { SeedAccountInput, SeededTokens } from '../src/simulator/state.js';
+import type { SimulatorCommand } from './simulatorChild.js';
 
 /** The PostgreSQL server the bench creates its databases on (the tests' default). */
 export const ADMIN_URL = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -64,12 +67,68 @@ export const SIM_CLIENTS = {
   youtube: { clientId: 'bench-google', clientSecret: 'bench-google-secret' },
 } as const;
 
-export function startSimulator(latencyMs = 0): Promise<ProviderSimulator> {
-  return startProviderSimulator({ port: 0, clients: SIM_CLIENTS, latencyMs });
+/**
+ * The simulator, run in a child process (bench/simulatorChild.ts): a platform's CPU is not ours,
+ * and on two cores an in-process simulator would bill its own work to the service.
+ */
+export interface BenchSimulator {
+  readonly url: string;
+  baseUrlFor(provider: ProviderName): string;
+  seedAccounts(provider: ProviderName, inputs: SeedAccountInput[]): Promise<SeededTokens[]>;
+  totalRefreshCalls(provider: ProviderName): Promise<number>;
+  accountsRefreshedMoreThanOnce(provider: ProviderName, externalAccountIds: string[]): Promise<number>;
+  resetCounters(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startSimulator(latencyMs = 0): Promise<BenchSimulator> {
+  const child = fork(fileURLToPath(new URL('./simulatorChild.ts', import.meta.url)), {
+    execArgv: ['--import', 'tsx'],
+    env: {
+      ...process.env,
+      SIMULATOR_CLIENTS: JSON.stringify(SIM_CLIENTS),
+      SIMULATOR_LATENCY_MS: String(latencyMs),
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  let nextId = 0;
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
+    child.on('message', (message: { ready?: string; id?: number; result?: unknown; error?: string }) => {
+      if (message.ready !== undefined) return resolve(message.ready);
+      const entry = waiting.get(message.id!);
+      waiting.delete(message.id!);
+      if (message.error !== undefined) entry?.reject(new Error(message.error));
+      else entry?.resolve(message.result);
+    });
+  });
+  const call = <T>(command: SimulatorCommand) =>
+    new Promise<T>((resolve, reject) => {
+      const id = nextId++;
+      waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      child.send({ id, command });
+    });
+  return {
+    url,
+    baseUrlFor: (provider) => `${url}/${provider}`,
+    seedAccounts: (provider, inputs) => call({ op: 'seed', provider, inputs }),
+    totalRefreshCalls: (provider) => call({ op: 'totalRefreshCalls', provider }),
+    accountsRefreshedMoreThanOnce: (provider, externalAccountIds) =>
+      call({ op: 'accountsRefreshedMoreThanOnce', provider, externalAccountIds }),
+    resetCounters: () => call({ op: 'resetCounters' }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.disconnect();
+      }),
+  };
 }
 
 /** Provider settings pointing at the simulator, rate limits off unless the bench sets them. */
-export function simulatorEnv(simulator: ProviderSimulator): NodeJS.ProcessEnv {
+export function simulatorEnv(simulator: Pick<BenchSimulator, 'baseUrlFor'>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   const names: Record<ProviderName, [string, string]> = {
     instagram: ['INSTAGRAM_CLIENT_ID', 'INSTAGRAM'],
@@ -93,40 +152,45 @@ export function simulatorEnv(simulator: ProviderSimulator): NodeJS.ProcessEnv {
  */
 export async function seedTikTok(
   app: SocialOAuth,
-  simulator: ProviderSimulator,
+  simulator: BenchSimulator,
   count: number,
   options: { prefix: string; dueNow?: boolean; expired?: boolean },
 ): Promise<string[]> {
   const now = Date.now();
   const ids: string[] = new Array(count);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: 16 }, async () => {
-      for (let i = next++; i < count; i = next++) {
-        const seeded = simulator.seedAccount('tiktok', {
-          externalAccountId: `${options.prefix}-${i}`,
-          issuedAt: options.dueNow ? now - 179 * DAY : now - 3 * 3_600_000,
-          accessExpiresAt: options.expired ? now - 1000 : undefined,
-        });
-        const account = await app.accounts.insert(
-          {
-            ownerId: 'bench',
-            provider: 'tiktok',
-            externalAccountId: seeded.externalAccountId,
-            displayName: null,
-            accessToken: seeded.accessToken,
-            refreshToken: seeded.refreshToken,
-            expiresAt: seeded.accessExpiresAt,
-            refreshTokenExpiresAt: seeded.refreshExpiresAt,
-            scopes: seeded.scopes,
-            tokenIssuedAt: seeded.issuedAt,
-          },
-          now,
-        );
-        ids[i] = account.id;
-      }
-    }),
-  );
+  const CHUNK = 1000;
+  for (let start = 0; start < count; start += CHUNK) {
+    const inputs = Array.from({ length: Math.min(CHUNK, count - start) }, (_, k) => ({
+      externalAccountId: `${options.prefix}-${start + k}`,
+      issuedAt: options.dueNow ? now - 179 * DAY : now - 3 * 3_600_000,
+      accessExpiresAt: options.expired ? now - 1000 : undefined,
+    }));
+    const seeded = await simulator.seedAccounts('tiktok', inputs);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let k = next++; k < seeded.length; k = next++) {
+          const tokens = seeded[k]!;
+          const account = await app.accounts.insert(
+            {
+              ownerId: 'bench',
+              provider: 'tiktok',
+              externalAccountId: tokens.externalAccountId,
+              displayName: null,
+              accessToken: tokens.accessToken,
+              refreshToken: tokens.refreshToken,
+              expiresAt: tokens.accessExpiresAt,
+              refreshTokenExpiresAt: tokens.refreshExpiresAt,
+              scopes: tokens.scopes,
+              tokenIssuedAt: tokens.issuedAt,
+            },
+            now,
+          );
+          ids[start + k] = account.id;
+        }
+      }),
+    );
+  }
   return ids;
 }
 

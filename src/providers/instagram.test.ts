@@ -31,7 +31,7 @@ describe('InstagramProvider against the simulator', () => {
   function providerWith(clientSecret: string): InstagramProvider {
     return new InstagramProvider(
       { ...CLIENT, clientSecret, redirectUri: REDIRECT_URI, baseUrl: simulator.baseUrlFor('instagram') },
-      { fetch, timeoutMs: 2000 },
+      { timeoutMs: 2000 },
     );
   }
 
@@ -46,7 +46,7 @@ describe('InstagramProvider against the simulator', () => {
   it('builds the authorize URL with client_id, comma-joined scopes and no PKCE', () => {
     const url = new InstagramProvider(
       { ...CLIENT, redirectUri: REDIRECT_URI, baseUrl: null },
-      { fetch, timeoutMs: 1000 },
+      { timeoutMs: 1000 },
     ).createAuthorizationUrl({
       state: 's-1',
       codeVerifier: 'ignored',

@@ -18,6 +18,7 @@ import type {
   RefreshInput,
 } from './provider.js';
 import {
+  type AnswerHeaders,
   parseJsonOrUndefined,
   parseRetryAfter,
   parseSuccessBody,
@@ -107,7 +108,7 @@ const CLIENT_CONFIG_MESSAGE = /client secret|client_secret|client_id|platform ap
 export function classifyInstagramError(
   status: number,
   body: unknown,
-  headers: Headers,
+  headers: AnswerHeaders,
   nowMs: number,
 ): OAuthProviderError {
   const graph = graphErrorSchema.safeParse(body);
@@ -161,7 +162,7 @@ export function classifyInstagramError(
 
 function fallback(
   status: number,
-  headers: Headers,
+  headers: AnswerHeaders,
   nowMs: number,
   details: {
     provider: 'instagram';
@@ -185,7 +186,7 @@ function fallback(
  * Meta rarely sends Retry-After; X-Business-Use-Case-Usage says, per business id, how many minutes
  * until access comes back (`estimated_time_to_regain_access`). The largest one is the wait.
  */
-function instagramRetryAfterMs(headers: Headers, nowMs: number): number | null {
+function instagramRetryAfterMs(headers: AnswerHeaders, nowMs: number): number | null {
   const retryAfter = parseRetryAfter(headers.get('retry-after'), nowMs);
   if (retryAfter !== null) return retryAfter;
   const usage = parseJsonOrUndefined(headers.get('x-business-use-case-usage') ?? '');

@@ -1,3 +1,4 @@
+import type { Dispatcher } from 'undici';
 import type { ProviderName } from '../domain/providerName.js';
 
 /**
@@ -65,7 +66,8 @@ export interface ProviderSettings {
 }
 
 export interface ProviderHttpOptions {
-  fetch: typeof fetch;
+  /** undici's connection pool to use; its global one when absent. */
+  dispatcher?: Dispatcher;
   /** Per request; a platform that does not answer in time is a transient error. */
   timeoutMs: number;
 }

@@ -66,7 +66,7 @@ describe('sendProviderRequest', () => {
     const started = Date.now();
     const error = await sendProviderRequest(
       'youtube',
-      { fetch, timeoutMs: 150 },
+      { timeoutMs: 150 },
       {
         method: 'POST',
         url: new URL(`${simulator.baseUrlFor('youtube')}/token`),
@@ -85,7 +85,7 @@ describe('sendProviderRequest', () => {
     url.searchParams.set('access_token', 'IGAAsecret');
     const error = await sendProviderRequest(
       'instagram',
-      { fetch, timeoutMs: 1000 },
+      { timeoutMs: 1000 },
       {
         method: 'GET',
         url,
@@ -101,7 +101,7 @@ describe('sendProviderRequest', () => {
   it('returns every answer, error statuses included, with the body parsed when it is JSON', async () => {
     const answer = await sendProviderRequest(
       'youtube',
-      { fetch, timeoutMs: 1000 },
+      { timeoutMs: 1000 },
       {
         method: 'POST',
         url: new URL(`${simulator.baseUrlFor('youtube')}/token`),

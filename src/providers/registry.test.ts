@@ -9,14 +9,14 @@ describe('provider registry', () => {
       const provider = createProvider(
         name,
         { clientId: 'id', clientSecret: 'secret', redirectUri: 'https://app.example/cb', baseUrl: null },
-        { fetch, timeoutMs: 1000 },
+        { timeoutMs: 1000 },
       );
       expect(provider.name).toBe(name);
     }
   });
 
   it('describes each platform by capabilities, not by name checks elsewhere', () => {
-    const http = { fetch, timeoutMs: 1000 };
+    const http = { timeoutMs: 1000 };
     const settings = { clientId: 'id', clientSecret: 's', redirectUri: null, baseUrl: null };
     expect(createProvider('tiktok', settings, http).capabilities).toMatchObject({
       rotatesRefreshToken: true,

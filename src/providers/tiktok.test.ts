@@ -31,14 +31,14 @@ describe('TikTokProvider against the simulator', () => {
   function providerWith(clientSecret: string, timeoutMs = 2000): TikTokProvider {
     return new TikTokProvider(
       { ...CLIENT, clientSecret, redirectUri: REDIRECT_URI, baseUrl: simulator.baseUrlFor('tiktok') },
-      { fetch, timeoutMs },
+      { timeoutMs },
     );
   }
 
   it('builds the authorize URL with client_key (not client_id), comma-joined scopes and an S256 challenge', () => {
     const url = new TikTokProvider(
       { ...CLIENT, redirectUri: REDIRECT_URI, baseUrl: null },
-      { fetch, timeoutMs: 1000 },
+      { timeoutMs: 1000 },
     ).createAuthorizationUrl({
       state: 's-1',
       codeVerifier: 'verifier-123',

@@ -19,6 +19,7 @@ import type {
   RefreshInput,
 } from './provider.js';
 import {
+  type AnswerHeaders,
   type ProviderAnswer,
   parseRetryAfter,
   parseSuccessBody,
@@ -102,7 +103,7 @@ const TRANSIENT_CODES = new Set(['server_error', 'temporarily_unavailable', 'int
 export function classifyTikTokError(
   status: number,
   body: unknown,
-  headers: Headers,
+  headers: AnswerHeaders,
   nowMs: number,
 ): OAuthProviderError {
   const { code, description } = readTikTokErrorCode(body);

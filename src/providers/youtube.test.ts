@@ -32,14 +32,14 @@ describe('YouTubeProvider against the simulator', () => {
   function providerWith(clientSecret: string): YouTubeProvider {
     return new YouTubeProvider(
       { ...CLIENT, clientSecret, redirectUri: REDIRECT_URI, baseUrl: simulator.baseUrlFor('youtube') },
-      { fetch, timeoutMs: 2000 },
+      { timeoutMs: 2000 },
     );
   }
 
   it('asks for offline access with prompt=consent, space-joined scopes and an S256 challenge', () => {
     const url = new YouTubeProvider(
       { ...CLIENT, redirectUri: REDIRECT_URI, baseUrl: null },
-      { fetch, timeoutMs: 1000 },
+      { timeoutMs: 1000 },
     ).createAuthorizationUrl({ state: 's-1', codeVerifier: 'v', scopes: provider.defaultScopes });
     expect(`${url.origin}${url.pathname}`).toBe('https://accounts.google.com/o/oauth2/v2/auth');
     expect(Object.fromEntries(url.searchParams)).toEqual({
@@ -89,7 +89,7 @@ describe('YouTubeProvider against the simulator', () => {
     );
     const other = new YouTubeProvider(
       { ...CLIENT, redirectUri: 'https://other.example/cb', baseUrl: simulator.baseUrlFor('youtube') },
-      { fetch, timeoutMs: 2000 },
+      { timeoutMs: 2000 },
     );
     await expect(other.exchangeAuthorizationCode(redirect.code!, verifier)).rejects.toBeInstanceOf(
       ProviderConfigError,

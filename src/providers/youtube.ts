@@ -19,6 +19,7 @@ import type {
   RefreshInput,
 } from './provider.js';
 import {
+  type AnswerHeaders,
   type ProviderAnswer,
   parseRetryAfter,
   parseSuccessBody,
@@ -108,7 +109,7 @@ const TRANSIENT_CODES = new Set(['internal_failure', 'backendError', 'internalEr
 export function classifyGoogleError(
   status: number,
   body: unknown,
-  headers: Headers,
+  headers: AnswerHeaders,
   nowMs: number,
 ): OAuthProviderError {
   const { code, description } = readGoogleErrorCode(body);

@@ -1,3 +1,4 @@
+import { Agent, type Dispatcher } from 'undici';
 import { type AppConfig, loadConfig, type RefresherSettings } from '../config.js';
 import { loadKeyring } from '../crypto/keyring.js';
 import type { TokenCipher } from '../crypto/tokenCipher.js';
@@ -5,7 +6,7 @@ import { type Clock, systemClock } from '../domain/clock.js';
 import { ConfigurationError } from '../domain/errors.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
 import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
-import type { Provider } from '../providers/provider.js';
+import type { Provider, ProviderHttpOptions } from '../providers/provider.js';
 import { createProvider } from '../providers/registry.js';
 import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
@@ -20,7 +21,8 @@ export interface SocialOAuthOptions {
   /** Defaults to loadConfig(process.env). */
   config?: AppConfig;
   clock?: Clock;
-  fetch?: typeof fetch;
+  /** The undici connection pool for calls to the platforms (its global one by default). */
+  dispatcher?: Dispatcher;
   logger?: Logger;
   /** Run pending migrations on open (default true); false refuses to open a schema that is behind. */
   migrate?: boolean;
@@ -47,6 +49,8 @@ export class SocialOAuth {
     readonly logger: Logger,
     /** Path of a key generated into the data folder on this start, if any. */
     readonly generatedKeyFile: string | null,
+    /** The connection pool to the platforms, when this instance made it (and so closes it). */
+    private readonly ownDispatcher: Agent | null,
   ) {}
 
   static async open(options: SocialOAuthOptions = {}): Promise<SocialOAuth> {
@@ -71,7 +75,12 @@ export class SocialOAuth {
       await database.close();
       throw error;
     }
-    const http = { fetch: options.fetch ?? globalThis.fetch, timeoutMs: config.providerTimeoutMs };
+    // Kept-alive connections to each platform, shared by every provider of this instance.
+    const ownDispatcher = options.dispatcher ? null : new Agent({ keepAliveTimeout: 10_000 });
+    const http: ProviderHttpOptions = {
+      dispatcher: options.dispatcher ?? ownDispatcher!,
+      timeoutMs: config.providerTimeoutMs,
+    };
     const providers: Partial<Record<ProviderName, Provider>> = { ...options.providers };
     for (const name of PROVIDER_NAMES) {
       const settings = config.providers[name];
@@ -103,6 +112,7 @@ export class SocialOAuth {
       clock,
       logger,
       keyring.generated ? keyring.keyFile : null,
+      ownDispatcher,
     );
   }
 
@@ -118,8 +128,20 @@ export class SocialOAuth {
     });
   }
 
-  close(): Promise<void> {
-    return this.database.close();
+  async close(): Promise<void> {
+    await Promise.all([this.database.close(), this.closeDispatcher()]);
+  }
+
+  /** Lets calls still on the wire finish for a moment, then cuts them. */
+  private async closeDispatcher(): Promise<void> {
+    const dispatcher = this.ownDispatcher;
+    if (dispatcher === null) return;
+    let timer: NodeJS.Timeout | undefined;
+    const cut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => resolve(dispatcher.destroy()), 2_000);
+    });
+    await Promise.race([dispatcher.close(), cut]);
+    clearTimeout(timer);
   }
 }
 

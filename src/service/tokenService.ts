@@ -207,12 +207,12 @@ export class TokenService {
     const deadline = clock.now() + settings.waitTimeoutMs;
     let pollMs = 20;
     for (;;) {
-      const acquiredAt = clock.now();
-      const lease = await this.tryAcquireLease(seen.id, leaseMs);
+      const lease = await accounts.tryAcquireRefreshLease(seen.id, this.instanceId, clock.now(), leaseMs);
       if (lease !== null) {
-        const held: HeldLease = { until: acquiredAt + leaseMs, released: false };
+        const held: HeldLease = { until: lease.until, released: false };
         try {
-          const current = await this.requireAccount(seen.id);
+          // The row as it stands under our lease.
+          const current = lease.account;
           if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
           // New tokens were written since this caller looked (another refresher, a reconnect):
           // they are the refresh it asked for.
@@ -221,7 +221,10 @@ export class TokenService {
           if (mode.onlyIfStale !== null && !this.isStale(current, mode.onlyIfStale)) {
             return { account: current, result: null };
           }
-          return await this.performRefresh(current, held, lease.abandoned);
+          // A lapsed lease that was never released: its holder died (or stalled) mid-refresh,
+          // possibly after the platform had rotated the refresh token and before the new one was
+          // committed. A crash leaves no ledger row; this is how it is noticed.
+          return await this.performRefresh(current, held, lease.previousOwner !== null);
         } finally {
           // A successful save releases the lease in the same statement.
           if (!held.released)
@@ -249,28 +252,6 @@ export class TokenService {
         return { account: current, result: this.failure(current, 'refresh_in_progress', null, 0) };
       }
     }
-  }
-
-  /**
-   * Looks before it writes: an UPDATE takes SQLite's single write lock even when it matches no
-   * row, and better-sqlite3 waits for that lock synchronously, stalling this process's event loop
-   * (and its in-flight HTTP responses). A cheap read skips the write while a live lease is held.
-   *
-   * `abandoned`: the lease we took had lapsed without being released, so its holder died (or
-   * stalled) mid-refresh, possibly after the platform had rotated the refresh token and before
-   * the new one was committed. A crash leaves no ledger row; this is how it is noticed.
-   */
-  private async tryAcquireLease(accountId: string, leaseMs: number): Promise<{ abandoned: boolean } | null> {
-    const now = this.deps.clock.now();
-    const state = await this.deps.accounts.readVersion(accountId);
-    if (state && state.leaseUntil !== null && state.leaseUntil > now) return null;
-    const acquired = await this.deps.accounts.tryAcquireRefreshLease(
-      accountId,
-      this.instanceId,
-      now,
-      leaseMs,
-    );
-    return acquired ? { abandoned: state?.leaseOwner != null } : null;
   }
 
   private async performRefresh(
@@ -442,17 +423,25 @@ export class TokenService {
     // The platform has issued new tokens (on TikTok it has spent the old refresh token): losing
     // this write loses the account, so a failing database (a restart, a full disk) is retried
     // while our lease keeps every other refresher away.
+    const refreshedEvent: NewOAuthEvent = {
+      accountId: account.id,
+      type: 'refreshed',
+      detail: { attempts, expiresAt: update.expiresAt, rotatedRefreshToken: tokens.refreshToken !== null },
+    };
     let saved: SocialAccount | null = null;
     for (let attempt = 1; saved === null; attempt++) {
       try {
         saved = await this.deps.accounts.saveTokens(account.id, update, now, account.version, {
           current: account,
           releaseLeaseOf: this.instanceId,
+          // In the same commit: a refresh is in the ledger exactly when its tokens are stored.
+          event: refreshedEvent,
         });
         if (saved !== null) lease.released = true;
-        if (saved === null) {
+        else {
           const current = await this.requireAccount(account.id);
-          // Our own earlier try may have committed before its connection failed.
+          // Our own earlier try may have committed (with its ledger row) before its connection
+          // failed.
           if (current.accessToken === tokens.accessToken) {
             saved = current;
             break;
@@ -482,11 +471,7 @@ export class TokenService {
       }
     }
     this.coolDowns.delete(account.id);
-    await this.announce(saved, {
-      accountId: account.id,
-      type: 'refreshed',
-      detail: { attempts, expiresAt: saved.expiresAt, rotatedRefreshToken: tokens.refreshToken !== null },
-    });
+    this.tell(refreshedEvent, saved);
     return {
       account: saved,
       result: {
@@ -611,6 +596,11 @@ export class TokenService {
         'ledger append failed',
       );
     }
+    this.tell(event, account);
+  }
+
+  /** Tells the listeners of an event that is already in the ledger. */
+  private tell(event: NewOAuthEvent, account: SocialAccount): void {
     for (const listener of this.listeners) {
       try {
         listener(event, account);

@@ -2,8 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { type Selectable, sql } from 'kysely';
 import type { TokenCipher, TokenField } from '../crypto/tokenCipher.js';
 import type { AccountStatus, SocialAccount } from '../domain/account.js';
+import type { NewOAuthEvent } from '../domain/ledger.js';
 import type { ProviderName } from '../domain/providerName.js';
+import { Batcher } from './batcher.js';
 import type { StoreDatabase } from './database.js';
+import { ledgerRow } from './ledgerRepository.js';
 import type { SocialAccountsTable } from './schema.js';
 
 export interface NewAccount {
@@ -74,16 +77,84 @@ export interface ClaimedAccount {
   refreshFailures: number;
 }
 
+/** A refresh lease just taken, with the row as it stands under it. */
+export interface TakenLease {
+  account: SocialAccount;
+  /** When the lease lapses unless renewed (epoch ms), as written. */
+  until: number;
+  /**
+   * Who held it before, if anyone: a lapsed lease that was never released means its holder died
+   * or stalled mid-refresh.
+   */
+  previousOwner: string | null;
+}
+
+export interface SaveTokensOptions {
+  /** The row as the refresher read it: the next keep-alive time is written in the same statement. */
+  current?: SocialAccount;
+  /** Releases this owner's refresh lease in the same statement. */
+  releaseLeaseOf?: string;
+  /** Appended to the ledger in the same commit, only if the tokens are saved. */
+  event?: NewOAuthEvent;
+}
+
+interface LeaseRequest {
+  id: string;
+  owner: string;
+  now: number;
+  until: number;
+}
+
+interface SaveRequest {
+  id: string;
+  update: TokenUpdate;
+  now: number;
+  expectedVersion: number | undefined;
+  options: SaveTokensOptions;
+}
+
 /**
  * The one place that reads and writes `social_accounts`. Tokens are encrypted on the way in and
  * decrypted on the way out; nothing above this module sees a ciphertext or writes SQL.
  */
 export class AccountRepository {
+  /**
+   * Lease takes and token saves that arrive together share one statement and one commit (see
+   * Batcher). Off inside a transaction: there every statement must run on the transaction.
+   */
+  private readonly leaseBatcher: Batcher<LeaseRequest, TakenLease | null> | null;
+  private readonly saveBatcher: Batcher<SaveRequest, SocialAccount | null> | null;
+  /**
+   * PostgreSQL only: reads by id that arrive together become one `where id in (…)`. Each query is a
+   * round trip and a backend's parse and plan; SQLite reads in-process, so there it would only add
+   * a wait.
+   */
+  private readonly readBatcher: Batcher<string, Row | undefined> | null;
+
   constructor(
     private readonly store: StoreDatabase,
     private readonly cipher: TokenCipher,
     private readonly schedule: RefreshSchedule | null = null,
-  ) {}
+    options: { batching?: boolean } = {},
+  ) {
+    const batching = options.batching ?? true;
+    this.leaseBatcher = batching
+      ? new Batcher(
+          (requests) => this.takeLeases(requests),
+          200,
+          (request) => request.id,
+        )
+      : null;
+    this.saveBatcher = batching
+      ? new Batcher(
+          (requests) => this.saveBatch(requests),
+          200,
+          (request) => request.id,
+        )
+      : null;
+    this.readBatcher =
+      batching && store.kind === 'postgres' ? new Batcher((ids) => this.readBatch(ids), 200) : null;
+  }
 
   private get db() {
     return this.store.db;
@@ -96,7 +167,7 @@ export class AccountRepository {
   async transaction<T>(work: (accounts: AccountRepository, store: StoreDatabase) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(async (trx) => {
       const bound: StoreDatabase = { ...this.store, db: trx };
-      return work(new AccountRepository(bound, this.cipher, this.schedule), bound);
+      return work(new AccountRepository(bound, this.cipher, this.schedule, { batching: false }), bound);
     });
   }
 
@@ -134,12 +205,20 @@ export class AccountRepository {
   }
 
   async findById(id: string): Promise<SocialAccount | null> {
-    const row = await this.db
+    const row = this.readBatcher
+      ? await this.readBatcher.submit(id)
+      : await this.db.selectFrom('social_accounts').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? this.toAccount(row) : null;
+  }
+
+  private async readBatch(ids: string[]): Promise<Array<Row | undefined>> {
+    const rows = await this.db
       .selectFrom('social_accounts')
       .selectAll()
-      .where('id', '=', id)
-      .executeTakeFirst();
-    return row ? this.toAccount(row) : null;
+      .where('id', 'in', [...new Set(ids)])
+      .execute();
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return ids.map((id) => byId.get(id));
   }
 
   async findByExternalId(provider: ProviderName, externalAccountId: string): Promise<SocialAccount | null> {
@@ -205,75 +284,118 @@ export class AccountRepository {
    * or reconnect that landed while the refresh was on the wire wins, and null is returned.
    * With `current` (the row as the refresher read it), the next keep-alive time is computed and
    * written in the same statement; with `releaseLeaseOf`, that owner's refresh lease is released
-   * in it too. One commit instead of four is most of a refresh's database cost.
+   * in it too; with `event`, the ledger row is written in the same commit. Saves made at the same
+   * moment share that commit.
    */
   async saveTokens(
     id: string,
     update: TokenUpdate,
     now: number,
     expectedVersion?: number,
-    options: { current?: SocialAccount; releaseLeaseOf?: string } = {},
+    options: SaveTokensOptions = {},
   ): Promise<SocialAccount | null> {
-    const values: Partial<Row> = {
-      oauth_access_token: this.seal(update.accessToken, id, 'access_token'),
-      oauth_expires_at: update.expiresAt,
-      token_issued_at: update.tokenIssuedAt,
-      status: 'active',
-      last_refresh_at: now,
-      last_error: null,
-      updated_at: now,
-    };
-    const newRefreshToken = update.refreshToken !== null && update.refreshToken !== '';
-    if (newRefreshToken) {
-      values.oauth_refresh_token = this.seal(update.refreshToken!, id, 'refresh_token');
-      values.oauth_refresh_expires_at = update.refreshTokenExpiresAt;
-    }
-    if (update.scopes !== null) values.oauth_scopes = JSON.stringify(update.scopes);
-    values.refresh_failures = 0;
-    const current = options.current;
-    if (current) {
-      values.next_refresh_at = this.scheduleFor(
-        scheduleInputOfAccount({
-          ...current,
-          accessToken: update.accessToken,
-          refreshToken: newRefreshToken ? update.refreshToken : current.refreshToken,
-          expiresAt: update.expiresAt,
-          refreshTokenExpiresAt: newRefreshToken
-            ? update.refreshTokenExpiresAt
-            : current.refreshTokenExpiresAt,
-          tokenIssuedAt: update.tokenIssuedAt,
-          lastRefreshAt: now,
-        }),
-        now,
-      );
-    }
-    const owner = options.releaseLeaseOf;
-    let query = this.db
-      .updateTable('social_accounts')
-      .set((eb) => ({
-        ...values,
-        version: eb('version', '+', 1),
-        // Only our own lease is released: a lapsed one someone else took stays theirs (and the
-        // tokens are saved all the same: the platform has already issued them).
-        ...(owner === undefined
-          ? {}
-          : {
-              refresh_lease_owner: sql<
-                string | null
-              >`case when refresh_lease_owner = ${owner} then null else refresh_lease_owner end`,
-              refresh_lease_until: sql<
-                number | null
-              >`case when refresh_lease_owner = ${owner} then null else refresh_lease_until end`,
+    const request: SaveRequest = { id, update, now, expectedVersion, options };
+    const saved = this.saveBatcher
+      ? await this.saveBatcher.submit(request)
+      : (await this.saveBatch([request]))[0]!;
+    if (saved === null) return null;
+    return options.current ? saved : this.rescheduled(saved, now);
+  }
+
+  /**
+   * One UPDATE … FROM (VALUES …) for the whole batch, and one INSERT for its ledger rows, in one
+   * transaction. Each row keeps its own compare-and-set: a row that moved on is simply not updated.
+   */
+  private async saveBatch(requests: SaveRequest[]): Promise<Array<SocialAccount | null>> {
+    const values = requests.map(({ id, update, now, expectedVersion, options }) => {
+      const newRefreshToken = update.refreshToken !== null && update.refreshToken !== '';
+      const current = options.current;
+      const nextRefreshAt = current
+        ? this.scheduleFor(
+            scheduleInputOfAccount({
+              ...current,
+              accessToken: update.accessToken,
+              refreshToken: newRefreshToken ? update.refreshToken : current.refreshToken,
+              expiresAt: update.expiresAt,
+              refreshTokenExpiresAt: newRefreshToken
+                ? update.refreshTokenExpiresAt
+                : current.refreshTokenExpiresAt,
+              tokenIssuedAt: update.tokenIssuedAt,
+              lastRefreshAt: now,
             }),
-      }))
-      .where('id', '=', id);
-    if (expectedVersion !== undefined) {
-      query = query.where('version', '=', expectedVersion).where('status', '=', 'active');
-    }
-    const row = await query.returningAll().executeTakeFirst();
-    if (!row) return null;
-    const saved = this.toAccount(row);
-    return current ? saved : this.rescheduled(saved, now);
+            now,
+          )
+        : null;
+      return sql`(${sql.join([
+        typed(id, 'text'),
+        typed(expectedVersion ?? null, 'integer'),
+        typed(this.seal(update.accessToken, id, 'access_token'), 'text'),
+        typed(update.expiresAt, 'bigint'),
+        typed(update.tokenIssuedAt, 'bigint'),
+        typed(newRefreshToken ? this.seal(update.refreshToken!, id, 'refresh_token') : null, 'text'),
+        typed(newRefreshToken ? update.refreshTokenExpiresAt : null, 'bigint'),
+        typed(update.scopes === null ? null : JSON.stringify(update.scopes), 'text'),
+        typed(current ? 1 : 0, 'integer'),
+        typed(nextRefreshAt, 'bigint'),
+        typed(now, 'bigint'),
+        typed(options.releaseLeaseOf ?? null, 'text'),
+      ])})`;
+    });
+    // SQLite forbids "table.*" in RETURNING and returns the target's columns for "*"; PostgreSQL
+    // would add the VALUES columns to "*".
+    const postgres = this.store.kind === 'postgres';
+    return this.db.transaction().execute(async (trx) => {
+      // Values on the right of SET are the row's old ones: the lease is released only if the saver
+      // still held it (a lapsed one someone else took stays theirs; the tokens are saved all the
+      // same, the platform has already issued them).
+      const result = await sql<Row>`
+        with input (id, expected_version, access_token, expires_at, issued_at, refresh_token,
+                    refresh_expires_at, scopes, has_schedule, next_refresh_at, now, release_owner)
+          as (values ${sql.join(values)})
+        ${
+          // PostgreSQL: the rows are locked in id order first, so that two batches that overlap
+          // (two savers of one account, after a lease lapsed) queue instead of deadlocking.
+          postgres
+            ? sql`, locked as materialized (
+                select social_accounts.id from social_accounts join input on input.id = social_accounts.id
+                order by social_accounts.id for update of social_accounts)`
+            : sql``
+        }
+        update social_accounts set
+          oauth_access_token = input.access_token,
+          oauth_expires_at = input.expires_at,
+          token_issued_at = input.issued_at,
+          oauth_refresh_token = coalesce(input.refresh_token, social_accounts.oauth_refresh_token),
+          oauth_refresh_expires_at = case when input.refresh_token is null
+            then social_accounts.oauth_refresh_expires_at else input.refresh_expires_at end,
+          oauth_scopes = coalesce(input.scopes, social_accounts.oauth_scopes),
+          status = 'active',
+          last_refresh_at = input.now,
+          last_error = null,
+          updated_at = input.now,
+          refresh_failures = 0,
+          next_refresh_at = case when input.has_schedule = 1
+            then input.next_refresh_at else social_accounts.next_refresh_at end,
+          version = social_accounts.version + 1,
+          refresh_lease_owner = case when social_accounts.refresh_lease_owner = input.release_owner
+            then null else social_accounts.refresh_lease_owner end,
+          refresh_lease_until = case when social_accounts.refresh_lease_owner = input.release_owner
+            then null else social_accounts.refresh_lease_until end
+        from input ${postgres ? sql`join locked on locked.id = input.id` : sql``}
+        where social_accounts.id = input.id
+          and (input.expected_version is null
+               or (social_accounts.version = input.expected_version and social_accounts.status = 'active'))
+        returning ${postgres ? sql`social_accounts.*` : sql`*`}`.execute(trx);
+      const saved = new Map(result.rows.map((row) => [row.id, row]));
+      const events = requests.flatMap((request) =>
+        request.options.event && saved.has(request.id) ? [ledgerRow(request.options.event, request.now)] : [],
+      );
+      if (events.length > 0) await trx.insertInto('oauth_events').values(events).execute();
+      return requests.map((request) => {
+        const row = saved.get(request.id);
+        return row ? this.toAccount(row) : null;
+      });
+    });
   }
 
   /** Replaces everything on reconnect: a new grant is a new start. */
@@ -351,18 +473,84 @@ export class AccountRepository {
   }
 
   /**
-   * Takes the account's refresh lease if nobody holds a live one. One conditional UPDATE, atomic on
-   * both databases: of many processes racing, exactly one sees a changed row. The lease expires
-   * by itself, so a refresher that crashed blocks the account for at most `leaseMs`.
+   * Takes the account's refresh lease if nobody holds a live one, and returns the row under it (or
+   * null). One conditional UPDATE, atomic on both databases: of many processes racing, exactly one
+   * gets the row back. The lease expires by itself, so a refresher that crashed blocks the account
+   * for at most `leaseMs`. Takes made at the same moment share one statement.
    */
-  async tryAcquireRefreshLease(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
-    const result = await this.db
-      .updateTable('social_accounts')
-      .set({ refresh_lease_owner: owner, refresh_lease_until: now + leaseMs })
-      .where('id', '=', id)
-      .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<=', now)]))
-      .executeTakeFirst();
-    return Number(result.numUpdatedRows) === 1;
+  async tryAcquireRefreshLease(
+    id: string,
+    owner: string,
+    now: number,
+    leaseMs: number,
+  ): Promise<TakenLease | null> {
+    const request: LeaseRequest = { id, owner, now, until: now + leaseMs };
+    return this.leaseBatcher ? this.leaseBatcher.submit(request) : (await this.takeLeases([request]))[0]!;
+  }
+
+  /**
+   * Looks before it writes: an UPDATE takes SQLite's single write lock even when it matches no row,
+   * and better-sqlite3 waits for that lock synchronously, stalling the process's event loop (and
+   * its in-flight HTTP responses). A cheap read skips the write while a live lease is held. The
+   * read also tells who held the lease before; the UPDATE's own condition is what decides.
+   */
+  private async takeLeases(requests: LeaseRequest[]): Promise<Array<TakenLease | null>> {
+    const states = await this.db
+      .selectFrom('social_accounts')
+      .select(['id', 'refresh_lease_owner', 'refresh_lease_until'])
+      .where(
+        'id',
+        'in',
+        requests.map((request) => request.id),
+      )
+      .execute();
+    const before = new Map(states.map((state) => [state.id, state]));
+    const free = requests.filter((request) => {
+      const state = before.get(request.id);
+      return (
+        state !== undefined &&
+        (state.refresh_lease_until === null || state.refresh_lease_until <= request.now)
+      );
+    });
+    if (free.length === 0) return requests.map(() => null);
+    const values = free.map(
+      (request) =>
+        sql`(${sql.join([
+          typed(request.id, 'text'),
+          typed(request.owner, 'text'),
+          typed(request.now, 'bigint'),
+          typed(request.until, 'bigint'),
+        ])})`,
+    );
+    const postgres = this.store.kind === 'postgres';
+    // On PostgreSQL, rows another transaction is writing right now are skipped, not waited for:
+    // their lease is not taken this time (the caller watches the row instead), and two batches
+    // that overlap can never wait on each other. SQLite has one writer: nothing to skip.
+    const result = await sql<Row>`
+      with input (id, owner, now, until) as (values ${sql.join(values)})
+      ${
+        postgres
+          ? sql`, locked as materialized (
+              select social_accounts.id from social_accounts join input on input.id = social_accounts.id
+              for update of social_accounts skip locked)`
+          : sql``
+      }
+      update social_accounts
+        set refresh_lease_owner = input.owner, refresh_lease_until = input.until
+      from input ${postgres ? sql`join locked on locked.id = input.id` : sql``}
+      where social_accounts.id = input.id
+        and (social_accounts.refresh_lease_until is null or social_accounts.refresh_lease_until <= input.now)
+      returning ${postgres ? sql`social_accounts.*` : sql`*`}`.execute(this.db);
+    const taken = new Map(result.rows.map((row) => [row.id, row]));
+    return requests.map((request) => {
+      const row = taken.get(request.id);
+      if (!row || row.refresh_lease_owner !== request.owner) return null;
+      return {
+        account: this.toAccount(row),
+        until: row.refresh_lease_until!,
+        previousOwner: before.get(request.id)?.refresh_lease_owner ?? null,
+      };
+    });
   }
 
   /** Extends a lease this owner still holds; false when it lapsed and may be someone else's now. */
@@ -609,6 +797,11 @@ export class AccountRepository {
       updatedAt: row.updated_at,
     };
   }
+}
+
+/** A bound value with its SQL type, so that VALUES lists type the same on both databases. */
+function typed(value: string | number | null, type: 'text' | 'integer' | 'bigint') {
+  return sql`cast(${value} as ${sql.raw(type)})`;
 }
 
 function scheduleInputOfRow(row: Row): ScheduleInput {

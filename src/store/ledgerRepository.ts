@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Selectable } from 'kysely';
+import type { Insertable, Selectable } from 'kysely';
 import type { NewOAuthEvent, OAuthEvent, OAuthEventType } from '../domain/ledger.js';
 import type { StoreDatabase } from './database.js';
 import type { OAuthEventsTable } from './schema.js';
@@ -10,23 +10,25 @@ export interface LedgerPage {
   nextCursor: number | null;
 }
 
+/** The stored form of an event (also written by AccountRepository in the commit that saves tokens). */
+export function ledgerRow(event: NewOAuthEvent, now: number): Insertable<OAuthEventsTable> {
+  return {
+    id: randomUUID(),
+    account_id: event.accountId,
+    type: event.type,
+    reason: event.reason ?? null,
+    provider_error_code: event.providerErrorCode ?? null,
+    detail: event.detail ? JSON.stringify(event.detail) : null,
+    created_at: now,
+  };
+}
+
 /** The append-only OAuth ledger. There is no update or delete here on purpose. */
 export class LedgerRepository {
   constructor(private readonly store: StoreDatabase) {}
 
   async append(event: NewOAuthEvent, now: number): Promise<void> {
-    await this.store.db
-      .insertInto('oauth_events')
-      .values({
-        id: randomUUID(),
-        account_id: event.accountId,
-        type: event.type,
-        reason: event.reason ?? null,
-        provider_error_code: event.providerErrorCode ?? null,
-        detail: event.detail ? JSON.stringify(event.detail) : null,
-        created_at: now,
-      })
-      .execute();
+    await this.store.db.insertInto('oauth_events').values(ledgerRow(event, now)).execute();
   }
 
   async list(filter: {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
-import type { TokenUpdate } from '../../src/store/accountRepository.js';
+import type { SaveTokensOptions, TokenUpdate } from '../../src/store/accountRepository.js';
 import { openTestApp } from '../support/app.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { simulatorEnv, startTestSimulator } from '../support/simulator.js';
@@ -51,9 +51,10 @@ for (const factory of DATABASES) {
         update: TokenUpdate,
         now: number,
         expectedVersion?: number,
+        options?: SaveTokensOptions,
       ) => {
         if (failures-- > 0) throw new Error('Connection terminated unexpectedly');
-        return saveTokens(id, update, now, expectedVersion);
+        return saveTokens(id, update, now, expectedVersion, options);
       };
       try {
         const { account: after, result } = await app.tokens.refreshOAuthToken(account!.id);
