@@ -39,7 +39,7 @@ export class Batcher<Input, Output> {
       const batch = this.take();
       this.run(batch.map((entry) => entry.input)).then(
         (outputs) => {
-          batch.forEach((entry, index) => entry.resolve(outputs[index] as Output));
+          for (const [index, entry] of batch.entries()) entry.resolve(outputs[index] as Output);
         },
         (error: unknown) => {
           for (const entry of batch) entry.reject(error);
