@@ -1,13 +1,9 @@
-import { createRequire } from 'node:module';
-
-const require = createRequire(import.meta.url);
-
 /**
  * `npm run bench`: every figure next to a baseline measured in the same run, as a ratio, so the
  * numbers mean the same on a laptop and on a CI runner. Sized for 2 cores; the whole run is bounded
  * (see docs/PERFORMANCE.md for what each line measures and the figures last recorded).
  *
- * BENCH_ONLY=hot,http,storm,sweep,scale,year runs a subset; BENCH_SWEEP_MAX=1000000 the largest sweep.
+ * BENCH_ONLY=hot,http,storm,sweep,scale,year runs a subset (storm-sqlite or storm-postgres one storm); BENCH_SWEEP_MAX=1000000 the largest sweep.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
@@ -44,7 +40,9 @@ const record = (row: Row) => {
   );
 };
 const only = process.env.BENCH_ONLY?.split(',');
-const wanted = (name: string) => only === undefined || only.includes(name);
+/** `storm` selects storm-sqlite and storm-postgres. */
+const wanted = (name: string) =>
+  only === undefined || only.some((chosen) => name === chosen || name.startsWith(`${chosen}-`));
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
 async function openApp(database: BenchDatabase, env: NodeJS.ProcessEnv = {}): Promise<SocialOAuth> {
@@ -403,7 +401,8 @@ console.log(
 const sections: Array<[string, () => Promise<void>]> = [
   ['hot', () => hotPath('sqlite').then(() => hotPath('postgres'))],
   ['http', tokenEndpoint],
-  ['storm', () => refreshStorm('sqlite').then(() => refreshStorm('postgres'))],
+  ['storm-sqlite', () => refreshStorm('sqlite')],
+  ['storm-postgres', () => refreshStorm('postgres')],
   ['sweep', sweeps],
   ['scale', scaleOut],
   ['year', year],

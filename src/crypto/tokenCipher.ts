@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'node:crypto';
 
 /**
  * AES-256-GCM for tokens at rest. Each ciphertext names the key that made it, and is bound to its
@@ -41,6 +41,24 @@ export interface EncryptionKey {
   key: Buffer;
 }
 
+/**
+ * IVs are drawn from a buffer of CSPRNG output refilled 4 KiB at a time (as crypto.randomUUID
+ * does): one system call per ~340 encryptions instead of one each. A 96-bit random IV per
+ * encryption is what GCM needs; where the bytes were buffered changes nothing about them.
+ */
+const IV_POOL = Buffer.alloc(4096);
+let ivPoolOffset = IV_POOL.length;
+
+function nextIv(): Buffer {
+  if (ivPoolOffset + IV_BYTES > IV_POOL.length) {
+    randomFillSync(IV_POOL);
+    ivPoolOffset = 0;
+  }
+  // A copy: the pool is overwritten on the next refill.
+  const iv = Buffer.from(IV_POOL.subarray(ivPoolOffset, ivPoolOffset + IV_BYTES));
+  ivPoolOffset += IV_BYTES;
+  return iv;
+}
 export class TokenCipher {
   private readonly keys: Map<string, Buffer>;
   readonly primaryKeyId: string;
@@ -65,7 +83,7 @@ export class TokenCipher {
 
   encrypt(plaintext: string, binding: TokenBinding): string {
     const key = this.keys.get(this.primaryKeyId)!;
-    const iv = randomBytes(IV_BYTES);
+    const iv = nextIv();
     const cipher = createCipheriv('aes-256-gcm', key, iv);
     cipher.setAAD(associatedData(this.primaryKeyId, binding));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);

@@ -138,11 +138,16 @@ export class AccountRepository {
     options: { batching?: boolean } = {},
   ) {
     const batching = options.batching ?? true;
+    // PostgreSQL: one batch of each kind on the wire at a time; what arrives meanwhile waits for
+    // the next one. Measured in the refresh storm: fewer, larger statements cut the server's CPU
+    // by a quarter and the wall time by a tenth. SQLite runs in-process, so there is nothing to wait for.
+    const inFlight = store.kind === 'postgres' ? 1 : Number.POSITIVE_INFINITY;
     this.leaseBatcher = batching
       ? new Batcher(
           (requests) => this.takeLeases(requests),
           200,
           (request) => request.id,
+          inFlight,
         )
       : null;
     this.saveBatcher = batching
@@ -150,10 +155,13 @@ export class AccountRepository {
           (requests) => this.saveBatch(requests),
           200,
           (request) => request.id,
+          inFlight,
         )
       : null;
     this.readBatcher =
-      batching && store.kind === 'postgres' ? new Batcher((ids) => this.readBatch(ids), 200) : null;
+      batching && store.kind === 'postgres'
+        ? new Batcher((ids) => this.readBatch(ids), 200, null, inFlight)
+        : null;
   }
 
   private get db() {
@@ -212,11 +220,7 @@ export class AccountRepository {
   }
 
   private async readBatch(ids: string[]): Promise<Array<Row | undefined>> {
-    const rows = await this.db
-      .selectFrom('social_accounts')
-      .selectAll()
-      .where('id', 'in', [...new Set(ids)])
-      .execute();
+    const rows = await this.db.selectFrom('social_accounts').selectAll().where(this.idIn(ids)).execute();
     const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id));
   }
@@ -303,11 +307,11 @@ export class AccountRepository {
   }
 
   /**
-   * One UPDATE … FROM (VALUES …) for the whole batch, and one INSERT for its ledger rows, in one
-   * transaction. Each row keeps its own compare-and-set: a row that moved on is simply not updated.
+   * One UPDATE for the whole batch, and one INSERT for its ledger rows, in one transaction. Each
+   * row keeps its own compare-and-set: a row that moved on is simply not updated.
    */
   private async saveBatch(requests: SaveRequest[]): Promise<Array<SocialAccount | null>> {
-    const values = requests.map(({ id, update, now, expectedVersion, options }) => {
+    const rows = requests.map(({ id, update, now, expectedVersion, options }) => {
       const newRefreshToken = update.refreshToken !== null && update.refreshToken !== '';
       const current = options.current;
       const nextRefreshAt = current
@@ -326,75 +330,138 @@ export class AccountRepository {
             now,
           )
         : null;
-      return sql`(${sql.join([
-        typed(id, 'text'),
-        typed(expectedVersion ?? null, 'integer'),
-        typed(this.seal(update.accessToken, id, 'access_token'), 'text'),
-        typed(update.expiresAt, 'bigint'),
-        typed(update.tokenIssuedAt, 'bigint'),
-        typed(newRefreshToken ? this.seal(update.refreshToken!, id, 'refresh_token') : null, 'text'),
-        typed(newRefreshToken ? update.refreshTokenExpiresAt : null, 'bigint'),
-        typed(update.scopes === null ? null : JSON.stringify(update.scopes), 'text'),
-        typed(current ? 1 : 0, 'integer'),
-        typed(nextRefreshAt, 'bigint'),
-        typed(now, 'bigint'),
-        typed(options.releaseLeaseOf ?? null, 'text'),
-      ])})`;
+      return {
+        id,
+        expected_version: expectedVersion ?? null,
+        access_token: this.seal(update.accessToken, id, 'access_token'),
+        expires_at: update.expiresAt,
+        issued_at: update.tokenIssuedAt,
+        refresh_token: newRefreshToken ? this.seal(update.refreshToken!, id, 'refresh_token') : null,
+        refresh_expires_at: newRefreshToken ? update.refreshTokenExpiresAt : null,
+        scopes: update.scopes === null ? null : JSON.stringify(update.scopes),
+        has_schedule: current ? 1 : 0,
+        next_refresh_at: nextRefreshAt,
+        now,
+        release_owner: options.releaseLeaseOf ?? null,
+      };
     });
-    // SQLite forbids "table.*" in RETURNING and returns the target's columns for "*"; PostgreSQL
-    // would add the VALUES columns to "*".
-    const postgres = this.store.kind === 'postgres';
-    return this.db.transaction().execute(async (trx) => {
-      // Values on the right of SET are the row's old ones: the lease is released only if the saver
-      // still held it (a lapsed one someone else took stays theirs; the tokens are saved all the
-      // same, the platform has already issued them).
-      const result = await sql<Row>`
-        with input (id, expected_version, access_token, expires_at, issued_at, refresh_token,
-                    refresh_expires_at, scopes, has_schedule, next_refresh_at, now, release_owner)
-          as (values ${sql.join(values)})
-        ${
-          // PostgreSQL: the rows are locked in id order first, so that two batches that overlap
-          // (two savers of one account, after a lease lapsed) queue instead of deadlocking.
-          postgres
-            ? sql`, locked as materialized (
-                select social_accounts.id from social_accounts join input on input.id = social_accounts.id
-                order by social_accounts.id for update of social_accounts)`
-            : sql``
-        }
-        update social_accounts set
-          oauth_access_token = input.access_token,
-          oauth_expires_at = input.expires_at,
-          token_issued_at = input.issued_at,
-          oauth_refresh_token = coalesce(input.refresh_token, social_accounts.oauth_refresh_token),
-          oauth_refresh_expires_at = case when input.refresh_token is null
-            then social_accounts.oauth_refresh_expires_at else input.refresh_expires_at end,
-          oauth_scopes = coalesce(input.scopes, social_accounts.oauth_scopes),
-          status = 'active',
-          last_refresh_at = input.now,
-          last_error = null,
-          updated_at = input.now,
-          refresh_failures = 0,
-          next_refresh_at = case when input.has_schedule = 1
-            then input.next_refresh_at else social_accounts.next_refresh_at end,
-          version = social_accounts.version + 1,
-          refresh_lease_owner = case when social_accounts.refresh_lease_owner = input.release_owner
-            then null else social_accounts.refresh_lease_owner end,
-          refresh_lease_until = case when social_accounts.refresh_lease_owner = input.release_owner
-            then null else social_accounts.refresh_lease_until end
-        from input ${postgres ? sql`join locked on locked.id = input.id` : sql``}
-        where social_accounts.id = input.id
-          and (input.expected_version is null
-               or (social_accounts.version = input.expected_version and social_accounts.status = 'active'))
-        returning ${postgres ? sql`social_accounts.*` : sql`*`}`.execute(trx);
-      const saved = new Map(result.rows.map((row) => [row.id, row]));
-      const events = requests.flatMap((request) =>
-        request.options.event && saved.has(request.id) ? [ledgerRow(request.options.event, request.now)] : [],
+    const input = this.inputRows(
+      {
+        id: 'text',
+        expected_version: 'integer',
+        access_token: 'text',
+        expires_at: 'bigint',
+        issued_at: 'bigint',
+        refresh_token: 'text',
+        refresh_expires_at: 'bigint',
+        scopes: 'text',
+        has_schedule: 'integer',
+        next_refresh_at: 'bigint',
+        now: 'bigint',
+        release_owner: 'text',
+      },
+      rows,
+    );
+    // Values on the right of SET are the row's old ones: the lease is released only if the saver
+    // still held it (a lapsed one someone else took stays theirs; the tokens are saved all the
+    // same, the platform has already issued them).
+    const update = sql`
+      update social_accounts set
+        oauth_access_token = input.access_token,
+        oauth_expires_at = input.expires_at,
+        token_issued_at = input.issued_at,
+        oauth_refresh_token = coalesce(input.refresh_token, social_accounts.oauth_refresh_token),
+        oauth_refresh_expires_at = case when input.refresh_token is null
+          then social_accounts.oauth_refresh_expires_at else input.refresh_expires_at end,
+        oauth_scopes = coalesce(input.scopes, social_accounts.oauth_scopes),
+        status = 'active',
+        last_refresh_at = input.now,
+        last_error = null,
+        updated_at = input.now,
+        refresh_failures = 0,
+        next_refresh_at = case when input.has_schedule = 1
+          then input.next_refresh_at else social_accounts.next_refresh_at end,
+        version = social_accounts.version + 1,
+        refresh_lease_owner = case when social_accounts.refresh_lease_owner = input.release_owner
+          then null else social_accounts.refresh_lease_owner end,
+        refresh_lease_until = case when social_accounts.refresh_lease_owner = input.release_owner
+          then null else social_accounts.refresh_lease_until end`;
+    const compareAndSet = sql`
+      social_accounts.id = input.id
+      and (input.expected_version is null
+           or (social_accounts.version = input.expected_version and social_accounts.status = 'active'))`;
+    const events = new Map(
+      requests.flatMap(({ id, now, options }) =>
+        options.event ? [[id, ledgerRow(options.event, now)]] : [],
+      ),
+    );
+    let savedRows: Row[];
+    if (this.store.kind === 'postgres') {
+      // One statement, so one round trip and one commit: the rows are locked in id order first (two
+      // batches that overlap, two savers of one account after a lease lapsed, queue instead of
+      // deadlocking), and the ledger rows are inserted for the rows actually saved.
+      const ledger = this.inputRows(
+        {
+          id: 'text',
+          account_id: 'text',
+          type: 'text',
+          reason: 'text',
+          provider_error_code: 'text',
+          detail: 'text',
+          created_at: 'bigint',
+        },
+        [...events.values()].map((event) => ({
+          id: event.id,
+          account_id: event.account_id,
+          type: event.type,
+          reason: event.reason ?? null,
+          provider_error_code: event.provider_error_code ?? null,
+          detail: event.detail ?? null,
+          created_at: event.created_at,
+        })),
       );
-      if (events.length > 0) await trx.insertInto('oauth_events').values(events).execute();
-      return requests.map((request) => {
-        const row = saved.get(request.id);
-        return row ? this.toAccount(row) : null;
+      const result = await sql<Row>`
+        with input as (${input}),
+        locked as materialized (
+          select social_accounts.id from social_accounts join input on input.id = social_accounts.id
+          order by social_accounts.id for update of social_accounts),
+        saved as (
+          ${update}
+          from input join locked on locked.id = input.id
+          where ${compareAndSet}
+          returning social_accounts.*),
+        logged as (
+          insert into oauth_events (id, account_id, type, reason, provider_error_code, detail, created_at)
+          select ledger.* from (${ledger}) as ledger join saved on saved.id = ledger.account_id)
+        select * from saved`.execute(this.db);
+      savedRows = result.rows;
+    } else {
+      savedRows = await this.db.transaction().execute(async (trx) => {
+        // SQLite forbids "table.*" in RETURNING and returns the target's columns for "*".
+        const result = await sql<Row>`
+          with input as (${input})
+          ${update}
+          from input
+          where ${compareAndSet}
+          returning *`.execute(trx);
+        const logged = result.rows.flatMap((row) => {
+          const event = events.get(row.id);
+          return event ? [event] : [];
+        });
+        if (logged.length > 0) await trx.insertInto('oauth_events').values(logged).execute();
+        return result.rows;
       });
+    }
+    const saved = new Map(savedRows.map((row) => [row.id, row]));
+    return requests.map(({ id, update: tokens }) => {
+      const row = saved.get(id);
+      // The tokens just written are known: no need to decrypt them back.
+      return row
+        ? this.toAccount(row, {
+            decrypt: true,
+            known: { access_token: tokens.accessToken, refresh_token: tokens.refreshToken || undefined },
+          })
+        : null;
     });
   }
 
@@ -488,21 +555,56 @@ export class AccountRepository {
     return this.leaseBatcher ? this.leaseBatcher.submit(request) : (await this.takeLeases([request]))[0]!;
   }
 
+  private async takeLeases(requests: LeaseRequest[]): Promise<Array<TakenLease | null>> {
+    const taken =
+      this.store.kind === 'postgres'
+        ? await this.takeLeasesOnPostgres(requests)
+        : await this.takeLeasesOnSqlite(requests);
+    return requests.map((request) => {
+      const row = taken.get(request.id);
+      if (!row || row.refresh_lease_owner !== request.owner) return null;
+      return {
+        account: this.toAccount(row),
+        until: row.refresh_lease_until!,
+        previousOwner: row.previous_owner,
+      };
+    });
+  }
+
+  /**
+   * One statement. Rows another transaction is writing right now are skipped, not waited for:
+   * their lease is not taken this time (the caller watches the row instead), and two batches that
+   * overlap never wait on each other. The lock also reads who held the lease before, atomically.
+   */
+  private async takeLeasesOnPostgres(requests: LeaseRequest[]) {
+    const input = this.inputRows({ id: 'text', owner: 'text', now: 'bigint', until: 'bigint' }, requests);
+    const result = await sql<Row & { previous_owner: string | null }>`
+      with input as (${input}),
+      locked as materialized (
+        select social_accounts.id, social_accounts.refresh_lease_owner as previous_owner
+        from social_accounts join input on input.id = social_accounts.id
+        where social_accounts.refresh_lease_until is null or social_accounts.refresh_lease_until <= input.now
+        for update of social_accounts skip locked)
+      update social_accounts
+        set refresh_lease_owner = input.owner, refresh_lease_until = input.until
+      from input join locked on locked.id = input.id
+      where social_accounts.id = input.id
+        and (social_accounts.refresh_lease_until is null or social_accounts.refresh_lease_until <= input.now)
+      returning social_accounts.*, locked.previous_owner`.execute(this.db);
+    return new Map(result.rows.map((row) => [row.id, row]));
+  }
+
   /**
    * Looks before it writes: an UPDATE takes SQLite's single write lock even when it matches no row,
    * and better-sqlite3 waits for that lock synchronously, stalling the process's event loop (and
    * its in-flight HTTP responses). A cheap read skips the write while a live lease is held. The
    * read also tells who held the lease before; the UPDATE's own condition is what decides.
    */
-  private async takeLeases(requests: LeaseRequest[]): Promise<Array<TakenLease | null>> {
+  private async takeLeasesOnSqlite(requests: LeaseRequest[]) {
     const states = await this.db
       .selectFrom('social_accounts')
       .select(['id', 'refresh_lease_owner', 'refresh_lease_until'])
-      .where(
-        'id',
-        'in',
-        requests.map((request) => request.id),
-      )
+      .where(this.idIn(requests.map((request) => request.id)))
       .execute();
     const before = new Map(states.map((state) => [state.id, state]));
     const free = requests.filter((request) => {
@@ -512,45 +614,23 @@ export class AccountRepository {
         (state.refresh_lease_until === null || state.refresh_lease_until <= request.now)
       );
     });
-    if (free.length === 0) return requests.map(() => null);
-    const values = free.map(
-      (request) =>
-        sql`(${sql.join([
-          typed(request.id, 'text'),
-          typed(request.owner, 'text'),
-          typed(request.now, 'bigint'),
-          typed(request.until, 'bigint'),
-        ])})`,
-    );
-    const postgres = this.store.kind === 'postgres';
-    // On PostgreSQL, rows another transaction is writing right now are skipped, not waited for:
-    // their lease is not taken this time (the caller watches the row instead), and two batches
-    // that overlap can never wait on each other. SQLite has one writer: nothing to skip.
+    if (free.length === 0) return new Map<string, Row & { previous_owner: string | null }>();
+    const input = this.inputRows({ id: 'text', owner: 'text', now: 'bigint', until: 'bigint' }, free);
+    // SQLite forbids "table.*" in RETURNING and returns the target's columns for "*".
     const result = await sql<Row>`
-      with input (id, owner, now, until) as (values ${sql.join(values)})
-      ${
-        postgres
-          ? sql`, locked as materialized (
-              select social_accounts.id from social_accounts join input on input.id = social_accounts.id
-              for update of social_accounts skip locked)`
-          : sql``
-      }
+      with input as (${input})
       update social_accounts
         set refresh_lease_owner = input.owner, refresh_lease_until = input.until
-      from input ${postgres ? sql`join locked on locked.id = input.id` : sql``}
+      from input
       where social_accounts.id = input.id
         and (social_accounts.refresh_lease_until is null or social_accounts.refresh_lease_until <= input.now)
-      returning ${postgres ? sql`social_accounts.*` : sql`*`}`.execute(this.db);
-    const taken = new Map(result.rows.map((row) => [row.id, row]));
-    return requests.map((request) => {
-      const row = taken.get(request.id);
-      if (!row || row.refresh_lease_owner !== request.owner) return null;
-      return {
-        account: this.toAccount(row),
-        until: row.refresh_lease_until!,
-        previousOwner: before.get(request.id)?.refresh_lease_owner ?? null,
-      };
-    });
+      returning *`.execute(this.db);
+    return new Map(
+      result.rows.map((row) => [
+        row.id,
+        { ...row, previous_owner: before.get(row.id)?.refresh_lease_owner ?? null },
+      ]),
+    );
   }
 
   /** Extends a lease this owner still holds; false when it lapsed and may be someone else's now. */
@@ -771,9 +851,44 @@ export class AccountRepository {
     return token === null || token === '' ? null : this.cipher.encrypt(token, { accountId, field });
   }
 
-  private toAccount(row: Row, options: { decrypt: boolean } = { decrypt: true }): SocialAccount {
+  /**
+   * `id in (…)` as one array parameter on PostgreSQL, so that the statement's text (and so the
+   * server's parse) is the same whatever the number of ids; SQLite has no arrays, but parses
+   * in-process and keeps its statements.
+   */
+  private idIn(ids: string[]) {
+    const unique = [...new Set(ids)];
+    return this.store.kind === 'postgres'
+      ? sql<boolean>`id = any(cast(${unique} as text[]))`
+      : sql<boolean>`id in (${sql.join(unique)})`;
+  }
+
+  /**
+   * A batch's per-row values as a relation, passed as one JSON parameter: the statement's text does
+   * not grow with the batch (PostgreSQL parses it once per batch, SQLite keeps it prepared), and
+   * no value is ever spliced into SQL. Column names and types are ours, never input.
+   */
+  private inputRows<Columns extends Record<string, 'text' | 'integer' | 'bigint'>>(
+    columns: Columns,
+    rows: Array<{ [Name in keyof Columns]: string | number | null }>,
+  ) {
+    const names = Object.keys(columns);
+    const json = JSON.stringify(rows);
+    if (this.store.kind === 'postgres') {
+      const definition = names.map((name) => `${name} ${columns[name]}`).join(', ');
+      return sql`select * from jsonb_to_recordset(cast(${json} as jsonb)) as input_rows(${sql.raw(definition)})`;
+    }
+    return sql`select ${sql.raw(names.map((name) => `value ->> '${name}' as ${name}`).join(', '))} from json_each(${json})`;
+  }
+
+  private toAccount(
+    row: Row,
+    options: { decrypt: boolean; known?: Partial<Record<TokenField, string>> } = { decrypt: true },
+  ): SocialAccount {
     const open = (value: string | null, field: TokenField): string | null => {
       if (value === null) return null;
+      const known = options.known?.[field];
+      if (known !== undefined) return known;
       // Listings never decrypt: a non-null marker is enough to say "has a token".
       return options.decrypt ? this.cipher.decrypt(value, { accountId: row.id, field }) : '[encrypted]';
     };
@@ -797,11 +912,6 @@ export class AccountRepository {
       updatedAt: row.updated_at,
     };
   }
-}
-
-/** A bound value with its SQL type, so that VALUES lists type the same on both databases. */
-function typed(value: string | number | null, type: 'text' | 'integer' | 'bigint') {
-  return sql`cast(${value} as ${sql.raw(type)})`;
 }
 
 function scheduleInputOfRow(row: Row): ScheduleInput {

@@ -14,12 +14,18 @@ export class Batcher<Input, Output> {
     reject: (error: unknown) => void;
   }> = [];
   private scheduled = false;
+  private inFlight = 0;
 
   constructor(
     private readonly run: (inputs: Input[]) => Promise<Output[]>,
     private readonly maxBatchSize = 200,
     /** Two inputs with the same key never share a batch (a statement touches a row once). */
     private readonly keyOf: ((input: Input) => string) | null = null,
+    /**
+     * Batches running at once. While they run, new calls gather into the next batch (group
+     * commit): the busier the database, the bigger and fewer the statements.
+     */
+    private readonly maxInFlight = Number.POSITIVE_INFINITY,
   ) {}
 
   submit(input: Input): Promise<Output> {
@@ -35,16 +41,25 @@ export class Batcher<Input, Output> {
 
   private flush(): void {
     this.scheduled = false;
-    while (this.pending.length > 0) {
+    while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
       const batch = this.take();
-      this.run(batch.map((entry) => entry.input)).then(
-        (outputs) => {
-          for (const [index, entry] of batch.entries()) entry.resolve(outputs[index] as Output);
-        },
-        (error: unknown) => {
-          for (const entry of batch) entry.reject(error);
-        },
-      );
+      this.inFlight++;
+      this.run(batch.map((entry) => entry.input))
+        .then(
+          (outputs) => {
+            for (const [index, entry] of batch.entries()) entry.resolve(outputs[index] as Output);
+          },
+          (error: unknown) => {
+            for (const entry of batch) entry.reject(error);
+          },
+        )
+        .finally(() => {
+          this.inFlight--;
+          if (this.pending.length > 0 && !this.scheduled) {
+            this.scheduled = true;
+            setImmediate(() => this.flush());
+          }
+        });
     }
   }
 

@@ -181,6 +181,24 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
         await db.schema.alterTable('social_accounts').dropColumn('next_refresh_at').execute();
       },
     },
+    // Issue 4, the refresh storm. Every refresh rewrites an account row twice (lease, then tokens),
+    // so what a row write costs is what a storm costs. (status, oauth_expires_at) has found nothing
+    // since the refresher moved to next_refresh_at, yet every save moved its entry. On PostgreSQL,
+    // room left in each page lets the lease write be a HOT update (no index touched).
+    '007_lighter_account_writes': {
+      async up(db: AnyDb) {
+        await db.schema.dropIndex('social_accounts_status_expiry_idx').execute();
+        if (kind === 'postgres') await sql`alter table social_accounts set (fillfactor = 80)`.execute(db);
+      },
+      async down(db: AnyDb) {
+        if (kind === 'postgres') await sql`alter table social_accounts reset (fillfactor)`.execute(db);
+        await db.schema
+          .createIndex('social_accounts_status_expiry_idx')
+          .on('social_accounts')
+          .columns(['status', 'oauth_expires_at'])
+          .execute();
+      },
+    },
   };
 }
 
