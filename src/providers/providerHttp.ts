@@ -47,18 +47,25 @@ export async function sendProviderRequest(
   }
   if (request.bearerToken !== undefined) headers.authorization = `Bearer ${request.bearerToken}`;
 
+  let deadline: NodeJS.Timeout | undefined;
+
   try {
     // undici's request rather than fetch: the same HTTP client without the WHATWG streams and
     // objects around it, about a fifth of fetch's CPU per call, which is what a refresh storm is
     // made of. Never retried here: a resent POST can spend a rotating refresh token twice.
-    // One signal covers connecting, the headers and the body: a platform that sends headers and
-    // then stalls mid-body is as unavailable as one that never answers.
-    const signal = AbortSignal.timeout(http.timeoutMs);
+    // One deadline covers connecting, the headers and the body: a platform that sends headers and
+    // then stalls mid-body is as unavailable as one that never answers. (A plain timer rather than
+    // AbortSignal.timeout, whose weak-reference bookkeeping costs more than the call's parsing.)
+    const controller = new AbortController();
+    deadline = setTimeout(
+      () => controller.abort(new DOMException('the platform did not answer in time', 'TimeoutError')),
+      http.timeoutMs,
+    );
     const response = await undiciRequest(request.url, {
       method: request.method,
       headers,
       body,
-      signal,
+      signal: controller.signal,
       dispatcher: http.dispatcher,
     });
     const text = await response.body.text();
@@ -77,6 +84,8 @@ export async function sendProviderRequest(
       // The cause is the client's error itself: its message names the host, never our query string.
       { provider, providerErrorCode: timedOut ? 'timeout' : 'network_error', cause: stripUrl(error) },
     );
+  } finally {
+    clearTimeout(deadline);
   }
 }
 
