@@ -39,7 +39,7 @@ const record = (row: Row) => {
     `${row.ok ? 'ok    ' : 'MISSED'} ${row.bench}: ${row.figure} vs ${row.baseline} (ratio ${row.ratio.toFixed(2)})`,
   );
 };
-const only = process.env.BENCH_ONLY?.split(',');
+const only = process.env.BENCH_ONLY ? process.env.BENCH_ONLY.split(',') : undefined;
 /** `storm` selects storm-sqlite and storm-postgres. */
 const wanted = (name: string) =>
   only === undefined || only.some((chosen) => name === chosen || name.startsWith(`${chosen}-`));

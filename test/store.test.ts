@@ -81,6 +81,8 @@ for (const factory of DATABASES) {
     });
 
     it('a ciphertext copied into another row does not decrypt', async () => {
+      // Inserting reads the row back, so A's ciphertext is in the decrypted-token cache: the copy in
+      // B's row must still miss it (the cache key holds the account id) and fail authentication.
       const a = await app.accounts.insert(newAccount('ext-a'), clock.now());
       const b = await app.accounts.insert(newAccount('ext-b'), clock.now());
       const rowA = await app.database.db
@@ -94,6 +96,59 @@ for (const factory of DATABASES) {
         .where('id', '=', b.id)
         .execute();
       await expect(app.accounts.findById(b.id)).rejects.toThrow(/could not be decrypted/);
+    });
+
+    it('saves made at the same moment share a statement, each with its own compare-and-set and ledger row', async () => {
+      const accounts = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => app.accounts.insert(newAccount(`ext-batch-${i}`), clock.now())),
+      );
+      const before = await app.ledger.count({ type: 'refreshed' });
+      const results = await Promise.all(
+        accounts.map((account, i) =>
+          app.accounts.saveTokens(
+            account.id,
+            {
+              accessToken: `batched-access-${i}`,
+              refreshToken: i % 2 === 0 ? `batched-refresh-${i}` : null,
+              expiresAt: clock.now() + 60_000,
+              refreshTokenExpiresAt: clock.now() + 120_000,
+              scopes: null,
+              tokenIssuedAt: clock.now(),
+            },
+            clock.now(),
+            // The last one expects a version the row is not at: only it is refused.
+            i === 5 ? account.version + 7 : account.version,
+            { current: account, event: { accountId: account.id, type: 'refreshed', detail: { i } } },
+          ),
+        ),
+      );
+      expect(results.slice(0, 5).map((saved) => saved?.accessToken)).toEqual(
+        [0, 1, 2, 3, 4].map((i) => `batched-access-${i}`),
+      );
+      expect(results.slice(0, 5).map((saved) => saved?.refreshToken)).toEqual([
+        'batched-refresh-0',
+        REFRESH,
+        'batched-refresh-2',
+        REFRESH,
+        'batched-refresh-4',
+      ]);
+      expect(results[5]).toBeNull();
+      // Read back from the database (not from what the save returned): each row has its own tokens.
+      for (const [i, account] of accounts.slice(0, 5).entries()) {
+        const stored = await app.database.db
+          .selectFrom('social_accounts')
+          .select(['version', 'oauth_access_token'])
+          .where('id', '=', account.id)
+          .executeTakeFirstOrThrow();
+        expect(stored.version).toBe(account.version + 1);
+        expect(
+          app.cipher.decrypt(stored.oauth_access_token!, { accountId: account.id, field: 'access_token' }),
+        ).toBe(`batched-access-${i}`);
+      }
+      expect((await app.accounts.findById(accounts[5]!.id))?.accessToken).toBe(ACCESS);
+      // A ledger row for each save that happened, none for the refused one.
+      expect(await app.ledger.count({ type: 'refreshed' })).toBe(before + 5);
+      expect(await app.ledger.count({ accountId: accounts[5]!.id })).toBe(0);
     });
 
     it('grants the refresh lease to one owner at a time, and only the owner can release it', async () => {

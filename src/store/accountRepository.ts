@@ -77,6 +77,44 @@ export interface ClaimedAccount {
   refreshFailures: number;
 }
 
+/**
+ * Plaintexts of recently decrypted tokens, keyed by account, column and the exact ciphertext: a row
+ * whose ciphertext is unchanged needs no second AES-GCM decryption, and anything else (a new
+ * token, a ciphertext copied into another row, a rotated key) misses and is decrypted and
+ * authenticated as always. Bounded, least recently used out first. It holds nothing the process
+ * would not hold anyway while serving the token; it never leaves memory.
+ */
+export class OpenedTokens {
+  private readonly entries = new Map<string, string>();
+
+  constructor(private readonly capacity = 10_000) {}
+
+  open(accountId: string, field: TokenField, ciphertext: string, decrypt: () => string): string {
+    const key = `${accountId}\u0000${field}\u0000${ciphertext}`;
+    const cached = this.entries.get(key);
+    if (cached !== undefined) {
+      // Most recently used last: the first key is the one to evict.
+      this.entries.delete(key);
+      this.entries.set(key, cached);
+      return cached;
+    }
+    const plaintext = decrypt();
+    this.set(key, plaintext);
+    return plaintext;
+  }
+
+  /** A token this process has just encrypted and stored. */
+  remember(accountId: string, field: TokenField, ciphertext: string, plaintext: string): void {
+    this.set(`${accountId}\u0000${field}\u0000${ciphertext}`, plaintext);
+  }
+
+  private set(key: string, plaintext: string): void {
+    this.entries.delete(key);
+    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, plaintext);
+  }
+}
+
 /** A refresh lease just taken, with the row as it stands under it. */
 export interface TakenLease {
   account: SocialAccount;
@@ -131,12 +169,16 @@ export class AccountRepository {
    */
   private readonly readBatcher: Batcher<string, Row | undefined> | null;
 
+  /** Tokens recently decrypted, so that the hot path reads the row but does not decrypt it again. */
+  private readonly opened: OpenedTokens;
+
   constructor(
     private readonly store: StoreDatabase,
     private readonly cipher: TokenCipher,
     private readonly schedule: RefreshSchedule | null = null,
-    options: { batching?: boolean } = {},
+    options: { batching?: boolean; opened?: OpenedTokens } = {},
   ) {
+    this.opened = options.opened ?? new OpenedTokens();
     const batching = options.batching ?? true;
     // PostgreSQL: one batch of each kind on the wire at a time; what arrives meanwhile waits for
     // the next one. Measured in the refresh storm: fewer, larger statements cut the server's CPU
@@ -175,7 +217,10 @@ export class AccountRepository {
   async transaction<T>(work: (accounts: AccountRepository, store: StoreDatabase) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(async (trx) => {
       const bound: StoreDatabase = { ...this.store, db: trx };
-      return work(new AccountRepository(bound, this.cipher, this.schedule, { batching: false }), bound);
+      return work(
+        new AccountRepository(bound, this.cipher, this.schedule, { batching: false, opened: this.opened }),
+        bound,
+      );
     });
   }
 
@@ -887,10 +932,16 @@ export class AccountRepository {
   ): SocialAccount {
     const open = (value: string | null, field: TokenField): string | null => {
       if (value === null) return null;
-      const known = options.known?.[field];
-      if (known !== undefined) return known;
       // Listings never decrypt: a non-null marker is enough to say "has a token".
-      return options.decrypt ? this.cipher.decrypt(value, { accountId: row.id, field }) : '[encrypted]';
+      if (!options.decrypt) return '[encrypted]';
+      const known = options.known?.[field];
+      if (known !== undefined) {
+        this.opened.remember(row.id, field, value, known);
+        return known;
+      }
+      return this.opened.open(row.id, field, value, () =>
+        this.cipher.decrypt(value, { accountId: row.id, field }),
+      );
     };
     return {
       id: row.id,
