@@ -15,6 +15,9 @@ export class Batcher<Input, Output> {
   }> = [];
   private scheduled = false;
   private inFlight = 0;
+  /** When the latest batch started (monotonic ms), and the timer that looks again after a stall. */
+  private lastStartedAt = 0;
+  private stallTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly run: (inputs: Input[]) => Promise<Output[]>,
@@ -26,6 +29,11 @@ export class Batcher<Input, Output> {
      * commit): the busier the database, the bigger and fewer the statements.
      */
     private readonly maxInFlight = Number.POSITIVE_INFINITY,
+    /**
+     * A batch still running after this long does not hold the others back any more: one statement
+     * stuck on a dead connection must not stop every read of the process.
+     */
+    private readonly stallMs = 250,
   ) {}
 
   submit(input: Input): Promise<Output> {
@@ -41,9 +49,13 @@ export class Batcher<Input, Output> {
 
   private flush(): void {
     this.scheduled = false;
-    while (this.pending.length > 0 && this.inFlight < this.maxInFlight) {
+    while (
+      this.pending.length > 0 &&
+      (this.inFlight < this.maxInFlight || performance.now() - this.lastStartedAt >= this.stallMs)
+    ) {
       const batch = this.take();
       this.inFlight++;
+      this.lastStartedAt = performance.now();
       this.run(batch.map((entry) => entry.input))
         .then(
           (outputs) => {
@@ -60,6 +72,14 @@ export class Batcher<Input, Output> {
             setImmediate(() => this.flush());
           }
         });
+    }
+    if (this.pending.length > 0 && this.stallTimer === null) {
+      // Held back by a batch on the wire: look again once it counts as stalled.
+      this.stallTimer = setTimeout(() => {
+        this.stallTimer = null;
+        this.flush();
+      }, this.stallMs);
+      this.stallTimer.unref();
     }
   }
 
