@@ -151,6 +151,56 @@ for (const factory of DATABASES) {
       expect(await app.ledger.count({ accountId: accounts[5]!.id })).toBe(0);
     });
 
+    it('a row that cannot be decrypted fails only its own lease take, and gives that lease back', async () => {
+      const good = await app.accounts.insert(newAccount('ext-lease-good'), clock.now());
+      const bad = await app.accounts.insert(newAccount('ext-lease-bad'), clock.now());
+      const goodRow = await app.database.db
+        .selectFrom('social_accounts')
+        .select('oauth_access_token')
+        .where('id', '=', good.id)
+        .executeTakeFirstOrThrow();
+      // As if written with a key this process lacks: it does not authenticate for this row.
+      await app.database.db
+        .updateTable('social_accounts')
+        .set({ oauth_access_token: goodRow.oauth_access_token })
+        .where('id', '=', bad.id)
+        .execute();
+      const now = clock.now();
+      // Taken at the same moment: one batch.
+      const [goodTake, badTake] = await Promise.allSettled([
+        app.accounts.tryAcquireRefreshLease(good.id, 'worker-a', now, 30_000),
+        app.accounts.tryAcquireRefreshLease(bad.id, 'worker-a', now, 30_000),
+      ]);
+      expect(goodTake.status).toBe('fulfilled');
+      expect(goodTake.status === 'fulfilled' && goodTake.value?.account.accessToken).toBe(ACCESS);
+      expect(badTake.status).toBe('rejected');
+      const badState = await app.accounts.readVersion(bad.id);
+      expect(badState?.leaseOwner).toBeNull();
+      expect(badState?.leaseUntil).toBeNull();
+    });
+
+    it('saves tokens inside a transaction of the repository', async () => {
+      const account = await app.accounts.insert(newAccount('ext-in-trx'), clock.now());
+      const saved = await app.accounts.transaction((accounts) =>
+        accounts.saveTokens(
+          account.id,
+          {
+            accessToken: 'access-in-trx',
+            refreshToken: null,
+            expiresAt: null,
+            refreshTokenExpiresAt: null,
+            scopes: null,
+            tokenIssuedAt: clock.now(),
+          },
+          clock.now(),
+          account.version,
+          { event: { accountId: account.id, type: 'refreshed' } },
+        ),
+      );
+      expect(saved?.accessToken).toBe('access-in-trx');
+      expect(await app.ledger.count({ accountId: account.id, type: 'refreshed' })).toBe(1);
+    });
+
     it('grants the refresh lease to one owner at a time, and only the owner can release it', async () => {
       const account = await app.accounts.insert(newAccount('ext-lease'), clock.now());
       const now = clock.now();

@@ -76,7 +76,7 @@ export class SocialOAuth {
       throw error;
     }
     // Kept-alive connections to each platform, shared by every provider of this instance.
-    const ownDispatcher = options.dispatcher ? null : new Agent({ keepAliveTimeout: 10_000 });
+    const ownDispatcher = options.dispatcher ? null : new Agent();
     const http: ProviderHttpOptions = {
       dispatcher: options.dispatcher ?? ownDispatcher!,
       timeoutMs: config.providerTimeoutMs,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Selectable, sql } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { TokenCipher, TokenField } from '../crypto/tokenCipher.js';
 import type { AccountStatus, SocialAccount } from '../domain/account.js';
 import type { NewOAuthEvent } from '../domain/ledger.js';
@@ -7,7 +7,7 @@ import type { ProviderName } from '../domain/providerName.js';
 import { Batcher } from './batcher.js';
 import type { StoreDatabase } from './database.js';
 import { ledgerRow } from './ledgerRepository.js';
-import type { SocialAccountsTable } from './schema.js';
+import type { Database, SocialAccountsTable } from './schema.js';
 
 export interface NewAccount {
   /** Generated when omitted. Chosen before insert because it is bound into the ciphertexts. */
@@ -51,6 +51,8 @@ export interface AccountListFilter {
 }
 
 type Row = Selectable<SocialAccountsTable>;
+/** A row as a lease take returns it, with who held the lease before. */
+type LeasedRow = Row & { previous_owner: string | null };
 
 /** What the refresh schedule is computed from: the account's token times, never a token. */
 export interface ScheduleInput {
@@ -159,8 +161,8 @@ export class AccountRepository {
    * Lease takes and token saves that arrive together share one statement and one commit (see
    * Batcher). Off inside a transaction: there every statement must run on the transaction.
    */
-  private readonly leaseBatcher: Batcher<LeaseRequest, TakenLease | null> | null;
-  private readonly saveBatcher: Batcher<SaveRequest, SocialAccount | null> | null;
+  private readonly leaseBatcher: Batcher<LeaseRequest, LeasedRow | null> | null;
+  private readonly saveBatcher: Batcher<SaveRequest, Row | null> | null;
   /**
    * PostgreSQL only: reads by id that arrive together become one `where id in (…)`. Each query is a
    * round trip and a backend's parse and plan; SQLite reads in-process, so there it would only add
@@ -343,10 +345,16 @@ export class AccountRepository {
     options: SaveTokensOptions = {},
   ): Promise<SocialAccount | null> {
     const request: SaveRequest = { id, update, now, expectedVersion, options };
-    const saved = this.saveBatcher
+    const row = this.saveBatcher
       ? await this.saveBatcher.submit(request)
       : (await this.saveBatch([request]))[0]!;
-    if (saved === null) return null;
+    if (row === null) return null;
+    // Per caller, after the batch: the tokens just written are known, no need to decrypt them back
+    // (a kept refresh token is decrypted, and only its own caller can fail on it).
+    const saved = this.toAccount(row, {
+      decrypt: true,
+      known: { access_token: update.accessToken, refresh_token: update.refreshToken || undefined },
+    });
     return options.current ? saved : this.rescheduled(saved, now);
   }
 
@@ -354,7 +362,7 @@ export class AccountRepository {
    * One UPDATE for the whole batch, and one INSERT for its ledger rows, in one transaction. Each
    * row keeps its own compare-and-set: a row that moved on is simply not updated.
    */
-  private async saveBatch(requests: SaveRequest[]): Promise<Array<SocialAccount | null>> {
+  private async saveBatch(requests: SaveRequest[]): Promise<Array<Row | null>> {
     const rows = requests.map(({ id, update, now, expectedVersion, options }) => {
       const newRefreshToken = update.refreshToken !== null && update.refreshToken !== '';
       const current = options.current;
@@ -480,7 +488,7 @@ export class AccountRepository {
         select * from saved`.execute(this.db);
       savedRows = result.rows;
     } else {
-      savedRows = await this.db.transaction().execute(async (trx) => {
+      const inOne = async (trx: Kysely<Database>): Promise<Row[]> => {
         // SQLite forbids "table.*" in RETURNING and returns the target's columns for "*".
         const result = await sql<Row>`
           with input as (${input})
@@ -494,19 +502,12 @@ export class AccountRepository {
         });
         if (logged.length > 0) await trx.insertInto('oauth_events').values(logged).execute();
         return result.rows;
-      });
+      };
+      // Inside AccountRepository.transaction() the statements join that transaction.
+      savedRows = this.db.isTransaction ? await inOne(this.db) : await this.db.transaction().execute(inOne);
     }
     const saved = new Map(savedRows.map((row) => [row.id, row]));
-    return requests.map(({ id, update: tokens }) => {
-      const row = saved.get(id);
-      // The tokens just written are known: no need to decrypt them back.
-      return row
-        ? this.toAccount(row, {
-            decrypt: true,
-            known: { access_token: tokens.accessToken, refresh_token: tokens.refreshToken || undefined },
-          })
-        : null;
-    });
+    return requests.map(({ id }) => saved.get(id) ?? null);
   }
 
   /** Replaces everything on reconnect: a new grant is a new start. */
@@ -596,22 +597,33 @@ export class AccountRepository {
     leaseMs: number,
   ): Promise<TakenLease | null> {
     const request: LeaseRequest = { id, owner, now, until: now + leaseMs };
-    return this.leaseBatcher ? this.leaseBatcher.submit(request) : (await this.takeLeases([request]))[0]!;
+    const row = this.leaseBatcher
+      ? await this.leaseBatcher.submit(request)
+      : (await this.takeLeases([request]))[0]!;
+    if (row === null) return null;
+    let account: SocialAccount;
+    try {
+      // Decrypted per caller, after the batch: one row this process cannot decrypt fails its own
+      // caller only.
+      account = this.toAccount(row);
+    } catch (error) {
+      // The lease is ours but nobody will use it: give it back rather than let it block the
+      // account (and look abandoned to the next refresher).
+      await this.releaseRefreshLease(id, owner).catch(() => {});
+      throw error;
+    }
+    return { account, until: row.refresh_lease_until!, previousOwner: row.previous_owner };
   }
 
-  private async takeLeases(requests: LeaseRequest[]): Promise<Array<TakenLease | null>> {
+  /** The rows whose lease each request took (raw: decrypting is the caller's), or null. */
+  private async takeLeases(requests: LeaseRequest[]): Promise<Array<LeasedRow | null>> {
     const taken =
       this.store.kind === 'postgres'
         ? await this.takeLeasesOnPostgres(requests)
         : await this.takeLeasesOnSqlite(requests);
     return requests.map((request) => {
       const row = taken.get(request.id);
-      if (!row || row.refresh_lease_owner !== request.owner) return null;
-      return {
-        account: this.toAccount(row),
-        until: row.refresh_lease_until!,
-        previousOwner: row.previous_owner,
-      };
+      return row && row.refresh_lease_owner === request.owner ? row : null;
     });
   }
 
@@ -622,7 +634,7 @@ export class AccountRepository {
    */
   private async takeLeasesOnPostgres(requests: LeaseRequest[]) {
     const input = this.inputRows({ id: 'text', owner: 'text', now: 'bigint', until: 'bigint' }, requests);
-    const result = await sql<Row & { previous_owner: string | null }>`
+    const result = await sql<LeasedRow>`
       with input as (${input}),
       locked as materialized (
         select social_accounts.id, social_accounts.refresh_lease_owner as previous_owner
@@ -658,7 +670,7 @@ export class AccountRepository {
         (state.refresh_lease_until === null || state.refresh_lease_until <= request.now)
       );
     });
-    if (free.length === 0) return new Map<string, Row & { previous_owner: string | null }>();
+    if (free.length === 0) return new Map<string, LeasedRow>();
     const input = this.inputRows({ id: 'text', owner: 'text', now: 'bigint', until: 'bigint' }, free);
     // SQLite forbids "table.*" in RETURNING and returns the target's columns for "*".
     const result = await sql<Row>`
