@@ -5,7 +5,7 @@
  *
  * BENCH_ONLY=hot,http,storm,sweep,scale,year runs a subset (storm-sqlite or storm-postgres one storm); BENCH_SWEEP_MAX=1000000 the largest sweep.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+
 import { cpus, totalmem } from 'node:os';
 import autocannon from 'autocannon';
 import { sql } from 'kysely';
@@ -13,6 +13,7 @@ import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/http/app.js';
 import { SocialOAuth } from '../src/service/socialOAuth.js';
 import { simulateYear } from '../src/simulator/yearSimulation.js';
+import { startPassWorker } from '../test/support/passWorker.js';
 import {
   type BenchDatabase,
   createDatabase,
@@ -194,35 +195,13 @@ interface ChildReport {
   maxRssBytes: number;
 }
 
-function startChild(env: NodeJS.ProcessEnv) {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'bench/refresherChild.ts'], {
-    env: { ...process.env, ...env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  let markReady: () => void;
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  child.stdout!.on('data', (chunk) => {
-    stdout += chunk;
-    if (stdout.includes('ready\n')) markReady();
-  });
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const report = new Promise<ChildReport>((resolve, reject) => {
-    child.on('exit', (code) =>
-      code === 0
-        ? resolve(JSON.parse(stdout.trim().split('\n').at(-1)!))
-        : reject(new Error(`child exited ${code}: ${stderr}`)),
-    );
-  });
-  return { child, ready, report };
-}
-
 async function runWorkers(
   count: number,
   env: NodeJS.ProcessEnv,
 ): Promise<{ wall: number; reports: ChildReport[] }> {
-  const workers = Array.from({ length: count }, () => startChild(env));
+  const workers = Array.from({ length: count }, () =>
+    startPassWorker<ChildReport>('bench/refresherChild.ts', env),
+  );
   await Promise.all(workers.map((w) => w.ready));
   const started = performance.now();
   for (const worker of workers) worker.child.stdin!.end('go\n');

@@ -7,8 +7,10 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { generateKeyEntry } from '../src/crypto/tokenCipher.js';
 import type { ProviderName } from '../src/domain/providerName.js';
+import { PROVIDER_NAMES } from '../src/domain/providerName.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import type { SeedAccountInput, SeededTokens } from '../src/simulator/state.js';
+import { SIM_CLIENTS, simulatorEnv as testSimulatorEnv } from '../test/support/simulator.js';
 import type { SimulatorCommand } from './simulatorChild.js';
 
 /** The PostgreSQL server the bench creates its databases on (the tests' default). */
@@ -61,11 +63,8 @@ async function adminQuery(text: string): Promise<void> {
   }
 }
 
-export const SIM_CLIENTS = {
-  instagram: { clientId: 'bench-ig', clientSecret: 'bench-ig-secret' },
-  tiktok: { clientId: 'bench-tiktok', clientSecret: 'bench-tiktok-secret' },
-  youtube: { clientId: 'bench-google', clientSecret: 'bench-google-secret' },
-} as const;
+/** The simulator's client credentials and the provider settings pointing at it: the tests' own. */
+export { SIM_CLIENTS };
 
 /**
  * The simulator, run in a child process (bench/simulatorChild.ts): a platform's CPU is not ours,
@@ -129,19 +128,8 @@ export async function startSimulator(latencyMs = 0): Promise<BenchSimulator> {
 
 /** Provider settings pointing at the simulator, rate limits off unless the bench sets them. */
 export function simulatorEnv(simulator: Pick<BenchSimulator, 'baseUrlFor'>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  const names: Record<ProviderName, [string, string]> = {
-    instagram: ['INSTAGRAM_CLIENT_ID', 'INSTAGRAM'],
-    tiktok: ['TIKTOK_CLIENT_KEY', 'TIKTOK'],
-    youtube: ['YOUTUBE_CLIENT_ID', 'YOUTUBE'],
-  };
-  for (const provider of Object.keys(names) as ProviderName[]) {
-    const [idVar, prefix] = names[provider];
-    env[idVar] = SIM_CLIENTS[provider].clientId;
-    env[`${prefix}_CLIENT_SECRET`] = SIM_CLIENTS[provider].clientSecret;
-    env[`${prefix}_BASE_URL`] = simulator.baseUrlFor(provider);
-    env[`${prefix}_RATE_LIMIT_RPS`] = '0';
-  }
+  const env: NodeJS.ProcessEnv = testSimulatorEnv(simulator);
+  for (const provider of PROVIDER_NAMES) env[`${provider.toUpperCase()}_RATE_LIMIT_RPS`] = '0';
   return env;
 }
 

@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PassSummary } from '../src/service/refresher.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { openTestApp, testEnv } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
+import { startPassWorker } from './support/passWorker.js';
 import { simulatorEnv, startTestSimulator } from './support/simulator.js';
 
 const WORKERS = 3;
@@ -12,30 +12,7 @@ const ACCOUNTS = 300;
 const DAY = 86_400_000;
 
 function startWorker(env: NodeJS.ProcessEnv) {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'test/support/refresherWorker.ts'],
-    {
-      env: { ...process.env, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    },
-  );
-  let stdout = '';
-  let stderr = '';
-  let markReady: () => void;
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  child.stdout!.on('data', (chunk) => {
-    stdout += chunk;
-    if (stdout.includes('ready\n')) markReady();
-  });
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const report = new Promise<PassSummary & { pid: number }>((resolve, reject) => {
-    child.on('exit', (code) => {
-      if (code !== 0) reject(new Error(`worker exited ${code}: ${stderr}`));
-      else resolve(JSON.parse(stdout.trim().split('\n').at(-1)!));
-    });
-  });
-  return { child, ready, report };
+  return startPassWorker<PassSummary & { pid: number }>('test/support/refresherWorker.ts', env);
 }
 
 // Locking across processes is what PostgreSQL deployments scale out with; SQLite has one writer.

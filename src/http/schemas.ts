@@ -12,6 +12,13 @@ const isoOrNull = { type: ['string', 'null'], format: 'date-time' } as const;
 export const providerSchema = { type: 'string', enum: [...PROVIDER_NAMES] } as const;
 export const ownerIdSchema = { type: 'string', minLength: 1, maxLength: 200 } as const;
 
+/** A link for a user to open (connect or status page) and when it stops working. */
+export const linkSchema = {
+  type: 'object',
+  required: ['url', 'expires_at'],
+  properties: { url: { type: 'string' }, expires_at: { type: 'string', format: 'date-time' } },
+} as const;
+
 export const accountSchema = {
   type: 'object',
   required: ['id', 'owner_id', 'provider', 'external_account_id', 'status', 'scopes'],

@@ -16,7 +16,7 @@ export async function startTestSimulator(
 
 /** Environment that points every provider at the simulator, as a deployment would with <P>_BASE_URL. */
 export function simulatorEnv(
-  simulator: ProviderSimulator,
+  simulator: Pick<ProviderSimulator, 'baseUrlFor'>,
   redirectBase = 'http://127.0.0.1:8080',
 ): Record<string, string> {
   const env: Record<string, string> = {};

@@ -4,7 +4,7 @@ import type { StateProblem } from '../../service/connectFlow.js';
 import type { HttpContext } from '../context.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
 import { sendMessagePage } from '../portal/layout.js';
-import { ownerIdSchema, providerSchema } from '../schemas.js';
+import { linkSchema, ownerIdSchema, providerSchema } from '../schemas.js';
 import { apiKeyAuth } from '../security.js';
 
 const STATE_PAGES: Record<StateProblem, { title: string; text: string }> = {
@@ -57,11 +57,7 @@ export const connectRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
           },
         },
         response: {
-          201: {
-            type: 'object',
-            required: ['url', 'expires_at'],
-            properties: { url: { type: 'string' }, expires_at: { type: 'string', format: 'date-time' } },
-          },
+          201: linkSchema,
           ...errorResponses(400, 401),
         },
       },

@@ -10,7 +10,7 @@ import { sendError, toErrorBody } from '../errorReply.js';
 import { STYLESHEET_PATH, sendMessagePage, sendPage } from '../portal/layout.js';
 import { bannerFor, statusPageBody } from '../portal/statusPage.js';
 import { PORTAL_CSS } from '../portal/styles.js';
-import { ownerIdSchema } from '../schemas.js';
+import { linkSchema, ownerIdSchema } from '../schemas.js';
 import { apiKeyAuth } from '../security.js';
 
 const COOKIE_NAME = 'social_oauth_portal';
@@ -69,11 +69,7 @@ export const portalRoutes: FastifyPluginAsync<{ context: HttpContext }> = async 
           properties: { owner_id: ownerIdSchema },
         },
         response: {
-          201: {
-            type: 'object',
-            required: ['url', 'expires_at'],
-            properties: { url: { type: 'string' }, expires_at: { type: 'string', format: 'date-time' } },
-          },
+          201: linkSchema,
           ...errorResponses(400, 401),
         },
       },
