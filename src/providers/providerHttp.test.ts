@@ -98,6 +98,60 @@ describe('sendProviderRequest', () => {
     expect(String(error.cause)).not.toContain('IGAAsecret');
   });
 
+  it('times out a platform that sends its headers and then stalls mid-body', async () => {
+    const stalling = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      response.write('{"access_token":"act.partial');
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (stalling.address() as AddressInfo).port;
+      const error = await sendProviderRequest(
+        'tiktok',
+        { timeoutMs: 150 },
+        {
+          method: 'POST',
+          url: new URL(`http://127.0.0.1:${port}/v2/oauth/token/`),
+          form: {},
+          label: 'TikTok token refresh',
+        },
+      ).catch((e) => e);
+      expect(error).toBeInstanceOf(TransientProviderError);
+      expect(error.providerErrorCode).toBe('timeout');
+      expect(JSON.stringify(error.toJSON())).not.toContain('act.partial');
+    } finally {
+      stalling.closeAllConnections();
+      await new Promise<void>((resolve) => stalling.close(() => resolve()));
+    }
+  });
+
+  it('refuses an answer larger than any token endpoint sends, instead of buffering it', async () => {
+    const flooding = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(Buffer.alloc(2 * 1024 * 1024, 0x20));
+    });
+    await new Promise<void>((resolve) => flooding.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (flooding.address() as AddressInfo).port;
+      const error = await sendProviderRequest(
+        'youtube',
+        { timeoutMs: 5_000 },
+        {
+          method: 'POST',
+          url: new URL(`http://127.0.0.1:${port}/token`),
+          form: {},
+          label: 'Google token refresh',
+        },
+      ).catch((e) => e);
+      expect(error).toBeInstanceOf(TransientProviderError);
+      expect(error.providerErrorCode).toBe('network_error');
+      expect(String(error.cause)).toContain('bytes');
+    } finally {
+      flooding.closeAllConnections();
+      await new Promise<void>((resolve) => flooding.close(() => resolve()));
+    }
+  });
+
   it('returns every answer, error statuses included, with the body parsed when it is JSON', async () => {
     const answer = await sendProviderRequest(
       'youtube',

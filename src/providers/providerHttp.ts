@@ -1,4 +1,4 @@
-import { request as undiciRequest } from 'undici';
+import { type Dispatcher, getGlobalDispatcher } from 'undici';
 import type { z } from 'zod';
 import { ProviderResponseInvalid, TransientProviderError } from '../domain/errors.js';
 import type { ProviderName } from '../domain/providerName.js';
@@ -34,7 +34,10 @@ export interface ProviderAnswer {
   json: unknown;
 }
 
-export async function sendProviderRequest(
+/** A token endpoint answers in a few hundred bytes; anything past this is not an answer to read. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
+
+export function sendProviderRequest(
   provider: ProviderName,
   http: ProviderHttpOptions,
   request: ProviderRequest,
@@ -46,47 +49,89 @@ export async function sendProviderRequest(
     body = new URLSearchParams(request.form).toString();
   }
   if (request.bearerToken !== undefined) headers.authorization = `Bearer ${request.bearerToken}`;
-
-  let deadline: NodeJS.Timeout | undefined;
-
-  try {
-    // undici's request rather than fetch: the same HTTP client without the WHATWG streams and
-    // objects around it, about a fifth of fetch's CPU per call, which is what a refresh storm is
-    // made of. Never retried here: a resent POST can spend a rotating refresh token twice.
-    // One deadline covers connecting, the headers and the body: a platform that sends headers and
-    // then stalls mid-body is as unavailable as one that never answers. (A plain timer rather than
-    // AbortSignal.timeout, whose weak-reference bookkeeping costs more than the call's parsing.)
-    const controller = new AbortController();
-    deadline = setTimeout(
-      () => controller.abort(new DOMException('the platform did not answer in time', 'TimeoutError')),
-      http.timeoutMs,
-    );
-    const response = await undiciRequest(request.url, {
-      method: request.method,
-      headers,
-      body,
-      signal: controller.signal,
-      dispatcher: http.dispatcher,
-    });
-    const text = await response.body.text();
-    return {
-      status: response.statusCode,
-      headers: answerHeaders(response.headers),
-      text,
-      json: parseJsonOrUndefined(text),
-    };
-  } catch (error) {
-    const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
-    throw new TransientProviderError(
-      timedOut
+  const fail = (reason: 'timeout' | 'network_error', cause: unknown) =>
+    new TransientProviderError(
+      reason === 'timeout'
         ? `${request.label} did not answer within ${http.timeoutMs} ms`
         : `${request.label} could not be reached`,
       // The cause is the client's error itself: its message names the host, never our query string.
-      { provider, providerErrorCode: timedOut ? 'timeout' : 'network_error', cause: stripUrl(error) },
+      { provider, providerErrorCode: reason, cause: stripUrl(cause) },
     );
-  } finally {
-    clearTimeout(deadline);
-  }
+
+  // undici's dispatch, the layer under its `request` and `fetch`: the answer is gathered straight
+  // from the parser into a string, without the body stream, AbortSignal and promise plumbing of
+  // the layers above, which cost more CPU than the call itself and are what a refresh storm is
+  // made of. Never retried here: a resent POST can spend a rotating refresh token twice.
+  return new Promise<ProviderAnswer>((resolve, reject) => {
+    let settled = false;
+    let controller: Dispatcher.DispatchController | null = null;
+    let status = 0;
+    let answerHeaders: Record<string, string | string[] | undefined> = {};
+    const chunks: Buffer[] = [];
+    let received = 0;
+    const settle = (error: TransientProviderError | null, answer?: ProviderAnswer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      if (error) reject(error);
+      else resolve(answer!);
+    };
+    // One deadline covers connecting, the headers and the body: a platform that sends headers and
+    // then stalls mid-body is as unavailable as one that never answers.
+    const deadline = setTimeout(() => {
+      const error = fail('timeout', new Error('the platform did not answer in time'));
+      settle(error);
+      controller?.abort(error);
+    }, http.timeoutMs);
+    try {
+      (http.dispatcher ?? getGlobalDispatcher()).dispatch(
+        {
+          origin: request.url.origin,
+          path: `${request.url.pathname}${request.url.search}`,
+          method: request.method,
+          headers,
+          body,
+        },
+        {
+          onRequestStart(started) {
+            controller = started;
+            // The deadline passed while the request waited for a connection.
+            if (settled) started.abort(new Error('the platform did not answer in time'));
+          },
+          onResponseStart(_controller, statusCode, responseHeaders) {
+            status = statusCode;
+            answerHeaders = responseHeaders;
+          },
+          onResponseData(dataController, chunk) {
+            received += chunk.length;
+            if (received > MAX_ANSWER_BYTES) {
+              const error = fail('network_error', new Error(`the answer is over ${MAX_ANSWER_BYTES} bytes`));
+              settle(error);
+              dataController.abort(error);
+              return;
+            }
+            chunks.push(chunk);
+          },
+          onResponseEnd() {
+            const text =
+              chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+            settle(null, {
+              status,
+              headers: readHeaders(answerHeaders),
+              text,
+              json: parseJsonOrUndefined(text),
+            });
+          },
+          onResponseError(_controller, error) {
+            settle(fail('network_error', error));
+          },
+        },
+      );
+    } catch (error) {
+      // A request undici refuses outright (a closed pool, a malformed header).
+      settle(fail('network_error', error));
+    }
+  });
 }
 
 export function parseJsonOrUndefined(text: string): unknown {
@@ -141,7 +186,7 @@ export function resolveEndpoint(baseUrl: string | null, realUrl: string): URL {
   return new URL(`${baseUrl.replace(/\/+$/, '')}${real.pathname}${real.search}`);
 }
 
-function answerHeaders(raw: Record<string, string | string[] | undefined>): AnswerHeaders {
+function readHeaders(raw: Record<string, string | string[] | undefined>): AnswerHeaders {
   return {
     get(name) {
       const value = raw[name.toLowerCase()];
