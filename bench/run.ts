@@ -13,7 +13,7 @@ import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/http/app.js';
 import { SocialOAuth } from '../src/service/socialOAuth.js';
 import { simulateYear } from '../src/simulator/yearSimulation.js';
-import { startPassWorker } from '../test/support/passWorker.js';
+import { scriptBeside, startPassWorker } from '../test/support/passWorker.js';
 import {
   type BenchDatabase,
   createDatabase,
@@ -200,7 +200,7 @@ async function runWorkers(
   env: NodeJS.ProcessEnv,
 ): Promise<{ wall: number; reports: ChildReport[] }> {
   const workers = Array.from({ length: count }, () =>
-    startPassWorker<ChildReport>('bench/refresherChild.ts', env),
+    startPassWorker<ChildReport>(scriptBeside(import.meta.url, './refresherChild'), env),
   );
   await Promise.all(workers.map((w) => w.ready));
   const started = performance.now();

@@ -3,13 +3,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { generateKeyEntry } from '../src/crypto/tokenCipher.js';
 import type { ProviderName } from '../src/domain/providerName.js';
 import { PROVIDER_NAMES } from '../src/domain/providerName.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import type { SeedAccountInput, SeededTokens } from '../src/simulator/state.js';
+import { scriptBeside } from '../test/support/passWorker.js';
 import { SIM_CLIENTS, simulatorEnv as testSimulatorEnv } from '../test/support/simulator.js';
 import type { SimulatorCommand } from './simulatorChild.js';
 
@@ -81,8 +81,9 @@ export interface BenchSimulator {
 }
 
 export async function startSimulator(latencyMs = 0): Promise<BenchSimulator> {
-  const child = fork(fileURLToPath(new URL('./simulatorChild.ts', import.meta.url)), {
-    execArgv: ['--import', 'tsx'],
+  const script = scriptBeside(import.meta.url, './simulatorChild');
+  const child = fork(script.path, {
+    execArgv: script.nodeArgs,
     env: {
       ...process.env,
       SIMULATOR_CLIENTS: JSON.stringify(SIM_CLIENTS),

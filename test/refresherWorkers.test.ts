@@ -4,7 +4,7 @@ import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { openTestApp, testEnv } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
-import { startPassWorker } from './support/passWorker.js';
+import { scriptBeside, startPassWorker } from './support/passWorker.js';
 import { simulatorEnv, startTestSimulator } from './support/simulator.js';
 
 const WORKERS = 3;
@@ -12,7 +12,10 @@ const ACCOUNTS = 300;
 const DAY = 86_400_000;
 
 function startWorker(env: NodeJS.ProcessEnv) {
-  return startPassWorker<PassSummary & { pid: number }>('test/support/refresherWorker.ts', env);
+  return startPassWorker<PassSummary & { pid: number }>(
+    scriptBeside(import.meta.url, './support/refresherWorker'),
+    env,
+  );
 }
 
 // Locking across processes is what PostgreSQL deployments scale out with; SQLite has one writer.
