@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/domain/clock.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
@@ -289,3 +291,54 @@ function readWal(path: string): Buffer {
     return Buffer.alloc(0);
   }
 }
+
+describe('SQLite writes on the writer thread', () => {
+  const sqliteFactory = DATABASES.find((factory) => factory.kind === 'sqlite')!;
+  let database: TestDatabase;
+  let app: SocialOAuth;
+  const clock = new ManualClock();
+
+  beforeAll(async () => {
+    database = await sqliteFactory.create();
+    app = await openTestApp(database, { clock });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await database?.drop();
+  });
+
+  it('waits for a write lock held by another process without stopping the event loop', async () => {
+    const account = await app.accounts.insert(
+      {
+        ownerId: 'owner-1',
+        provider: 'tiktok',
+        externalAccountId: 'ext-locked',
+        displayName: null,
+        accessToken: ACCESS,
+        refreshToken: REFRESH,
+        expiresAt: clock.now(),
+        refreshTokenExpiresAt: null,
+        scopes: [],
+        tokenIssuedAt: clock.now(),
+      },
+      clock.now(),
+    );
+    // Another process on the same file, in the middle of a write.
+    const other = new BetterSqlite3(join(database.dataDir, 'social-oauth.db'));
+    try {
+      other.exec('begin immediate');
+      const taking = app.accounts.tryAcquireRefreshLease(account.id, 'worker-a', clock.now(), 30_000);
+      // better-sqlite3 waits for a lock synchronously: on the service's thread this timer would
+      // fire only when the other process commits.
+      const asked = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const timerLateMs = performance.now() - asked - 20;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      other.exec('commit');
+      expect(timerLateMs).toBeLessThan(200);
+      expect((await taking)?.account.id).toBe(account.id);
+    } finally {
+      other.close();
+    }
+  });
+});

@@ -4,6 +4,8 @@ import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, PostgresDialect, type SqliteDatabase, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
+import { configureSqlite } from './sqliteConnection.js';
+import { SqliteWriter } from './sqliteWriter.js';
 
 export type DatabaseKind = 'sqlite' | 'postgres';
 
@@ -12,6 +14,10 @@ export interface StoreDatabase {
   kind: DatabaseKind;
   /** Where it lives, without credentials: for messages. */
   description: string;
+  /** SQLite: the service's own connection (writes inside a repository transaction run on it). */
+  sqlite?: BetterSqlite3.Database;
+  /** SQLite on a file: the thread that runs the batched refresh writes (see sqliteWriter.ts). */
+  writer?: SqliteWriter;
   close(): Promise<void>;
 }
 
@@ -58,15 +64,21 @@ function openPostgres(url: string, poolSize: number): StoreDatabase {
 function openSqlite(path: string): StoreDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const sqlite = new BetterSqlite3(path);
-  // WAL lets readers run beside the one writer; busy_timeout makes other processes wait for the
-  // write lock instead of failing at once; FULL sync because a lost write can be a spent TikTok
-  // refresh token.
-  sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('busy_timeout = 10000');
-  sqlite.pragma('synchronous = FULL');
-  sqlite.pragma('foreign_keys = ON');
+  configureSqlite(sqlite);
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return { db, kind: 'sqlite', description: `sqlite:${path}`, close: () => db.destroy() };
+  // An in-memory database cannot be shared with another thread.
+  const writer = path === ':memory:' ? undefined : new SqliteWriter(path);
+  return {
+    db,
+    kind: 'sqlite',
+    description: `sqlite:${path}`,
+    sqlite,
+    writer,
+    async close() {
+      await writer?.close();
+      await db.destroy();
+    },
+  };
 }
 
 /**
