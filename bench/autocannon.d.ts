@@ -1,6 +1,6 @@
 // autocannon 8 ships no types; the few fields the bench reads.
 declare module 'autocannon' {
-  interface AutocannonResult {
+  export interface AutocannonResult {
     requests: { average: number; total: number };
     latency: { p50: number; p99: number };
     non2xx: number;
