@@ -67,12 +67,16 @@ async function hotPath(kind: 'sqlite' | 'postgres'): Promise<void> {
     const [id] = await seedTikTok(app, simulator, 1, { prefix: 'hot' });
     const n = kind === 'sqlite' ? 20_000 : 5_000;
     // Interleaved rounds, so that a hiccup of the machine hits both sides alike.
+    // The plain select, compiled once: the cheapest way to run it through Kysely.
+    const plainSelect = app.database.db
+      .selectFrom('social_accounts')
+      .selectAll()
+      .where('id', '=', id!)
+      .compile();
     let baseline = 0;
     let hot = 0;
     for (let round = 0; round < 2; round++) {
-      baseline += await rate(n, () =>
-        app.database.db.selectFrom('social_accounts').selectAll().where('id', '=', id!).executeTakeFirst(),
-      );
+      baseline += await rate(n, () => app.database.db.executeQuery(plainSelect));
       hot += await rate(n, () => app.tokens.ensureValidAccessToken(id!));
     }
     baseline /= 2;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Selectable, sql } from 'kysely';
+import { CompiledQuery, type Selectable, sql } from 'kysely';
 import type { TokenCipher, TokenField } from '../crypto/tokenCipher.js';
 import type { AccountStatus, SocialAccount } from '../domain/account.js';
 import type { NewOAuthEvent } from '../domain/ledger.js';
@@ -287,10 +287,19 @@ export class AccountRepository {
   }
 
   async findById(id: string): Promise<SocialAccount | null> {
-    const row = this.readBatcher
-      ? await this.readBatcher.submit(id)
-      : await this.db.selectFrom('social_accounts').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = this.readBatcher ? await this.readBatcher.submit(id) : await this.readOne(id);
     return row ? this.toAccount(row) : null;
+  }
+
+  /**
+   * The hot path's statement, compiled by Kysely once per repository and run with each id: building
+   * and compiling the query anew cost about as much as SQLite running it.
+   */
+  private readOneSql: string | null = null;
+  private async readOne(id: string): Promise<Row | undefined> {
+    this.readOneSql ??= this.db.selectFrom('social_accounts').selectAll().where('id', '=', '').compile().sql;
+    const { rows } = await this.db.executeQuery<Row>(CompiledQuery.raw(this.readOneSql, [id]));
+    return rows[0];
   }
 
   private async readBatch(ids: string[]): Promise<Array<Row | undefined>> {
