@@ -142,12 +142,6 @@ export class TokenService {
    * refresh fails transiently while the old token is still valid, the account still carries it.
    */
   async ensureValidAccessToken(accountId: string, options: EnsureOptions = {}): Promise<EnsureResult> {
-    // A refresh of this account already running in this process answers this call too: the row
-    // would only show the token being replaced. (Its outcome covers any options: new tokens, or
-    // the account's state if it cannot be refreshed.) In a refresh storm this spares a read for
-    // every caller that arrives while the refresh waits its turn.
-    const running = this.inFlight.get(`${accountId}:ensure`);
-    if (running) return running;
     const account = await this.requireAccount(accountId);
     if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
     if (!this.isStale(account, options)) return { account, result: null };
