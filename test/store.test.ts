@@ -297,6 +297,7 @@ describe('SQLite writes on the writer thread', () => {
   let database: TestDatabase;
   let app: SocialOAuth;
   const clock = new ManualClock();
+  let accountNumber = 0;
 
   beforeAll(async () => {
     database = await sqliteFactory.create();
@@ -307,12 +308,12 @@ describe('SQLite writes on the writer thread', () => {
     await database?.drop();
   });
 
-  it('waits for a write lock held by another process without stopping the event loop', async () => {
-    const account = await app.accounts.insert(
+  const insertAccount = (into: SocialOAuth = app) =>
+    into.accounts.insert(
       {
         ownerId: 'owner-1',
         provider: 'tiktok',
-        externalAccountId: 'ext-locked',
+        externalAccountId: `ext-writer-${accountNumber++}`,
         displayName: null,
         accessToken: ACCESS,
         refreshToken: REFRESH,
@@ -323,22 +324,77 @@ describe('SQLite writes on the writer thread', () => {
       },
       clock.now(),
     );
-    // Another process on the same file, in the middle of a write.
-    const other = new BetterSqlite3(join(database.dataDir, 'social-oauth.db'));
+  const newTokens = (accessToken: string) => ({
+    accessToken,
+    refreshToken: null,
+    expiresAt: clock.now() + 60_000,
+    refreshTokenExpiresAt: null,
+    scopes: null,
+    tokenIssuedAt: clock.now(),
+  });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** Another process on the same file. */
+  const otherProcess = () => new BetterSqlite3(join(database.dataDir, 'social-oauth.db'));
+
+  it('waits for a write lock held by another process without stopping the event loop', async () => {
+    const account = await insertAccount();
+    const other = otherProcess();
     try {
       other.exec('begin immediate');
       const taking = app.accounts.tryAcquireRefreshLease(account.id, 'worker-a', clock.now(), 30_000);
       // better-sqlite3 waits for a lock synchronously: on the service's thread this timer would
       // fire only when the other process commits.
       const asked = performance.now();
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
       const timerLateMs = performance.now() - asked - 20;
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      await sleep(400);
       other.exec('commit');
       expect(timerLateMs).toBeLessThan(200);
       expect((await taking)?.account.id).toBe(account.id);
     } finally {
       other.close();
     }
+  });
+
+  it('a repository transaction that read first can still write while the writer thread is busy', async () => {
+    const a = await insertAccount();
+    const b = await insertAccount();
+    let outside: Promise<unknown> | undefined;
+    await app.accounts.transaction(async (accounts) => {
+      await accounts.findById(a.id);
+      // A save outside the transaction goes to the writer thread meanwhile. Had the transaction
+      // not taken the write lock at BEGIN, that save would commit now and the write below would
+      // fail at once with SQLITE_BUSY (a read transaction cannot be upgraded past a newer commit).
+      outside = app.accounts.saveTokens(b.id, newTokens('outside-access'), clock.now());
+      await sleep(150);
+      await accounts.recordRefreshError(a.id, 'inside the transaction', clock.now());
+    });
+    expect(await outside).toMatchObject({ accessToken: 'outside-access' });
+    expect((await app.accounts.findById(a.id))?.lastError).toBe('inside the transaction');
+  });
+
+  it('closing stores the saves still gathering and the writes the thread is waiting to make', async () => {
+    const own = await openTestApp(database, { clock });
+    const first = await insertAccount(own);
+    const second = await insertAccount(own);
+    const other = otherProcess();
+    let saves: Promise<unknown>[];
+    try {
+      other.exec('begin immediate');
+      // The first save goes to the thread, which waits for the lock; the second gathers behind it.
+      saves = [own.accounts.saveTokens(first.id, newTokens('closing-1'), clock.now())];
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      saves.push(own.accounts.saveTokens(second.id, newTokens('closing-2'), clock.now()));
+      const closing = own.close();
+      await sleep(300);
+      other.exec('commit');
+      await closing;
+    } finally {
+      other.close();
+    }
+    await Promise.all(saves);
+    expect((await app.accounts.findById(first.id))?.accessToken).toBe('closing-1');
+    expect((await app.accounts.findById(second.id))?.accessToken).toBe('closing-2');
   });
 });

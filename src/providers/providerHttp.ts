@@ -105,9 +105,12 @@ export function sendProviderRequest(
           onResponseData(dataController, chunk) {
             received += chunk.length;
             if (received > MAX_ANSWER_BYTES) {
-              const error = fail('network_error', new Error(`the answer is over ${MAX_ANSWER_BYTES} bytes`));
-              settle(error);
-              dataController.abort(error);
+              // The platform answered, with more than any token endpoint sends: the answer counts,
+              // without its body, so that the provider judges it by its status. A 2xx is then an
+              // unreadable success, never retried on a rotating platform (the token may be spent);
+              // a transport error here would be retried.
+              settle(null, { status, headers: readHeaders(answerHeaders), text: '', json: undefined });
+              dataController.abort(new Error(`the answer is over ${MAX_ANSWER_BYTES} bytes`));
               return;
             }
             chunks.push(chunk);

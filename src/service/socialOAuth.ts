@@ -129,7 +129,11 @@ export class SocialOAuth {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.database.close(), this.closeDispatcher()]);
+    // Platform calls still on the wire finish first, then the saves they lead to, then the database:
+    // a TikTok answer whose tokens were not stored would have spent the refresh token for nothing.
+    await this.closeDispatcher();
+    await this.accounts.drain();
+    await this.database.close();
   }
 
   /** Lets calls still on the wire finish for a moment, then cuts them. */

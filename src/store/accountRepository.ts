@@ -239,6 +239,11 @@ export class AccountRepository {
     return this.store.db;
   }
 
+  /** Waits for the batched reads and writes already asked for (before closing the database). */
+  async drain(): Promise<void> {
+    await Promise.all([this.leaseBatcher?.drain(), this.saveBatcher?.drain(), this.readBatcher?.drain()]);
+  }
+
   /**
    * Runs `work` in one transaction with a repository (and the transaction's database) bound to it:
    * all of it is committed, or none.

@@ -47,6 +47,20 @@ export class Batcher<Input, Output> {
     });
   }
 
+  /**
+   * Resolves once nothing is waiting or running, and nothing new came within a turn: what a
+   * shutdown waits for, so that no save still gathering is cut off. Gives up after `maxMs`.
+   */
+  async drain(maxMs = 10_000): Promise<void> {
+    const deadline = performance.now() + maxMs;
+    while (performance.now() < deadline) {
+      if (this.pending.length === 0 && this.inFlight === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.pending.length === 0 && this.inFlight === 0) return;
+      } else await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
   private flush(): void {
     this.scheduled = false;
     while (

@@ -1,7 +1,17 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, PostgresDialect, type SqliteDatabase, SqliteDialect } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  PostgresDialect,
+  type SqliteDatabase,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+} from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { configureSqlite } from './sqliteConnection.js';
@@ -65,7 +75,9 @@ function openSqlite(path: string): StoreDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const sqlite = new BetterSqlite3(path);
   configureSqlite(sqlite);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({
+    dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }),
+  });
   // An in-memory database cannot be shared with another thread.
   const writer = path === ':memory:' ? undefined : new SqliteWriter(path);
   return {
@@ -79,6 +91,29 @@ function openSqlite(path: string): StoreDatabase {
       await db.destroy();
     },
   };
+}
+
+/**
+ * Kysely begins SQLite transactions with a plain BEGIN, which takes the write lock only at the
+ * first write. If the transaction has read by then and another connection (the writer thread,
+ * another process) holds the lock or has committed since, SQLite fails that write at once with
+ * SQLITE_BUSY instead of waiting (waiting could deadlock). BEGIN IMMEDIATE takes the lock first,
+ * and waits for it like any write.
+ */
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  constructor(private readonly settings: SqliteDialectConfig) {
+    super(settings);
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.settings);
+  }
 }
 
 /**
@@ -119,6 +154,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code))
       return true;
     if (/^SQLITE_(FULL|BUSY|LOCKED|IOERR|CANTOPEN|READONLY)/.test(code)) return true;
+    // Ours (sqliteWriter.ts): a write after close, or the writer thread gone.
+    if (code === 'DATABASE_CLOSED' || code === 'DATABASE_WRITER_STOPPED') return true;
   }
   // pg reports a dropped connection without a code.
   return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(

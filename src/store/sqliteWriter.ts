@@ -13,6 +13,11 @@ import type { LeaseOutcome, LeaseWrite, SaveWrite, SqliteRow } from './sqliteWri
  * If the thread dies, what it was doing fails (the callers' own retry logic applies) and the next
  * write starts a new one.
  */
+/** An error that `isDatabaseUnavailable` reads as "cannot serve right now" (503), not as a bug. */
+function unavailable(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
 type Waiting = { resolve: (value: unknown) => void; reject: (error: Error) => void };
 
 export class SqliteWriter {
@@ -31,7 +36,11 @@ export class SqliteWriter {
     return this.send({ op: 'save', write }) as Promise<SqliteRow[]>;
   }
 
-  /** Lets the writes already sent finish, then ends the thread. */
+  /**
+   * Lets the writes already sent finish, then ends the thread. Never cut short: a thread inside a
+   * better-sqlite3 call (waiting up to busy_timeout for a lock another process holds) cannot be
+   * interrupted, and terminating it there aborts the whole process.
+   */
   async close(): Promise<void> {
     this.closed = true;
     const thread = this.thread;
@@ -39,16 +48,14 @@ export class SqliteWriter {
     this.thread = null;
     // Messages are handled in order: the writes already sent are answered before it closes.
     const exited = new Promise<void>((resolve) => thread.worker.once('exit', () => resolve()));
+    // An idle thread is unref'd: waiting for its exit must keep the process alive.
+    thread.worker.ref();
     thread.worker.postMessage('close');
-    // A thread stuck waiting for a lock another process holds is not waited for beyond this; an
-    // unfinished SQLite transaction is rolled back, never half written.
-    const cut = setTimeout(() => void thread.worker.terminate(), 5_000);
     await exited;
-    clearTimeout(cut);
   }
 
   private send(request: Omit<WriterRequest, 'id'>): Promise<unknown> {
-    if (this.closed) return Promise.reject(new Error('the database is closed'));
+    if (this.closed) return Promise.reject(unavailable('the database is closed', 'DATABASE_CLOSED'));
     const id = this.nextId++;
     const { worker, pending } = this.running();
     return new Promise((resolve, reject) => {
@@ -89,7 +96,9 @@ export class SqliteWriter {
       thread.pending.clear();
     };
     worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`the SQLite writer thread stopped (exit code ${code})`)));
+    worker.on('exit', (code) =>
+      fail(unavailable(`the SQLite writer thread stopped (exit code ${code})`, 'DATABASE_WRITER_STOPPED')),
+    );
     this.thread = thread;
     return thread;
   }
