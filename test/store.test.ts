@@ -18,6 +18,19 @@ import { DATABASES, type TestDatabase } from './support/databases.js';
 const ACCESS = 'plain-access-token-5f0c1a';
 const REFRESH = 'plain-refresh-token-9b27e4';
 
+const accountInput = (clock: ManualClock, externalAccountId: string) => ({
+  ownerId: 'owner-1',
+  provider: 'tiktok' as const,
+  externalAccountId,
+  displayName: 'Creator',
+  accessToken: ACCESS,
+  refreshToken: REFRESH,
+  expiresAt: clock.now() + 3_600_000,
+  refreshTokenExpiresAt: clock.now() + 86_400_000,
+  scopes: ['user.info.basic'],
+  tokenIssuedAt: clock.now(),
+});
+
 for (const factory of DATABASES) {
   describe(`store on ${factory.kind}`, () => {
     let database: TestDatabase;
@@ -33,18 +46,7 @@ for (const factory of DATABASES) {
       await database?.drop();
     });
 
-    const newAccount = (externalAccountId: string) => ({
-      ownerId: 'owner-1',
-      provider: 'tiktok' as const,
-      externalAccountId,
-      displayName: 'Creator',
-      accessToken: ACCESS,
-      refreshToken: REFRESH,
-      expiresAt: clock.now() + 3_600_000,
-      refreshTokenExpiresAt: clock.now() + 86_400_000,
-      scopes: ['user.info.basic'],
-      tokenIssuedAt: clock.now(),
-    });
+    const newAccount = (externalAccountId: string) => accountInput(clock, externalAccountId);
 
     it('stores an account and reads its tokens back decrypted', async () => {
       const created = await app.accounts.insert(newAccount('ext-1'), clock.now());
@@ -309,21 +311,7 @@ describe('SQLite writes on the writer thread', () => {
   });
 
   const insertAccount = (into: SocialOAuth = app) =>
-    into.accounts.insert(
-      {
-        ownerId: 'owner-1',
-        provider: 'tiktok',
-        externalAccountId: `ext-writer-${accountNumber++}`,
-        displayName: null,
-        accessToken: ACCESS,
-        refreshToken: REFRESH,
-        expiresAt: clock.now(),
-        refreshTokenExpiresAt: null,
-        scopes: [],
-        tokenIssuedAt: clock.now(),
-      },
-      clock.now(),
-    );
+    into.accounts.insert(accountInput(clock, `ext-writer-${accountNumber++}`), clock.now());
   const newTokens = (accessToken: string) => ({
     accessToken,
     refreshToken: null,

@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -46,6 +46,21 @@ describe('resolveEndpoint', () => {
     }
   });
 });
+
+/** A platform that answers every request with `answer`, for the length of `use`. */
+async function withPlatform<T>(
+  answer: (request: IncomingMessage, response: ServerResponse) => void,
+  use: (baseUrl: string) => Promise<T>,
+): Promise<T> {
+  const server = createServer(answer);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    return await use(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
 
 describe('sendProviderRequest', () => {
   let simulator: ProviderSimulator;
@@ -99,57 +114,42 @@ describe('sendProviderRequest', () => {
   });
 
   it('times out a platform that sends its headers and then stalls mid-body', async () => {
-    const stalling = createServer((_request, response) => {
+    const stalling = (_request: IncomingMessage, response: ServerResponse) => {
       response.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
       response.write('{"access_token":"act.partial');
-    });
-    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
-    try {
-      const port = (stalling.address() as AddressInfo).port;
-      const error = await sendProviderRequest(
+    };
+    const error = await withPlatform(stalling, (baseUrl) =>
+      sendProviderRequest(
         'tiktok',
         { timeoutMs: 150 },
         {
           method: 'POST',
-          url: new URL(`http://127.0.0.1:${port}/v2/oauth/token/`),
+          url: new URL(`${baseUrl}/v2/oauth/token/`),
           form: {},
           label: 'TikTok token refresh',
         },
-      ).catch((e) => e);
-      expect(error).toBeInstanceOf(TransientProviderError);
-      expect(error.providerErrorCode).toBe('timeout');
-      expect(JSON.stringify(error.toJSON())).not.toContain('act.partial');
-    } finally {
-      stalling.closeAllConnections();
-      await new Promise<void>((resolve) => stalling.close(() => resolve()));
-    }
+      ).catch((e) => e),
+    );
+    expect(error).toBeInstanceOf(TransientProviderError);
+    expect(error.providerErrorCode).toBe('timeout');
+    expect(JSON.stringify(error.toJSON())).not.toContain('act.partial');
   });
 
-  it('keeps an answer larger than any token endpoint sends by its status only, without buffering its body', async () => {
-    const flooding = createServer((_request, response) => {
+  it('keeps an answer larger than any token endpoint sends by its status only, without its body', async () => {
+    const flooding = (_request: IncomingMessage, response: ServerResponse) => {
       response.writeHead(200, { 'content-type': 'application/json' });
       response.end(Buffer.alloc(2 * 1024 * 1024, 0x20));
-    });
-    await new Promise<void>((resolve) => flooding.listen(0, '127.0.0.1', resolve));
-    try {
-      const port = (flooding.address() as AddressInfo).port;
-      const answer = await sendProviderRequest(
+    };
+    const answer = await withPlatform(flooding, (baseUrl) =>
+      sendProviderRequest(
         'youtube',
         { timeoutMs: 5_000 },
-        {
-          method: 'POST',
-          url: new URL(`http://127.0.0.1:${port}/token`),
-          form: {},
-          label: 'Google token refresh',
-        },
-      );
-      // A 2xx without a readable body: the provider's parse turns it into ProviderResponseInvalid,
-      // which a rotating platform never retries (the refresh token may have been spent).
-      expect(answer).toMatchObject({ status: 200, text: '', json: undefined });
-    } finally {
-      flooding.closeAllConnections();
-      await new Promise<void>((resolve) => flooding.close(() => resolve()));
-    }
+        { method: 'POST', url: new URL(`${baseUrl}/token`), form: {}, label: 'Google token refresh' },
+      ),
+    );
+    // A 2xx without a readable body: the provider's parse turns it into ProviderResponseInvalid,
+    // which a rotating platform never retries (the refresh token may have been spent).
+    expect(answer).toMatchObject({ status: 200, text: '', json: undefined });
   });
 
   it('returns every answer, error statuses included, with the body parsed when it is JSON', async () => {

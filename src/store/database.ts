@@ -1,21 +1,19 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import {
   CompiledQuery,
   type DatabaseConnection,
   type Driver,
   Kysely,
   PostgresDialect,
-  type SqliteDatabase,
   SqliteDialect,
   type SqliteDialectConfig,
   SqliteDriver,
 } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
-import { configureSqlite } from './sqliteConnection.js';
-import { SqliteWriter } from './sqliteWriter.js';
+import { StatementCache } from './sqliteConnection.js';
+import { SqliteWriter, WRITER_UNAVAILABLE_CODES } from './sqliteWriter.js';
 
 export type DatabaseKind = 'sqlite' | 'postgres';
 
@@ -24,8 +22,8 @@ export interface StoreDatabase {
   kind: DatabaseKind;
   /** Where it lives, without credentials: for messages. */
   description: string;
-  /** SQLite: the service's own connection (writes inside a repository transaction run on it). */
-  sqlite?: BetterSqlite3.Database;
+  /** SQLite: the service's own connection, the one Kysely runs on (writes inside a repository transaction run on it). */
+  sqlite?: StatementCache;
   /** SQLite on a file: the thread that runs the batched refresh writes (see sqliteWriter.ts). */
   writer?: SqliteWriter;
   close(): Promise<void>;
@@ -73,11 +71,8 @@ function openPostgres(url: string, poolSize: number): StoreDatabase {
 
 function openSqlite(path: string): StoreDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-  const sqlite = new BetterSqlite3(path);
-  configureSqlite(sqlite);
-  const db = new Kysely<Database>({
-    dialect: new ImmediateSqliteDialect({ database: withStatementCache(sqlite) }),
-  });
+  const sqlite = StatementCache.open(path);
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) });
   // An in-memory database cannot be shared with another thread.
   const writer = path === ':memory:' ? undefined : new SqliteWriter(path);
   return {
@@ -117,30 +112,6 @@ class ImmediateSqliteDialect extends SqliteDialect {
 }
 
 /**
- * Kysely prepares every query anew; for a primary-key read, preparing costs more than running it.
- * better-sqlite3 statements can be run again and again, so the most recently used ones are kept
- * (Kysely never iterates a statement here, which is the one use that would tie one up).
- */
-function withStatementCache(sqlite: BetterSqlite3.Database, size = 256): SqliteDatabase {
-  const cache = new Map<string, BetterSqlite3.Statement>();
-  return {
-    close: () => sqlite.close(),
-    prepare(sql: string) {
-      let statement = cache.get(sql);
-      if (statement !== undefined) {
-        // Most recently used last: the first key is the one to evict.
-        cache.delete(sql);
-      } else {
-        statement = sqlite.prepare(sql);
-        if (cache.size >= size) cache.delete(cache.keys().next().value!);
-      }
-      cache.set(sql, statement);
-      return statement;
-    },
-  };
-}
-
-/**
  * True for errors that mean "the database cannot serve right now" rather than "this query is
  * wrong": a PostgreSQL server restarting or unreachable, a SQLite file that is locked too long or
  * on a full disk. Callers answer those with 503 and Retry-After, not 500.
@@ -155,7 +126,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
       return true;
     if (/^SQLITE_(FULL|BUSY|LOCKED|IOERR|CANTOPEN|READONLY)/.test(code)) return true;
     // Ours (sqliteWriter.ts): a write after close, or the writer thread gone.
-    if (code === 'DATABASE_CLOSED' || code === 'DATABASE_WRITER_STOPPED') return true;
+    if ((WRITER_UNAVAILABLE_CODES as readonly string[]).includes(code)) return true;
   }
   // pg reports a dropped connection without a code.
   return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(

@@ -13,8 +13,10 @@ import type { LeaseOutcome, LeaseWrite, SaveWrite, SqliteRow } from './sqliteWri
  * If the thread dies, what it was doing fails (the callers' own retry logic applies) and the next
  * write starts a new one.
  */
-/** An error that `isDatabaseUnavailable` reads as "cannot serve right now" (503), not as a bug. */
-function unavailable(message: string, code: string): Error {
+/** Error codes of ours that `isDatabaseUnavailable` reads as "cannot serve right now" (503). */
+export const WRITER_UNAVAILABLE_CODES = ['DATABASE_CLOSED', 'DATABASE_WRITER_STOPPED'] as const;
+
+function unavailable(message: string, code: (typeof WRITER_UNAVAILABLE_CODES)[number]): Error {
   return Object.assign(new Error(message), { code });
 }
 

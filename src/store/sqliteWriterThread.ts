@@ -5,15 +5,8 @@
  * not on the service's event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import BetterSqlite3 from 'better-sqlite3';
-import { configureSqlite } from './sqliteConnection.js';
-import {
-  type LeaseWrite,
-  PreparedStatements,
-  type SaveWrite,
-  saveTokens,
-  takeLeases,
-} from './sqliteWrites.js';
+import { StatementCache } from './sqliteConnection.js';
+import { type LeaseWrite, type SaveWrite, saveTokens, takeLeases } from './sqliteWrites.js';
 
 export type WriterRequest =
   | { id: number; op: 'leases'; write: LeaseWrite }
@@ -23,13 +16,11 @@ export type WriterAnswer =
   | { id: number; result: unknown }
   | { id: number; error: { message: string; code?: string; name: string } };
 
-const connection = new BetterSqlite3((workerData as { path: string }).path);
-configureSqlite(connection);
-const prepared = new PreparedStatements(connection);
+const prepared = StatementCache.open((workerData as { path: string }).path);
 
 parentPort!.on('message', (request: WriterRequest | 'close') => {
   if (request === 'close') {
-    connection.close();
+    prepared.close();
     parentPort!.close();
     return;
   }

@@ -1,4 +1,4 @@
-import type BetterSqlite3 from 'better-sqlite3';
+import type { StatementCache } from './sqliteConnection.js';
 
 /**
  * The two writes a refresh makes on SQLite, the lease take and the token save, each one
@@ -38,47 +38,27 @@ export interface LeaseOutcome {
 const APPEND_EVENT = `insert into oauth_events (id, account_id, type, reason, provider_error_code, detail, created_at)
   values (?, ?, ?, ?, ?, ?, ?)`;
 
-/** The statements of one connection, prepared once: preparing costs more than a primary-key write. */
-export class PreparedStatements {
-  private readonly statements = new Map<string, BetterSqlite3.Statement>();
-
-  constructor(
-    readonly connection: BetterSqlite3.Database,
-    private readonly capacity = 64,
-  ) {}
-
-  get(sql: string): BetterSqlite3.Statement {
-    let statement = this.statements.get(sql);
-    if (statement === undefined) {
-      statement = this.connection.prepare(sql);
-      if (this.statements.size >= this.capacity) this.statements.delete(this.statements.keys().next().value!);
-      this.statements.set(sql, statement);
-    }
-    return statement;
-  }
-}
-
 /**
  * One write transaction (IMMEDIATE: the write lock is taken first, so the read of who held each
  * lease and the take cannot be split by another process's take). Inside a transaction the
  * connection already holds, better-sqlite3 makes it a savepoint.
  */
-export function takeLeases(prepared: PreparedStatements, write: LeaseWrite): LeaseOutcome {
+export function takeLeases(prepared: StatementCache, write: LeaseWrite): LeaseOutcome {
   return prepared.connection
     .transaction(() => ({
-      states: prepared.get(write.states.sql).all(...write.states.parameters) as SqliteRow[],
-      rows: prepared.get(write.take.sql).all(...write.take.parameters) as SqliteRow[],
+      states: prepared.prepare(write.states.sql).all(...write.states.parameters) as SqliteRow[],
+      rows: prepared.prepare(write.take.sql).all(...write.take.parameters) as SqliteRow[],
     }))
     .immediate();
 }
 
 /** The tokens and their ledger rows, in one commit: a refresh is in the ledger exactly when stored. */
-export function saveTokens(prepared: PreparedStatements, write: SaveWrite): SqliteRow[] {
+export function saveTokens(prepared: StatementCache, write: SaveWrite): SqliteRow[] {
   return prepared.connection
     .transaction(() => {
-      const rows = prepared.get(write.update.sql).all(...write.update.parameters) as SqliteRow[];
+      const rows = prepared.prepare(write.update.sql).all(...write.update.parameters) as SqliteRow[];
       const saved = new Set(rows.map((row) => row.id));
-      const append = prepared.get(APPEND_EVENT);
+      const append = prepared.prepare(APPEND_EVENT);
       for (const event of write.events) {
         if (!saved.has(event.account_id)) continue;
         append.run(
