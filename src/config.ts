@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigurationError } from './domain/errors.js';
 import { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
-import type { ProviderSettings } from './providers/provider.js';
+import type { ProviderSettings } from './platforms/provider.js';
 
 /** Environment variable names per platform. TikTok calls its client id a "client key". */
 const PROVIDER_ENV: Record<ProviderName, { id: string; secret: string; redirect: string; baseUrl: string }> =

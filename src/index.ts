@@ -40,7 +40,7 @@ export {
   type OAuthTokenInfo,
   type RefreshFailureReason,
 } from './domain/token.js';
-export type { Provider, ProviderCapabilities, ProviderTokens } from './providers/provider.js';
+export type { Provider, ProviderCapabilities, ProviderTokens } from './platforms/provider.js';
 export { type KeepAliveOutcome, type PassSummary, Refresher } from './service/refresher.js';
 export { SocialOAuth, type SocialOAuthOptions } from './service/socialOAuth.js';
 export type { EnsureOptions, EnsureResult, OAuthEventListener } from './service/tokenService.js';

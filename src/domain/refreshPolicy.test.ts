@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PROVIDER_CAPABILITIES } from '../providers/capabilities.js';
+import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
 import {
   earliestRefreshAt,
   type KeepAliveState,

@@ -4,7 +4,7 @@ import { AccountNotFound, OAuthProviderError } from '../domain/errors.js';
 import type { NewOAuthEvent } from '../domain/ledger.js';
 import type { Logger } from '../domain/logger.js';
 import type { ProviderName } from '../domain/providerName.js';
-import type { Provider, ProviderProfile, ProviderTokens } from '../providers/provider.js';
+import type { Provider, ProviderProfile, ProviderTokens } from '../platforms/provider.js';
 import type { AccountRepository } from '../store/accountRepository.js';
 import type { LedgerRepository } from '../store/ledgerRepository.js';
 import type { OAuthEventListener } from './tokenService.js';

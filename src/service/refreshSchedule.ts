@@ -5,8 +5,8 @@ import {
   keepAliveRefreshAt,
   pointOfNoReturn,
 } from '../domain/refreshPolicy.js';
-import { PROVIDER_CAPABILITIES } from '../providers/capabilities.js';
-import type { ProviderCapabilities } from '../providers/provider.js';
+import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import type { ProviderCapabilities } from '../platforms/provider.js';
 import type { RefreshSchedule, ScheduleInput } from '../store/accountRepository.js';
 
 /** The policy's view of a stored account: which credential keeps it alive depends on the platform. */

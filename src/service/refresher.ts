@@ -6,7 +6,7 @@ import type { Logger } from '../domain/logger.js';
 import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
 import { earliestRefreshAt, keepAliveRetryAt } from '../domain/refreshPolicy.js';
 import type { OAuthRefreshResult } from '../domain/token.js';
-import { PROVIDER_CAPABILITIES } from '../providers/capabilities.js';
+import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
 import {
   type AccountRepository,
   type ClaimedAccount,

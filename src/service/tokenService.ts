@@ -22,7 +22,7 @@ import {
   type OAuthTokenInfo,
   type RefreshFailureReason,
 } from '../domain/token.js';
-import type { Provider, ProviderTokens } from '../providers/provider.js';
+import type { Provider, ProviderTokens } from '../platforms/provider.js';
 import type { AccountRepository } from '../store/accountRepository.js';
 import type { LedgerRepository } from '../store/ledgerRepository.js';
 import type { OutboundGate } from './outboundGate.js';

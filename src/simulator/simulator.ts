@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../domain/clock.js';
 import type { ProviderName } from '../domain/providerName.js';
 import { FaultInjector } from './faults.js';
-import { instagramRoutes } from './instagramRoutes.js';
+import { instagramRoutes } from '../platforms/instagram/simulatorRoutes.js';
 import type { PlatformRoutes, SimulatorSettings } from './platformRoutes.js';
 import {
   type ClientCredentials,
@@ -16,9 +16,9 @@ import {
   type SimulatorLifetimes,
   SimulatorState,
 } from './state.js';
-import { tiktokRoutes } from './tiktokRoutes.js';
+import { tiktokRoutes } from '../platforms/tiktok/simulatorRoutes.js';
 import { json, readRequest, writeResponse } from './wire.js';
-import { youtubeRoutes } from './youtubeRoutes.js';
+import { youtubeRoutes } from '../platforms/youtube/simulatorRoutes.js';
 
 /**
  * One real HTTP server speaking the three platforms' wire formats under `/tiktok`, `/instagram` and

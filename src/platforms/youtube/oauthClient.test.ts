@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../domain/clock.js';
+import { ManualClock } from '../../domain/clock.js';
 import {
   type OAuthProviderError,
   ProviderConfigError,
@@ -7,11 +7,11 @@ import {
   RateLimited,
   ReauthorizationRequired,
   TransientProviderError,
-} from '../domain/errors.js';
-import { followAuthorizeRedirect } from '../simulator/consentFlow.js';
-import { type ProviderSimulator, startProviderSimulator } from '../simulator/simulator.js';
-import { createS256CodeChallenge, generateCodeVerifier } from './pkce.js';
-import { classifyGoogleError, YouTubeProvider } from './youtube.js';
+} from '../../domain/errors.js';
+import { followAuthorizeRedirect } from '../../simulator/consentFlow.js';
+import { type ProviderSimulator, startProviderSimulator } from '../../simulator/simulator.js';
+import { createS256CodeChallenge, generateCodeVerifier } from '../pkce.js';
+import { classifyGoogleError, YouTubeProvider } from './oauthClient.js';
 
 const CLIENT = { clientId: 'google-client.apps.googleusercontent.com', clientSecret: 'GOCSPX-secret' };
 const REDIRECT_URI = 'https://app.example/oauth/youtube/callback';

@@ -6,7 +6,7 @@ import {
   RateLimited,
   ReauthorizationRequired,
   TransientProviderError,
-} from '../domain/errors.js';
+} from '../../domain/errors.js';
 import type {
   AuthorizationUrlInput,
   Provider,
@@ -16,7 +16,7 @@ import type {
   ProviderSettings,
   ProviderTokens,
   RefreshInput,
-} from './provider.js';
+} from '../provider.js';
 import {
   type AnswerHeaders,
   parseJsonOrUndefined,
@@ -24,8 +24,8 @@ import {
   parseSuccessBody,
   resolveEndpoint,
   sendProviderRequest,
-} from './providerHttp.js';
-import { splitScopes } from './scopes.js';
+} from '../providerHttp.js';
+import { splitScopes } from '../scopes.js';
 
 // Instagram API with Instagram Login (developers.facebook.com/docs/instagram-platform/instagram-api-with-instagram-login).
 export const INSTAGRAM_AUTHORIZE_URL = 'https://www.instagram.com/oauth/authorize';

@@ -6,8 +6,8 @@ import {
   RateLimited,
   ReauthorizationRequired,
   TransientProviderError,
-} from '../domain/errors.js';
-import { createS256CodeChallenge } from './pkce.js';
+} from '../../domain/errors.js';
+import { createS256CodeChallenge } from '../pkce.js';
 import type {
   AuthorizationUrlInput,
   Provider,
@@ -17,7 +17,7 @@ import type {
   ProviderSettings,
   ProviderTokens,
   RefreshInput,
-} from './provider.js';
+} from '../provider.js';
 import {
   type AnswerHeaders,
   type ProviderAnswer,
@@ -25,8 +25,8 @@ import {
   parseSuccessBody,
   resolveEndpoint,
   sendProviderRequest,
-} from './providerHttp.js';
-import { splitScopes } from './scopes.js';
+} from '../providerHttp.js';
+import { splitScopes } from '../scopes.js';
 
 // Google OAuth 2.0 for web server apps (developers.google.com/identity/protocols/oauth2/web-server).
 export const GOOGLE_AUTHORIZE_URL = 'https://accounts.google.com/o/oauth2/v2/auth';

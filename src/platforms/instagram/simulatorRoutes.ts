@@ -1,4 +1,4 @@
-import type { RouteKind } from './faults.js';
+import type { RouteKind } from '../../simulator/faults.js';
 import {
   consentFromQuery,
   type PlatformRoutes,
@@ -6,9 +6,9 @@ import {
   redirectUrl,
   retryAfterHeaders,
   scopeList,
-} from './platformRoutes.js';
-import { type AccessTokenRecord, DEFAULT_SCOPES, traceId } from './state.js';
-import { json, presentedAccessToken, redirect, type SimRequest, type SimResponse, text } from './wire.js';
+} from '../../simulator/platformRoutes.js';
+import { type AccessTokenRecord, DEFAULT_SCOPES, traceId } from '../../simulator/state.js';
+import { json, presentedAccessToken, redirect, type SimRequest, type SimResponse, text } from '../../simulator/wire.js';
 
 /**
  * Instagram API with Instagram Login: the code buys a 1-hour token on api.instagram.com, which is

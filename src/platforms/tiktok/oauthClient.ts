@@ -6,8 +6,8 @@ import {
   RateLimited,
   ReauthorizationRequired,
   TransientProviderError,
-} from '../domain/errors.js';
-import { createS256CodeChallenge } from './pkce.js';
+} from '../../domain/errors.js';
+import { createS256CodeChallenge } from '../pkce.js';
 import type {
   AuthorizationUrlInput,
   Provider,
@@ -17,7 +17,7 @@ import type {
   ProviderSettings,
   ProviderTokens,
   RefreshInput,
-} from './provider.js';
+} from '../provider.js';
 import {
   type AnswerHeaders,
   type ProviderAnswer,
@@ -25,8 +25,8 @@ import {
   parseSuccessBody,
   resolveEndpoint,
   sendProviderRequest,
-} from './providerHttp.js';
-import { splitScopes } from './scopes.js';
+} from '../providerHttp.js';
+import { splitScopes } from '../scopes.js';
 
 // TikTok Login Kit v2 (developers.tiktok.com/doc/oauth-user-access-token-management).
 export const TIKTOK_AUTHORIZE_URL = 'https://www.tiktok.com/v2/auth/authorize/';

@@ -1,4 +1,4 @@
-import type { RouteKind } from './faults.js';
+import type { RouteKind } from '../../simulator/faults.js';
 import {
   consentFromQuery,
   type PlatformRoutes,
@@ -6,9 +6,9 @@ import {
   redirectUrl,
   retryAfterHeaders,
   scopeList,
-} from './platformRoutes.js';
-import { DEFAULT_SCOPES, traceId, verifierMatches } from './state.js';
-import { json, presentedAccessToken, redirect, type SimRequest, type SimResponse, text } from './wire.js';
+} from '../../simulator/platformRoutes.js';
+import { DEFAULT_SCOPES, traceId, verifierMatches } from '../../simulator/state.js';
+import { json, presentedAccessToken, redirect, type SimRequest, type SimResponse, text } from '../../simulator/wire.js';
 
 /**
  * Google OAuth 2.0 plus the YouTube Data API channels.list: refresh tokens that do not rotate, die

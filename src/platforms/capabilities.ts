@@ -1,8 +1,8 @@
 import type { ProviderName } from '../domain/providerName.js';
-import { INSTAGRAM_CAPABILITIES } from './instagram.js';
+import { INSTAGRAM_CAPABILITIES } from './instagram/oauthClient.js';
 import type { ProviderCapabilities } from './provider.js';
-import { TIKTOK_CAPABILITIES } from './tiktok.js';
-import { YOUTUBE_CAPABILITIES } from './youtube.js';
+import { TIKTOK_CAPABILITIES } from './tiktok/oauthClient.js';
+import { YOUTUBE_CAPABILITIES } from './youtube/oauthClient.js';
 
 /**
  * Every platform's capability record by name, whether or not its credentials are configured: the

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../domain/clock.js';
+import { ManualClock } from '../../domain/clock.js';
 import {
   type OAuthProviderError,
   ProviderConfigError,
@@ -7,11 +7,11 @@ import {
   RateLimited,
   ReauthorizationRequired,
   TransientProviderError,
-} from '../domain/errors.js';
-import { followAuthorizeRedirect } from '../simulator/consentFlow.js';
-import { type ProviderSimulator, startProviderSimulator } from '../simulator/simulator.js';
-import { createS256CodeChallenge, generateCodeVerifier } from './pkce.js';
-import { classifyTikTokError, TikTokProvider } from './tiktok.js';
+} from '../../domain/errors.js';
+import { followAuthorizeRedirect } from '../../simulator/consentFlow.js';
+import { type ProviderSimulator, startProviderSimulator } from '../../simulator/simulator.js';
+import { createS256CodeChallenge, generateCodeVerifier } from '../pkce.js';
+import { classifyTikTokError, TikTokProvider } from './oauthClient.js';
 
 const CLIENT = { clientId: 'tt-client-key', clientSecret: 'tt-client-secret' };
 const REDIRECT_URI = 'https://app.example/oauth/tiktok/callback';

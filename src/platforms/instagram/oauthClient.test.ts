@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ManualClock } from '../domain/clock.js';
+import { ManualClock } from '../../domain/clock.js';
 import {
   type OAuthProviderError,
   ProviderConfigError,
@@ -7,10 +7,10 @@ import {
   RateLimited,
   ReauthorizationRequired,
   TransientProviderError,
-} from '../domain/errors.js';
-import { followAuthorizeRedirect } from '../simulator/consentFlow.js';
-import { type ProviderSimulator, startProviderSimulator } from '../simulator/simulator.js';
-import { classifyInstagramError, InstagramProvider, parseInstagramJson } from './instagram.js';
+} from '../../domain/errors.js';
+import { followAuthorizeRedirect } from '../../simulator/consentFlow.js';
+import { type ProviderSimulator, startProviderSimulator } from '../../simulator/simulator.js';
+import { classifyInstagramError, InstagramProvider, parseInstagramJson } from './oauthClient.js';
 
 const CLIENT = { clientId: 'ig-app-id', clientSecret: 'ig-app-secret' };
 const REDIRECT_URI = 'https://app.example/oauth/instagram/callback';

@@ -1,8 +1,8 @@
 import type { ProviderName } from '../domain/providerName.js';
-import { InstagramProvider } from './instagram.js';
+import { InstagramProvider } from './instagram/oauthClient.js';
 import type { Provider, ProviderHttpOptions, ProviderSettings } from './provider.js';
-import { TikTokProvider } from './tiktok.js';
-import { YouTubeProvider } from './youtube.js';
+import { TikTokProvider } from './tiktok/oauthClient.js';
+import { YouTubeProvider } from './youtube/oauthClient.js';
 
 export type ProviderFactory = (settings: ProviderSettings, http: ProviderHttpOptions) => Provider;
 
