@@ -12,7 +12,7 @@ import { sql } from 'kysely';
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/http/app.js';
 import { SocialOAuth } from '../src/service/socialOAuth.js';
-import { simulateYear } from '../src/simulator/yearSimulation.js';
+import { simulateYear } from '../test/support/yearSimulation.js';
 import { scriptBeside, startPassWorker } from '../test/support/passWorker.js';
 import {
   type BenchDatabase,

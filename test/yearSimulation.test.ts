@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { simulateYear } from '../src/simulator/yearSimulation.js';
+import { simulateYear } from './support/yearSimulation.js';
 
 // The full size (10,000 accounts) runs in `npm run bench`; this is the same year at a small size.
 describe('a year in a minute (small)', () => {

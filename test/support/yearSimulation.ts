@@ -1,14 +1,14 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../config.js';
-import { generateKeyEntry } from '../crypto/tokenCipher.js';
-import { ManualClock } from '../domain/clock.js';
-import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
-import { SocialOAuth } from '../service/socialOAuth.js';
-import { seededRandom } from './faults.js';
-import { startProviderSimulator } from './simulator.js';
-import { DEFAULT_LIFETIMES } from './state.js';
+import { loadConfig } from '../../src/config.js';
+import { generateKeyEntry } from '../../src/crypto/tokenCipher.js';
+import { ManualClock } from '../../src/domain/clock.js';
+import { PROVIDER_NAMES, type ProviderName } from '../../src/domain/providerName.js';
+import { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { seededRandom } from '../../src/simulator/faults.js';
+import { startProviderSimulator } from '../../src/simulator/simulator.js';
+import { DEFAULT_LIFETIMES } from '../../src/simulator/state.js';
 
 /**
  * "A year in a minute": accounts on the three platforms, connected at random times in the first
