@@ -152,6 +152,12 @@ export interface SaveTokensOptions {
   releaseLeaseOf?: string;
   /** Appended to the ledger in the same commit, only if the tokens are saved. */
   event?: NewOAuthEvent;
+  /**
+   * With `expectedVersion`: the row may also be `needs_reauth` (not only `active`), and is made
+   * active again. For tokens whose refresh spent the refresh token another process then found
+   * spent (issue 10, item 4): they are the living grant.
+   */
+  reviveFromNeedsReauth?: boolean;
 }
 
 interface LeaseRequest {
@@ -425,6 +431,7 @@ export class AccountRepository {
         next_refresh_at: nextRefreshAt,
         now,
         release_owner: options.releaseLeaseOf ?? null,
+        revive: options.reviveFromNeedsReauth ? 1 : 0,
       };
     });
     const input = this.inputRows(
@@ -441,6 +448,7 @@ export class AccountRepository {
         next_refresh_at: 'bigint',
         now: 'bigint',
         release_owner: 'text',
+        revive: 'integer',
       },
       rows,
     );
@@ -471,7 +479,9 @@ export class AccountRepository {
     const compareAndSet = sql`
       social_accounts.id = input.id
       and (input.expected_version is null
-           or (social_accounts.version = input.expected_version and social_accounts.status = 'active'))`;
+           or (social_accounts.version = input.expected_version
+               and (social_accounts.status = 'active'
+                    or (input.revive = 1 and social_accounts.status = 'needs_reauth'))))`;
     const events = new Map(
       requests.flatMap(({ id, now, options }) =>
         options.event ? [[id, ledgerRow(options.event, now)]] : [],
