@@ -642,7 +642,18 @@ export class TokenService {
     const journal = this.deps.journal;
     if (!journal) return 0;
     let stored = 0;
-    for (const accountId of await journal.accountIds()) {
+    let accountIds: string[];
+    try {
+      accountIds = await journal.accountIds();
+    } catch (error) {
+      // An unreadable journal folder must not keep the service from starting: said, loudly.
+      this.deps.logger.error(
+        { directory: journal.directory, err: describe(error) },
+        'the refresh journal could not be read; tokens it may hold are not stored yet',
+      );
+      return 0;
+    }
+    for (const accountId of accountIds) {
       try {
         if ((await this.settleJournal(accountId)) !== null) stored++;
       } catch (error) {

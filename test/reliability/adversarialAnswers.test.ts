@@ -1,4 +1,4 @@
-import { writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialAccount } from '../../src/domain/account.js';
 import type { NewOAuthEvent } from '../../src/domain/ledger.js';
@@ -165,7 +165,11 @@ const CASES: AnswerCase[] = [
     }),
     expect: { tiktok: 'flagged' },
   },
-  { name: 'body not JSON (an HTML page)', rewrite: () => ({ text: '<html>Bad gateway</html>' }), expect: unreadable },
+  {
+    name: 'body not JSON (an HTML page)',
+    rewrite: () => ({ text: '<html>Bad gateway</html>' }),
+    expect: unreadable,
+  },
   { name: 'empty body', rewrite: () => ({ text: '' }), expect: unreadable },
   { name: 'body a JSON array', rewrite: ({ body }) => ({ body: [body] }), expect: unreadable },
   { name: 'body JSON null', rewrite: () => ({ body: null }), expect: unreadable },
@@ -214,7 +218,10 @@ const CASES: AnswerCase[] = [
   {
     name: '2xx with a transient Graph error (code 2), platform refused',
     skipsPlatform: true,
-    rewrite: () => ({ status: 200, body: { error: { message: 'Service temporarily unavailable', code: 2 } } }),
+    rewrite: () => ({
+      status: 200,
+      body: { error: { message: 'Service temporarily unavailable', code: 2 } },
+    }),
     expect: { instagram: 'retried' },
   },
   {
@@ -231,7 +238,10 @@ const CASES: AnswerCase[] = [
   },
   {
     name: '2xx with server_error after the platform rotated',
-    rewrite: () => ({ status: 200, body: { error: 'server_error', error_description: 'failed after commit' } }),
+    rewrite: () => ({
+      status: 200,
+      body: { error: 'server_error', error_description: 'failed after commit' },
+    }),
     // TikTok: the retry meets invalid_grant, and it is flagged (the server error may have come after the rotation).
     expect: { tiktok: 'flagged' },
   },
@@ -313,7 +323,8 @@ for (const factory of DATABASES) {
               : simulator.isRefreshTokenValid(provider, credential));
           const possiblyLost = flag?.detail?.possiblyLostInFlight === true;
           let outcome: Row['outcome'];
-          if (after.status === 'active' && success && credentialValid) outcome = attempts > 1 ? 'retried' : 'kept';
+          if (after.status === 'active' && success && credentialValid)
+            outcome = attempts > 1 ? 'retried' : 'kept';
           else if (after.status === 'needs_reauth' && possiblyLost) outcome = 'flagged';
           else if (after.status === 'needs_reauth' && answerCase.skipsPlatform) outcome = "platform's word";
           else if (!credentialValid) outcome = 'lost';
@@ -343,7 +354,10 @@ for (const factory of DATABASES) {
           expect(outcome, label).toBe(expected);
           if (outcome === 'flagged') {
             // At once: this very call flagged it, and the listeners (the notifier) were told.
-            expect(told.map((t) => t.event.type), label).toContain('needs_reauth');
+            expect(
+              told.map((t) => t.event.type),
+              label,
+            ).toContain('needs_reauth');
           }
           const lifetime = answerCase.lifetimeSeconds?.[provider];
           if (lifetime !== undefined) {
