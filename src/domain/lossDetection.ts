@@ -27,7 +27,17 @@ export type PossibleLossCause =
   /** The platform answered 2xx and the new tokens could not be stored (they may be journaled). */
   | 'unsaved_tokens'
   /** The platform answered 2xx with a body we could not read. */
-  | 'unreadable_success';
+  | 'unreadable_success'
+  /** A server error: the platform may fail after it has rotated the token. */
+  | 'server_error';
+
+const CAUSES: ReadonlySet<string> = new Set([
+  'unanswered_refresh',
+  'abandoned_lease',
+  'unsaved_tokens',
+  'unreadable_success',
+  'server_error',
+]);
 
 /**
  * `history`: the account's rows since the last row of GRANT_CONFIRMED_TYPES, oldest first (rows
@@ -40,6 +50,8 @@ export function possibleLossCause(history: readonly OAuthEvent[]): PossibleLossC
   });
   for (const event of history.slice(start)) {
     const detail = event.detail ?? {};
+    if (typeof detail.possibleLossCause === 'string' && CAUSES.has(detail.possibleLossCause))
+      return detail.possibleLossCause as PossibleLossCause;
     if (detail.unreadableSuccess === true) return 'unreadable_success';
     if (detail.unsavedTokens === true) return 'unsaved_tokens';
     if (detail.afterAbandonedLease === true) return 'abandoned_lease';

@@ -10,10 +10,11 @@ import {
   ProviderResponseInvalid,
   RateLimited,
   ReauthorizationRequired,
+  TransientProviderError,
 } from '../domain/errors.js';
 import type { NewOAuthEvent } from '../domain/ledger.js';
 import type { Logger } from '../domain/logger.js';
-import { possibleLossCause, UNANSWERED_CODES } from '../domain/lossDetection.js';
+import { type PossibleLossCause, possibleLossCause, UNANSWERED_CODES } from '../domain/lossDetection.js';
 import type { ProviderName } from '../domain/providerName.js';
 import { nextAttemptDelayMs } from '../domain/retryPolicy.js';
 import {
@@ -306,7 +307,10 @@ export class TokenService {
     // A request that got no answer may still have been processed: with rotating refresh tokens
     // (TikTok) the retry then sends a spent token and gets invalid_grant. That loss cannot be
     // undone, but it is recorded as such in the ledger so that it can be counted.
-    let unansweredAttempts = 0;
+    // Why this refresh may already have spent the token: a lease taken over from a holder that
+    // never released it, a try without an answer, or a server error (the platform may fail after
+    // it has rotated). Kept for the invalid_grant that may follow, here or at a later refresh.
+    let lossCause: PossibleLossCause | null = afterAbandonedLease ? 'abandoned_lease' : null;
     for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
       // Waiting for the platform's rate limit comes first, so that the lease is renewed after it.
       const release = this.deps.outbound ? await this.deps.outbound.acquire(account.provider) : null;
@@ -360,18 +364,15 @@ export class TokenService {
           // Judged on everything since the grant was last known good: an earlier unanswered try
           // is not hidden by a later 503 or an unrelated row (keys_rotated).
           const cause = capabilities.rotatesRefreshToken
-            ? unansweredAttempts > 0
-              ? 'unanswered_refresh'
-              : afterAbandonedLease
-                ? 'abandoned_lease'
-                : await this.possibleLossInHistory(account.id)
+            ? (lossCause ?? (await this.possibleLossInHistory(account.id)))
             : null;
           return this.markNeedsReauth(account, 'needs_reauth', error.providerErrorCode, attempt, error, {
             possiblyLostInFlight: cause !== null,
             ...(cause !== null ? { possibleLossCause: cause } : {}),
           });
         }
-        if (UNANSWERED_CODES.has(error.providerErrorCode ?? '')) unansweredAttempts++;
+        if (UNANSWERED_CODES.has(error.providerErrorCode ?? '')) lossCause = 'unanswered_refresh';
+        else if (error instanceof TransientProviderError) lossCause ??= 'server_error';
         if (
           capabilities.rotatesRefreshToken &&
           error instanceof ProviderResponseInvalid &&
@@ -410,8 +411,9 @@ export class TokenService {
     }
     const reason: RefreshFailureReason = lastError instanceof RateLimited ? 'rate_limited' : 'provider_error';
     // Carried forward: the invalid_grant that may follow is then still known as a possible loss.
-    const carried =
-      capabilities.rotatesRefreshToken && afterAbandonedLease ? { afterAbandonedLease: true } : {};
+    const carried: Record<string, unknown> =
+      capabilities.rotatesRefreshToken && lossCause !== null ? { possibleLossCause: lossCause } : {};
+    if (capabilities.rotatesRefreshToken && afterAbandonedLease) carried.afterAbandonedLease = true;
     return this.recordFailure(
       account,
       reason,
