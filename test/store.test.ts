@@ -220,6 +220,23 @@ for (const factory of DATABASES) {
 
     it('lets another owner take a lease that expired (a crashed refresher)', async () => {
       const account = await app.accounts.insert(newAccount('ext-crash'), clock.now());
+      if (factory.kind === 'postgres') {
+        // There leases run by the database's clock: the caller's `now` cannot make one lapse.
+        expect(
+          await app.accounts.tryAcquireRefreshLease(account.id, 'crashed', clock.now(), 150),
+        ).not.toBeNull();
+        expect(
+          await app.accounts.tryAcquireRefreshLease(account.id, 'next', clock.now() + 60_000, 150),
+        ).toBeNull();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        expect(
+          await app.accounts.tryAcquireRefreshLease(account.id, 'next', clock.now(), 30_000),
+        ).not.toBeNull();
+        expect(await app.accounts.tryRenewRefreshLease(account.id, 'crashed', clock.now(), 30_000)).toBe(
+          false,
+        );
+        return;
+      }
       const now = clock.now();
       expect(await app.accounts.tryAcquireRefreshLease(account.id, 'crashed', now, 30_000)).not.toBeNull();
       expect(await app.accounts.tryAcquireRefreshLease(account.id, 'next', now + 29_999, 30_000)).toBeNull();

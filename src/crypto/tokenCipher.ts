@@ -16,7 +16,8 @@ export type TokenField = 'access_token' | 'refresh_token';
 
 export interface TokenBinding {
   accountId: string;
-  field: TokenField;
+  /** A column, or `refresh_journal`: tokens kept on disk until a refused save succeeds. */
+  field: TokenField | 'refresh_journal';
 }
 
 export class TokenDecryptionError extends Error {

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { ProviderName } from '../domain/providerName.js';
+import type { LifetimeLimits, LifetimeNote } from '../domain/tokenLifetime.js';
 
 /**
  * A platform's nature in one record, read by the refresh policy and the service, so that no code
@@ -20,6 +21,10 @@ export interface ProviderCapabilities {
   hasRevocationEndpoint: boolean;
   /** How scopes are joined in the authorize URL. */
   scopeSeparator: ',' | ' ';
+  /** What the platform documents about access-token lifetimes (answers are clamped to it). */
+  accessTokenLifetime: LifetimeLimits;
+  /** The same for refresh tokens; null where there is none (Instagram). */
+  refreshTokenLifetime: LifetimeLimits | null;
 }
 
 /** Tokens as a platform returned them, already validated against its schema. */
@@ -33,7 +38,15 @@ export interface ProviderTokens {
   scopes: string[] | null;
   /** The platform's id for the user when the token response carries one (TikTok open_id, Instagram user_id). */
   externalAccountId: string | null;
+  /** Lifetimes the answer gave that were replaced (missing, unreadable, past the documented maximum). */
+  lifetimeNotes?: LifetimeNote[];
 }
+
+/**
+ * What a refresh answer gave. The access token may be missing from an answer that still carries a
+ * new refresh token: that refresh token is the grant and is kept (the stored access token stays).
+ */
+export type RefreshedTokens = Omit<ProviderTokens, 'accessToken'> & { accessToken: string | null };
 
 export interface ProviderProfile {
   externalAccountId: string;
@@ -82,7 +95,7 @@ export interface Provider {
   readonly defaultScopes: readonly string[];
   createAuthorizationUrl(input: AuthorizationUrlInput): URL;
   exchangeAuthorizationCode(code: string, codeVerifier: string | null): Promise<ProviderTokens>;
-  refreshAccessToken(input: RefreshInput): Promise<ProviderTokens>;
+  refreshAccessToken(input: RefreshInput): Promise<RefreshedTokens>;
   /** Throws ProviderConfigError where capabilities.hasRevocationEndpoint is false. */
   revokeToken(token: string): Promise<void>;
   fetchProfile(accessToken: string): Promise<ProviderProfile>;

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
 import { type AppConfig, loadConfig, type RefresherSettings } from '../config.js';
 import { loadKeyring } from '../crypto/keyring.js';
@@ -12,8 +13,10 @@ import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest, migrationStatus } from '../store/migrations.js';
+import { checkClockSkew } from './clockSkew.js';
 import { createOutboundGate } from './outboundGate.js';
 import { Refresher } from './refresher.js';
+import { RefreshJournal } from './refreshJournal.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
 import { TokenService } from './tokenService.js';
 
@@ -100,7 +103,13 @@ export class SocialOAuth {
       sleep: options.sleep,
       random: options.random,
       outbound: createOutboundGate(config.refresher.outbound),
+      journal: new RefreshJournal(join(config.dataDir, 'refresh-journal'), keyring.cipher),
     });
+    // Leases and due times follow the database's clock on PostgreSQL; this process's own clock
+    // still decides token expiry, so a large difference is worth a warning.
+    await checkClockSkew(database, clock, logger);
+    // Tokens an earlier run received but could not store: stored now, before any refresh.
+    await tokens.replayJournal();
     return new SocialOAuth(
       config,
       database,

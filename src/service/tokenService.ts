@@ -10,9 +10,11 @@ import {
   ProviderResponseInvalid,
   RateLimited,
   ReauthorizationRequired,
+  TransientProviderError,
 } from '../domain/errors.js';
 import type { NewOAuthEvent } from '../domain/ledger.js';
 import type { Logger } from '../domain/logger.js';
+import { type PossibleLossCause, possibleLossCause, UNANSWERED_CODES } from '../domain/lossDetection.js';
 import type { ProviderName } from '../domain/providerName.js';
 import { nextAttemptDelayMs } from '../domain/retryPolicy.js';
 import {
@@ -22,10 +24,12 @@ import {
   type OAuthTokenInfo,
   type RefreshFailureReason,
 } from '../domain/token.js';
-import type { Provider, ProviderTokens } from '../platforms/provider.js';
-import type { AccountRepository } from '../store/accountRepository.js';
+import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import type { Provider, ProviderCapabilities, RefreshedTokens } from '../platforms/provider.js';
+import type { AccountRepository, TokenUpdate } from '../store/accountRepository.js';
 import type { LedgerRepository } from '../store/ledgerRepository.js';
 import type { OutboundGate } from './outboundGate.js';
+import type { JournalEntry, RefreshJournal } from './refreshJournal.js';
 
 export interface EnsureResult {
   account: SocialAccount;
@@ -56,6 +60,8 @@ export interface TokenServiceDeps {
   instanceId?: string;
   /** Per-platform concurrency and rate limits on calls to the platform (none when absent). */
   outbound?: OutboundGate;
+  /** Keeps issued tokens the database refused until a later save (none: they are lost, and flagged). */
+  journal?: RefreshJournal;
 }
 
 export interface RefreshOptions {
@@ -81,8 +87,8 @@ interface HeldLease {
 const COOL_DOWN_BASE_MS = 5_000;
 const COOL_DOWN_MAX_MS = 5 * 60_000;
 
-/** Provider error codes for a request that may have reached the platform but got no answer. */
-const UNANSWERED_CODES = new Set(['timeout', 'network_error']);
+/** Cool-downs whose backoff ended this long ago no longer double: they are dropped. */
+const COOL_DOWN_FORGET_AFTER_MS = COOL_DOWN_MAX_MS;
 
 /**
  * A commit of freshly issued tokens is retried at least this many times, and beyond that for as
@@ -213,6 +219,13 @@ export class TokenService {
         try {
           // The row as it stands under our lease.
           const current = lease.account;
+          // Tokens a refused save left in the journal are the living grant: stored before anything
+          // else, and never refreshed over (that would spend them).
+          const journaled = await this.settleJournal(current.id);
+          if (journaled !== null) {
+            held.released = true;
+            return journaled;
+          }
           if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
           // New tokens were written since this caller looked (another refresher, a reconnect):
           // they are the refresh it asked for.
@@ -294,7 +307,10 @@ export class TokenService {
     // A request that got no answer may still have been processed: with rotating refresh tokens
     // (TikTok) the retry then sends a spent token and gets invalid_grant. That loss cannot be
     // undone, but it is recorded as such in the ledger so that it can be counted.
-    let unansweredAttempts = 0;
+    // Why this refresh may already have spent the token: a lease taken over from a holder that
+    // never released it, a try without an answer, or a server error (the platform may fail after
+    // it has rotated). Kept for the invalid_grant that may follow, here or at a later refresh.
+    let lossCause: PossibleLossCause | null = afterAbandonedLease ? 'abandoned_lease' : null;
     for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
       // Waiting for the platform's rate limit comes first, so that the lease is renewed after it.
       const release = this.deps.outbound ? await this.deps.outbound.acquire(account.provider) : null;
@@ -324,7 +340,7 @@ export class TokenService {
         lease.until = renewAt + leaseMs;
       }
       try {
-        let tokens: ProviderTokens;
+        let tokens: RefreshedTokens;
         try {
           tokens = await provider.refreshAccessToken({
             accessToken: account.accessToken,
@@ -333,31 +349,45 @@ export class TokenService {
         } finally {
           release?.();
         }
-        return await this.commitRefresh(account, tokens, attempt, lease);
+        const missing = missingCredential(tokens, account, capabilities);
+        if (missing !== null) {
+          throw new ProviderResponseInvalid(`${account.provider} refresh answered 2xx without ${missing}`, {
+            provider: account.provider,
+            httpStatus: 200,
+          });
+        }
+        return await this.commitRefresh(account, tokens, attempt, lease, capabilities);
       } catch (error) {
         if (!(error instanceof OAuthProviderError)) throw error;
         lastError = error;
         if (error instanceof ReauthorizationRequired) {
-          const possiblyLostInFlight =
-            capabilities.rotatesRefreshToken &&
-            (unansweredAttempts > 0 ||
-              afterAbandonedLease ||
-              (attempt === 1 && (await this.lastRefreshWentUnanswered(account.id))));
+          // Judged on everything since the grant was last known good: an earlier unanswered try
+          // is not hidden by a later 503 or an unrelated row (keys_rotated).
+          const cause = capabilities.rotatesRefreshToken
+            ? (lossCause ?? (await this.possibleLossInHistory(account.id)))
+            : null;
           return this.markNeedsReauth(account, 'needs_reauth', error.providerErrorCode, attempt, error, {
-            possiblyLostInFlight,
+            possiblyLostInFlight: cause !== null,
+            ...(cause !== null ? { possibleLossCause: cause } : {}),
           });
         }
-        if (UNANSWERED_CODES.has(error.providerErrorCode ?? '')) unansweredAttempts++;
+        if (UNANSWERED_CODES.has(error.providerErrorCode ?? '')) lossCause = 'unanswered_refresh';
+        else if (error instanceof TransientProviderError) lossCause ??= 'server_error';
         if (
           capabilities.rotatesRefreshToken &&
           error instanceof ProviderResponseInvalid &&
           (error.httpStatus ?? 0) >= 200 &&
           (error.httpStatus ?? 0) < 300
         ) {
-          // A 2xx means the platform accepted (and spent) the refresh token; resending it can only
-          // earn invalid_grant. Stop, and leave the account to be judged by the next refresh.
-          unansweredAttempts++;
-          break;
+          // A 2xx means the platform accepted (and spent) the refresh token, and we could not
+          // read the new one: the grant is lost unless the platform did not rotate after all.
+          // Resending can only earn invalid_grant, so the account is flagged now, not at the next
+          // refresh (issue 10, item 1).
+          return this.markNeedsReauth(account, 'needs_reauth', 'unreadable_success', attempt, error, {
+            possiblyLostInFlight: true,
+            possibleLossCause: 'unreadable_success',
+            unreadableSuccess: true,
+          });
         }
         if (error instanceof ProviderConfigError) {
           return this.recordFailure(account, 'provider_config_error', error, attempt, error.message);
@@ -381,8 +411,9 @@ export class TokenService {
     }
     const reason: RefreshFailureReason = lastError instanceof RateLimited ? 'rate_limited' : 'provider_error';
     // Carried forward: the invalid_grant that may follow is then still known as a possible loss.
-    const carried =
-      capabilities.rotatesRefreshToken && afterAbandonedLease ? { afterAbandonedLease: true } : {};
+    const carried: Record<string, unknown> =
+      capabilities.rotatesRefreshToken && lossCause !== null ? { possibleLossCause: lossCause } : {};
+    if (capabilities.rotatesRefreshToken && afterAbandonedLease) carried.afterAbandonedLease = true;
     return this.recordFailure(
       account,
       reason,
@@ -393,85 +424,89 @@ export class TokenService {
     );
   }
 
-  /** Whether the account's last refresh ended without an answer (so the platform may have rotated). */
-  private async lastRefreshWentUnanswered(accountId: string): Promise<boolean> {
-    const last = await this.deps.ledger.latest(accountId);
-    return (
-      last?.type === 'refresh_failed' &&
-      (UNANSWERED_CODES.has(last.providerErrorCode ?? '') || last.detail?.afterAbandonedLease === true)
-    );
+  /** Why the ledger says the grant may have been lost since it was last known good, or null. */
+  private async possibleLossInHistory(accountId: string) {
+    return possibleLossCause(await this.deps.ledger.sinceLastConfirmedGrant(accountId));
   }
 
   private async commitRefresh(
     account: SocialAccount,
-    tokens: ProviderTokens,
+    tokens: RefreshedTokens,
     attempts: number,
     lease: HeldLease,
+    capabilities: ProviderCapabilities,
   ): Promise<EnsureResult> {
     const now = this.deps.clock.now();
-    const update = {
-      accessToken: tokens.accessToken,
-      refreshToken: tokens.refreshToken,
-      expiresAt: tokens.expiresInSeconds === null ? null : now + tokens.expiresInSeconds * 1000,
-      refreshTokenExpiresAt:
-        tokens.refreshTokenExpiresInSeconds === null
-          ? null
-          : now + tokens.refreshTokenExpiresInSeconds * 1000,
-      scopes: tokens.scopes,
-      tokenIssuedAt: now,
+    const update = tokenUpdateOf(account, tokens, now);
+    const detail: Record<string, unknown> = {
+      attempts,
+      expiresAt: update.expiresAt,
+      rotatedRefreshToken: tokens.refreshToken !== null,
     };
+    // Lifetimes the answer gave that were replaced (missing, unreadable, past the documented maximum).
+    if (tokens.lifetimeNotes && tokens.lifetimeNotes.length > 0) detail.lifetimeNotes = tokens.lifetimeNotes;
+    if (tokens.accessToken === null) detail.accessTokenMissing = true;
     // The platform has issued new tokens (on TikTok it has spent the old refresh token): losing
-    // this write loses the account, so a failing database (a restart, a full disk) is retried
-    // while our lease keeps every other refresher away.
-    const refreshedEvent: NewOAuthEvent = {
+    // this write loses the account. A failing database (a restart, a full disk) is retried while
+    // our lease keeps every other refresher away, and from the first failure on the tokens are
+    // also in the journal, so that giving up loses nothing.
+    const entry: JournalEntry = {
       accountId: account.id,
-      type: 'refreshed',
-      detail: { attempts, expiresAt: update.expiresAt, rotatedRefreshToken: tokens.refreshToken !== null },
+      provider: account.provider,
+      expectedVersion: account.version,
+      spentCredential: credentialOf(account, capabilities),
+      update,
+      detail,
+      receivedAt: now,
     };
-    let saved: SocialAccount | null = null;
-    for (let attempt = 1; saved === null; attempt++) {
+    let journaled = false;
+    let stored: StoreOutcome | null = null;
+    for (let attempt = 1; stored === null; attempt++) {
       try {
-        saved = await this.deps.accounts.saveTokens(account.id, update, now, account.version, {
-          current: account,
-          releaseLeaseOf: this.instanceId,
-          // In the same commit: a refresh is in the ledger exactly when its tokens are stored.
-          event: refreshedEvent,
-        });
-        if (saved !== null) lease.released = true;
-        else {
-          const current = await this.requireAccount(account.id);
-          // Our own earlier try may have committed (with its ledger row) before its connection
-          // failed.
-          if (current.accessToken === tokens.accessToken) {
-            saved = current;
-            break;
-          }
-          // Revoked or reconnected while the refresh was on the wire: that change wins, and the
-          // tokens just issued for the old grant are dropped.
-          this.deps.logger.warn(
-            { accountId: account.id, provider: account.provider, status: current.status },
-            'account changed during refresh; refreshed tokens discarded',
-          );
-          return {
-            account: current,
-            result: current.status === 'active' ? this.sharedSuccess(current) : this.inactiveResult(current),
-          };
-        }
+        stored = await this.storeIssuedTokens(account, entry, capabilities);
       } catch (error) {
+        if (!journaled && this.deps.journal) {
+          try {
+            await this.deps.journal.write(entry);
+            journaled = true;
+          } catch (journalError) {
+            this.deps.logger.error(
+              { accountId: account.id, err: describe(journalError) },
+              'refreshed tokens could not be written to the refresh journal',
+            );
+          }
+        }
         const delay = Math.min(100 * 2 ** attempt, SAVE_RETRY_MAX_DELAY_MS);
         const leaseLeft = lease.until - this.deps.clock.now() - delay;
         if (attempt >= SAVE_ATTEMPTS && (leaseLeft <= 0 || attempt >= SAVE_ATTEMPTS_CAP)) {
-          this.deps.logger.error(
-            { accountId: account.id, provider: account.provider, err: describe(error) },
-            'refreshed tokens could not be saved; the account may need re-authorization',
-          );
+          await this.giveUpSaving(account, journaled, error);
+          // Deliberately not released: a lease that lapses unreleased tells the next refresher
+          // (here or in another process) that this refresh may have spent the token.
+          lease.released = true;
           throw error;
         }
         await this.sleep(delay);
       }
     }
+    if (journaled) await this.forgetJournaled(entry);
+    if (stored.kind === 'superseded') {
+      // Revoked or reconnected while the refresh was on the wire: that change wins, and the
+      // tokens just issued for the old grant are dropped.
+      const current = stored.account;
+      this.deps.logger.warn(
+        { accountId: account.id, provider: account.provider, status: current?.status ?? 'deleted' },
+        'account changed during refresh; refreshed tokens discarded',
+      );
+      if (current === null) throw new AccountNotFound(account.id);
+      return {
+        account: current,
+        result: current.status === 'active' ? this.sharedSuccess(current) : this.inactiveResult(current),
+      };
+    }
+    lease.released = true;
+    const saved = stored.account;
     this.coolDowns.delete(account.id);
-    this.tell(refreshedEvent, saved);
+    if (stored.event !== null) this.tell(stored.event, saved);
     return {
       account: saved,
       result: {
@@ -485,6 +520,161 @@ export class TokenService {
         attempts,
       },
     };
+  }
+
+  /**
+   * Stores issued tokens with a compare-and-set on the version they were refreshed from. When the
+   * row moved on meanwhile:
+   * - our own earlier try committed (its connection failed after the commit): done;
+   * - on a rotating platform, another process spent the old refresh token after our lease lapsed
+   *   (a stall, a clock running ahead), got invalid_grant and set needs_reauth: our tokens are the
+   *   living grant, so they are stored and the account is active again (issue 10, item 4);
+   * - anything else (a reconnect, a revoke, a newer refresh) wins: ours are superseded.
+   */
+  private async storeIssuedTokens(
+    from: SocialAccount,
+    entry: JournalEntry,
+    capabilities: ProviderCapabilities,
+  ): Promise<StoreOutcome> {
+    const { accounts, clock } = this.deps;
+    const event: NewOAuthEvent = { accountId: from.id, type: 'refreshed', detail: entry.detail };
+    const saved = await accounts.saveTokens(from.id, entry.update, clock.now(), entry.expectedVersion, {
+      current: from,
+      releaseLeaseOf: this.instanceId,
+      // In the same commit: a refresh is in the ledger exactly when its tokens are stored.
+      event,
+    });
+    if (saved !== null) return { kind: 'saved', account: saved, event };
+    for (let round = 0; round < 3; round++) {
+      const current = await accounts.findById(from.id);
+      if (current === null) return { kind: 'superseded', account: null };
+      if (holdsIssuedTokens(current, entry.update)) return { kind: 'saved', account: current, event: null };
+      const revivable =
+        capabilities.rotatesRefreshToken &&
+        current.status === 'needs_reauth' &&
+        entry.spentCredential !== null &&
+        credentialOf(current, capabilities) === entry.spentCredential;
+      if (!revivable) return { kind: 'superseded', account: current };
+      const revival: NewOAuthEvent = {
+        accountId: from.id,
+        type: 'refreshed',
+        detail: { ...entry.detail, reactivated: true, previousStatus: 'needs_reauth' },
+      };
+      const revived = await accounts.saveTokens(from.id, entry.update, clock.now(), current.version, {
+        current,
+        releaseLeaseOf: this.instanceId,
+        event: revival,
+        reviveFromNeedsReauth: true,
+      });
+      if (revived !== null) {
+        this.deps.logger.warn(
+          { accountId: from.id, provider: from.provider },
+          'another process flagged the account after spending its old refresh token; the tokens this one holds are the living grant: stored, account active again',
+        );
+        return { kind: 'saved', account: revived, event: revival };
+      }
+    }
+    return { kind: 'superseded', account: await accounts.findById(from.id) };
+  }
+
+  /** The save failed for longer than the lease: say so wherever it can still be said. */
+  private async giveUpSaving(account: SocialAccount, journaled: boolean, error: unknown): Promise<void> {
+    this.deps.logger.error(
+      { accountId: account.id, provider: account.provider, journaled, err: describe(error) },
+      journaled
+        ? 'refreshed tokens could not be saved; kept in the refresh journal until the database takes them'
+        : 'refreshed tokens could not be saved; the account may need re-authorization',
+    );
+    // Usually refused too (the database is what failed), but when it is not, the next
+    // invalid_grant is flagged from the ledger as well as from the lapsed lease.
+    await this.deps.ledger
+      .append(
+        {
+          accountId: account.id,
+          type: 'refresh_failed',
+          reason: 'tokens_not_saved',
+          detail: { unsavedTokens: true, journaled },
+        },
+        this.deps.clock.now(),
+      )
+      .catch(() => {});
+  }
+
+  /**
+   * Stores the account's journaled tokens, if any: at start (replayJournal) and before the next
+   * refresh of the account. Returns the outcome, or null when nothing was waiting.
+   */
+  private async settleJournal(accountId: string): Promise<EnsureResult | null> {
+    const journal = this.deps.journal;
+    if (!journal || !(await journal.has(accountId))) return null;
+    const entry = await journal.read(accountId);
+    if (entry === null) return null;
+    const provider = this.deps.providers[entry.provider];
+    const capabilities = provider?.capabilities ?? PROVIDER_CAPABILITIES[entry.provider];
+    const from = await this.deps.accounts.findById(accountId);
+    if (from === null) {
+      await this.forgetJournaled(entry);
+      return null;
+    }
+    // Compared with the version the tokens were refreshed from, not with the row as it is now.
+    const stored = await this.storeIssuedTokens(
+      { ...from, version: entry.expectedVersion },
+      { ...entry, detail: { ...entry.detail, fromJournal: true } },
+      capabilities,
+    );
+    await this.forgetJournaled(entry);
+    if (stored.kind === 'superseded') {
+      this.deps.logger.warn(
+        { accountId, provider: entry.provider },
+        'journaled tokens were superseded (reconnected, revoked or refreshed since); dropped',
+      );
+      return null;
+    }
+    this.deps.logger.info({ accountId, provider: entry.provider }, 'journaled refreshed tokens stored');
+    this.coolDowns.delete(accountId);
+    if (stored.event !== null) this.tell(stored.event, stored.account);
+    return { account: stored.account, result: this.sharedSuccess(stored.account) };
+  }
+
+  /**
+   * Stores every journaled token set this process's data folder holds (at start). Entries the
+   * database still refuses stay for the next try; returns how many were stored.
+   */
+  async replayJournal(): Promise<number> {
+    const journal = this.deps.journal;
+    if (!journal) return 0;
+    let stored = 0;
+    let accountIds: string[];
+    try {
+      accountIds = await journal.accountIds();
+    } catch (error) {
+      // An unreadable journal folder must not keep the service from starting: said, loudly.
+      this.deps.logger.error(
+        { directory: journal.directory, err: describe(error) },
+        'the refresh journal could not be read; tokens it may hold are not stored yet',
+      );
+      return 0;
+    }
+    for (const accountId of accountIds) {
+      try {
+        if ((await this.settleJournal(accountId)) !== null) stored++;
+      } catch (error) {
+        this.deps.logger.error(
+          { accountId, err: describe(error) },
+          'journaled refreshed tokens could not be stored yet; kept for the next try',
+        );
+      }
+    }
+    return stored;
+  }
+
+  private async forgetJournaled(entry: JournalEntry): Promise<void> {
+    await this.deps.journal?.remove(entry.accountId, entry).catch((error) => {
+      this.deps.logger.warn(
+        { accountId: entry.accountId, err: describe(error) },
+        'could not remove a settled refresh journal entry',
+      );
+    });
   }
 
   private async markNeedsReauth(
@@ -578,12 +768,33 @@ export class TokenService {
   }
 
   private startCoolDown(accountId: string, result: OAuthRefreshResult, now: number): void {
+    this.pruneCoolDowns(now);
     const failures = (this.coolDowns.get(accountId)?.failures ?? 0) + 1;
     const backoff = Math.min(COOL_DOWN_MAX_MS, COOL_DOWN_BASE_MS * 2 ** (failures - 1));
     const until = Math.max(now + backoff, result.retryAt ?? 0);
     // Tells the caller when asking again can lead to a new call to the platform.
     result.retryAt = until;
     this.coolDowns.set(accountId, { until, result, failures });
+  }
+
+  private lastCoolDownSweep = Number.NEGATIVE_INFINITY;
+
+  /**
+   * Forgets cool-downs that ended long enough ago that a new failure should start the backoff
+   * afresh: without this, every account that ever failed stayed in memory for the life of the
+   * process. At most one sweep a minute.
+   */
+  private pruneCoolDowns(now: number): void {
+    if (now - this.lastCoolDownSweep < 60_000) return;
+    this.lastCoolDownSweep = now;
+    for (const [accountId, coolDown] of this.coolDowns) {
+      if (coolDown.until + COOL_DOWN_FORGET_AFTER_MS <= now) this.coolDowns.delete(accountId);
+    }
+  }
+
+  /** How many accounts this process keeps a cool-down for (a gauge; also what the pruning test reads). */
+  get coolDownCount(): number {
+    return this.coolDowns.size;
   }
 
   private async announce(account: SocialAccount, event: NewOAuthEvent): Promise<void> {
@@ -649,6 +860,61 @@ export class TokenService {
       attempts,
     };
   }
+}
+
+/** What became of issued tokens: stored (with the ledger row written, if this try wrote one), or not. */
+type StoreOutcome =
+  | { kind: 'saved'; account: SocialAccount; event: NewOAuthEvent | null }
+  | { kind: 'superseded'; account: SocialAccount | null };
+
+/** The credential a refresh spends: the refresh token, or on Instagram the access token itself. */
+function credentialOf(account: SocialAccount, capabilities: ProviderCapabilities): string | null {
+  return capabilities.refreshesAccessTokenItself ? account.accessToken : account.refreshToken;
+}
+
+/** The row already holds these tokens (an earlier try committed before its connection failed). */
+function holdsIssuedTokens(account: SocialAccount, update: TokenUpdate): boolean {
+  return (
+    account.accessToken === update.accessToken &&
+    (update.refreshToken === null || account.refreshToken === update.refreshToken)
+  );
+}
+
+/**
+ * What a 2xx refresh answer lacks for the account to go on, or null. A rotating platform's answer
+ * must carry the new refresh token (the old one is spent); Instagram's, the new access token (it
+ * is the credential). Elsewhere whatever came is kept, the rest stays as stored.
+ */
+function missingCredential(
+  tokens: RefreshedTokens,
+  account: SocialAccount,
+  capabilities: ProviderCapabilities,
+): string | null {
+  if (capabilities.refreshesAccessTokenItself) return tokens.accessToken === null ? 'an access token' : null;
+  if (capabilities.rotatesRefreshToken && tokens.refreshToken === null) return 'a new refresh token';
+  if (tokens.accessToken === null && account.accessToken === null) return 'an access token';
+  return null;
+}
+
+/**
+ * The row's new token values. An answer without an access token (but with the new refresh token)
+ * keeps the stored access token, its expiry and issue time: it is still valid until then.
+ */
+function tokenUpdateOf(account: SocialAccount, tokens: RefreshedTokens, now: number): TokenUpdate {
+  const hasAccess = tokens.accessToken !== null;
+  return {
+    accessToken: tokens.accessToken ?? account.accessToken!,
+    refreshToken: tokens.refreshToken,
+    expiresAt: !hasAccess
+      ? account.expiresAt
+      : tokens.expiresInSeconds === null
+        ? null
+        : now + tokens.expiresInSeconds * 1000,
+    refreshTokenExpiresAt:
+      tokens.refreshTokenExpiresInSeconds === null ? null : now + tokens.refreshTokenExpiresInSeconds * 1000,
+    scopes: tokens.scopes,
+    tokenIssuedAt: hasAccess ? now : (account.tokenIssuedAt ?? now),
+  };
 }
 
 export function toTokenInfo(account: SocialAccount): OAuthTokenInfo {

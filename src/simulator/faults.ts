@@ -21,6 +21,16 @@ export interface FaultPlan {
    * rotating refresh tokens, which no client can recover from.
    */
   dropAnswerNext?: number;
+  /**
+   * The next n matching requests are processed by the platform (a refresh rotates the token), and
+   * its answer reaches the client altered by `rewrite`: a field missing, of the wrong type or with
+   * an absurd value, an error envelope on a 2xx, a body that is not JSON. How a client meets a
+   * platform that changed its format, or a proxy that mangles answers.
+   */
+  rewriteNext?: number;
+  rewrite?: AnswerRewrite;
+  /** The platform refused before doing the work (an error envelope it meant): nothing rotates. */
+  rewriteSkipsPlatform?: boolean;
   /** The next n matching requests answer 429 (or the platform's throttling error) with Retry-After. */
   rateLimitNext?: number;
   retryAfterSeconds?: number;
@@ -33,8 +43,20 @@ export interface FaultPlan {
   routes?: readonly RouteKind[];
 }
 
+/** The platform's answer as it would have been sent. */
+export interface PlatformAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** Returns the answer to send instead: a JSON body (`body`) or raw text (`text`), with a status. */
+export type AnswerRewrite = (
+  answer: PlatformAnswer,
+) => { status?: number; body: unknown } | { status?: number; text: string };
+
 export type FaultAction =
   | { kind: 'none' }
+  | { kind: 'rewrite'; rewrite: AnswerRewrite; skipsPlatform: boolean }
   | { kind: 'fail'; status: number }
   | { kind: 'hang'; ms: number }
   | { kind: 'dropAnswer'; ms: number }
@@ -76,6 +98,10 @@ export class FaultInjector {
     if ((plan.dropAnswerNext ?? 0) > 0) {
       plan.dropAnswerNext = (plan.dropAnswerNext ?? 0) - 1;
       return { kind: 'dropAnswer', ms: hangMs };
+    }
+    if ((plan.rewriteNext ?? 0) > 0 && plan.rewrite !== undefined) {
+      plan.rewriteNext = (plan.rewriteNext ?? 0) - 1;
+      return { kind: 'rewrite', rewrite: plan.rewrite, skipsPlatform: plan.rewriteSkipsPlatform ?? false };
     }
     if ((plan.failNext ?? 0) > 0) {
       plan.failNext = (plan.failNext ?? 0) - 1;

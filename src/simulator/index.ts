@@ -1,4 +1,4 @@
-export type { FaultAction, FaultPlan, RouteKind } from './faults.js';
+export type { AnswerRewrite, FaultAction, FaultPlan, PlatformAnswer, RouteKind } from './faults.js';
 export { FaultInjector, seededRandom } from './faults.js';
 export { runSandbox, type SandboxOptions } from './main.js';
 export type { SimulatorSettings } from './platformRoutes.js';

@@ -2,8 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../domain/clock.js';
 import type { ProviderName } from '../domain/providerName.js';
-import { FaultInjector } from './faults.js';
 import { instagramRoutes } from '../platforms/instagram/simulatorRoutes.js';
+import { tiktokRoutes } from '../platforms/tiktok/simulatorRoutes.js';
+import { youtubeRoutes } from '../platforms/youtube/simulatorRoutes.js';
+import { type AnswerRewrite, FaultInjector } from './faults.js';
 import type { PlatformRoutes, SimulatorSettings } from './platformRoutes.js';
 import {
   type ClientCredentials,
@@ -16,9 +18,7 @@ import {
   type SimulatorLifetimes,
   SimulatorState,
 } from './state.js';
-import { tiktokRoutes } from '../platforms/tiktok/simulatorRoutes.js';
-import { json, readRequest, writeResponse } from './wire.js';
-import { youtubeRoutes } from '../platforms/youtube/simulatorRoutes.js';
+import { json, readRequest, type SimResponse, writeResponse } from './wire.js';
 
 /**
  * One real HTTP server speaking the three platforms' wire formats under `/tiktok`, `/instagram` and
@@ -133,9 +133,17 @@ export async function startProviderSimulator(
           ? routes.rateLimited(fault.retryAfterSeconds)
           : fault.kind === 'hang'
             ? null
-            : routes.handle(request, { state, settings });
+            : fault.kind === 'rewrite' && fault.skipsPlatform
+              ? json(200, {})
+              : routes.handle(request, { state, settings });
     // dropAnswer: the platform did the work above; the answer is lost on the way back.
-    const answer = fault.kind === 'dropAnswer' ? null : response;
+    // rewrite: the platform did the work; its answer arrives altered.
+    const answer =
+      fault.kind === 'dropAnswer'
+        ? null
+        : fault.kind === 'rewrite' && response !== null && response.kind === 'json'
+          ? rewritten(response, fault.rewrite)
+          : response;
     if (kind === 'refresh') {
       state.recordRefresh({
         provider,
@@ -260,6 +268,14 @@ function platformErrorCode(body: unknown): string | null {
     return code === 'ok' ? null : code;
   }
   return null;
+}
+
+function rewritten(response: SimResponse & { kind: 'json' }, rewrite: AnswerRewrite): SimResponse {
+  const altered = rewrite({ status: response.status, body: structuredClone(response.body) });
+  const status = altered.status ?? response.status;
+  return 'text' in altered
+    ? { kind: 'raw', status, text: altered.text, contentType: 'application/json; charset=utf-8' }
+    : { kind: 'json', status, body: altered.body, headers: response.headers };
 }
 
 function delay(ms: number): Promise<void> {

@@ -98,7 +98,7 @@ export interface RefreshLogEntry {
   externalAccountId: string | null;
   atMs: number;
   /** The injected fault that answered instead of the platform, if any. */
-  fault: 'fail' | 'hang' | 'rateLimit' | 'dropAnswer' | null;
+  fault: 'fail' | 'hang' | 'rateLimit' | 'dropAnswer' | 'rewrite' | null;
   /** null for a hang (no answer). */
   status: number | null;
   /** The platform's error code in the answer (`invalid_grant`, `190`), null on success. */

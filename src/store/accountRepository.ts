@@ -68,6 +68,12 @@ const compiled = (query: CompiledStatement): CompiledStatement => ({
   parameters: query.parameters,
 });
 
+/**
+ * PostgreSQL's clock in epoch ms: what refresh leases are measured by there (the statement's
+ * start, the same for every row of a batch).
+ */
+const POSTGRES_NOW_MS = sql<number>`cast(extract(epoch from now()) * 1000 as bigint)`;
+
 /** A row as a lease take returns it, with who held the lease before. */
 type LeasedRow = Row & { previous_owner: string | null };
 
@@ -152,6 +158,12 @@ export interface SaveTokensOptions {
   releaseLeaseOf?: string;
   /** Appended to the ledger in the same commit, only if the tokens are saved. */
   event?: NewOAuthEvent;
+  /**
+   * With `expectedVersion`: the row may also be `needs_reauth` (not only `active`), and is made
+   * active again. For tokens whose refresh spent the refresh token another process then found
+   * spent (issue 10, item 4): they are the living grant.
+   */
+  reviveFromNeedsReauth?: boolean;
 }
 
 interface LeaseRequest {
@@ -425,6 +437,7 @@ export class AccountRepository {
         next_refresh_at: nextRefreshAt,
         now,
         release_owner: options.releaseLeaseOf ?? null,
+        revive: options.reviveFromNeedsReauth ? 1 : 0,
       };
     });
     const input = this.inputRows(
@@ -441,6 +454,7 @@ export class AccountRepository {
         next_refresh_at: 'bigint',
         now: 'bigint',
         release_owner: 'text',
+        revive: 'integer',
       },
       rows,
     );
@@ -471,7 +485,9 @@ export class AccountRepository {
     const compareAndSet = sql`
       social_accounts.id = input.id
       and (input.expected_version is null
-           or (social_accounts.version = input.expected_version and social_accounts.status = 'active'))`;
+           or (social_accounts.version = input.expected_version
+               and (social_accounts.status = 'active'
+                    or (input.revive = 1 and social_accounts.status = 'needs_reauth'))))`;
     const events = new Map(
       requests.flatMap(({ id, now, options }) =>
         options.event ? [[id, ledgerRow(options.event, now)]] : [],
@@ -641,7 +657,8 @@ export class AccountRepository {
       await this.releaseRefreshLease(id, owner).catch(() => {});
       throw error;
     }
-    return { account, until: row.refresh_lease_until!, previousOwner: row.previous_owner };
+    // In the caller's clock: on PostgreSQL the row holds the database's (see takeLeasesOnPostgres).
+    return { account, until: request.until, previousOwner: row.previous_owner };
   }
 
   /** The rows whose lease each request took (raw: decrypting is the caller's), or null. */
@@ -662,19 +679,30 @@ export class AccountRepository {
    * overlap never wait on each other. The lock also reads who held the lease before, atomically.
    */
   private async takeLeasesOnPostgres(requests: LeaseRequest[]) {
-    const input = this.inputRows({ id: 'text', owner: 'text', now: 'bigint', until: 'bigint' }, requests);
+    // The database's clock, not the caller's: processes on several machines share these leases,
+    // and one whose clock runs ahead must not see a live lease as lapsed (issue 10, item 4). Only
+    // the lease's length comes from the caller.
+    const input = this.inputRows(
+      { id: 'text', owner: 'text', lease_ms: 'bigint' },
+      requests.map((request) => ({
+        id: request.id,
+        owner: request.owner,
+        lease_ms: request.until - request.now,
+      })),
+    );
     const result = await sql<LeasedRow>`
       with input as (${input}),
+      clock as (select ${POSTGRES_NOW_MS} as now),
       locked as materialized (
         select social_accounts.id, social_accounts.refresh_lease_owner as previous_owner
-        from social_accounts join input on input.id = social_accounts.id
-        where social_accounts.refresh_lease_until is null or social_accounts.refresh_lease_until <= input.now
+        from social_accounts join input on input.id = social_accounts.id cross join clock
+        where social_accounts.refresh_lease_until is null or social_accounts.refresh_lease_until <= clock.now
         for update of social_accounts skip locked)
       update social_accounts
-        set refresh_lease_owner = input.owner, refresh_lease_until = input.until
-      from input join locked on locked.id = input.id
+        set refresh_lease_owner = input.owner, refresh_lease_until = clock.now + input.lease_ms
+      from input join locked on locked.id = input.id cross join clock
       where social_accounts.id = input.id
-        and (social_accounts.refresh_lease_until is null or social_accounts.refresh_lease_until <= input.now)
+        and (social_accounts.refresh_lease_until is null or social_accounts.refresh_lease_until <= clock.now)
       returning social_accounts.*, locked.previous_owner`.execute(this.db);
     return new Map(result.rows.map((row) => [row.id, row]));
   }
@@ -733,12 +761,14 @@ export class AccountRepository {
 
   /** Extends a lease this owner still holds; false when it lapsed and may be someone else's now. */
   async tryRenewRefreshLease(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    // On PostgreSQL by the database's clock, like the take.
+    const current = this.store.kind === 'postgres' ? POSTGRES_NOW_MS : sql<number>`${now}`;
     const result = await this.db
       .updateTable('social_accounts')
-      .set({ refresh_lease_until: now + leaseMs })
+      .set({ refresh_lease_until: sql<number>`${current} + ${leaseMs}` })
       .where('id', '=', id)
       .where('refresh_lease_owner', '=', owner)
-      .where('refresh_lease_until', '>', now)
+      .where('refresh_lease_until', '>', current)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }

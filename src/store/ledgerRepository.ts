@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Insertable, Selectable } from 'kysely';
 import type { NewOAuthEvent, OAuthEvent, OAuthEventType } from '../domain/ledger.js';
+import { GRANT_CONFIRMED_TYPES } from '../domain/lossDetection.js';
 import type { StoreDatabase } from './database.js';
 import type { OAuthEventsTable } from './schema.js';
 
@@ -64,6 +65,28 @@ export class LedgerRepository {
       .limit(1)
       .executeTakeFirst();
     return row ? toEvent(row) : null;
+  }
+
+  /**
+   * The account's rows since its grant was last known good (the last refresh, connect, reconnect or
+   * import), oldest first: what loss detection reads. At most `limit` rows, the newest ones.
+   */
+  async sinceLastConfirmedGrant(accountId: string, limit = 500): Promise<OAuthEvent[]> {
+    const rows = await this.store.db
+      .selectFrom('oauth_events')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('seq', '>', (eb) =>
+        eb
+          .selectFrom('oauth_events')
+          .select((inner) => inner.fn.coalesce(inner.fn.max('seq'), inner.val(0)).as('last'))
+          .where('account_id', '=', accountId)
+          .where('type', 'in', [...GRANT_CONFIRMED_TYPES]),
+      )
+      .orderBy('seq', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.reverse().map(toEvent);
   }
 
   async count(filter: { accountId?: string; type?: OAuthEventType } = {}): Promise<number> {

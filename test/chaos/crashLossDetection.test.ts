@@ -51,12 +51,13 @@ for (const factory of DATABASES) {
 
     it('flags the invalid_grant after a lease its holder never released', async () => {
       const [account] = await seedAccounts(app, simulator, { tiktok: 1 }, 'crashed-holder');
-      const now = Date.now();
-      // The holder took the lease 61 s ago for 60 s, spent the token, and was killed.
+      // The holder took the lease, spent the token, and was killed; its lease has lapsed since
+      // (a 50 ms one here: on PostgreSQL leases run by the database's clock, not the caller's).
       expect(
-        await app.accounts.tryAcquireRefreshLease(account!.id, 'killed-process', now - 61_000, 60_000),
+        await app.accounts.tryAcquireRefreshLease(account!.id, 'killed-process', Date.now(), 50),
       ).not.toBeNull();
       await spendAtTikTok(account!);
+      await new Promise((resolve) => setTimeout(resolve, 100));
 
       const { account: after, result } = await app.tokens.refreshOAuthToken(account!.id);
       expect(result).toMatchObject({

@@ -120,7 +120,7 @@ describe('InstagramProvider against the simulator', () => {
       refreshToken: null,
     });
     expect(renewed).toMatchObject({ refreshToken: null, expiresInSeconds: 60 * 86_400 });
-    expect(simulator.isAccessTokenValid('instagram', renewed.accessToken)).toBe(true);
+    expect(simulator.isAccessTokenValid('instagram', renewed.accessToken!)).toBe(true);
     expect(simulator.refreshCalls('instagram', '17841400000001001')).toBe(1);
   });
 

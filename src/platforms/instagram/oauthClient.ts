@@ -7,6 +7,7 @@ import {
   ReauthorizationRequired,
   TransientProviderError,
 } from '../../domain/errors.js';
+import { settleLifetime } from '../../domain/tokenLifetime.js';
 import type {
   AuthorizationUrlInput,
   Provider,
@@ -15,6 +16,7 @@ import type {
   ProviderProfile,
   ProviderSettings,
   ProviderTokens,
+  RefreshedTokens,
   RefreshInput,
 } from '../provider.js';
 import {
@@ -26,6 +28,7 @@ import {
   sendProviderRequest,
 } from '../providerHttp.js';
 import { splitScopes } from '../scopes.js';
+import { readTokenAnswer, type TokenAnswerFields } from '../tokenAnswer.js';
 
 // Instagram API with Instagram Login (developers.facebook.com/docs/instagram-platform/instagram-api-with-instagram-login).
 export const INSTAGRAM_AUTHORIZE_URL = 'https://www.instagram.com/oauth/authorize';
@@ -45,6 +48,17 @@ export const INSTAGRAM_CAPABILITIES: ProviderCapabilities = {
   supportsPkce: false,
   hasRevocationEndpoint: false,
   scopeSeparator: ',',
+  // "Refresh a long-lived token": the refreshed token is valid for 60 days. When an answer's
+  // lifetime is unusable, 7 days: past the 24-hour minimum age, so the keep-alive can still
+  // refresh it, and well before day 60 (an expired Instagram token cannot be brought back).
+  accessTokenLifetime: { maxSeconds: 60 * 86_400, fallbackSeconds: 7 * 86_400 },
+  refreshTokenLifetime: null,
+};
+
+const REFRESH_ANSWER_FIELDS: TokenAnswerFields = {
+  refreshTokenLifetime: 'refresh_expires_in',
+  refreshTokenLifetimeOptional: true,
+  externalAccountId: null,
 };
 
 /** user_id arrives as a JSON number, but Instagram ids (1784…, 17 digits) exceed 2^53. */
@@ -70,7 +84,8 @@ const shortLivedTokenResponseSchema = z.union([
 const longLivedTokenSchema = z.object({
   access_token: z.string().min(1),
   token_type: z.string().optional(),
-  expires_in: z.number().int().positive(),
+  // Read by settleLifetime: an odd value is replaced, not a reason to drop the token.
+  expires_in: z.unknown(),
   permissions: permissionsSchema,
 });
 
@@ -273,31 +288,50 @@ export class InstagramProvider implements Provider {
       'Instagram long-lived token exchange',
     );
 
+    // The lifetime within what Meta documents (60 days), like every refresh answer's.
+    const lifetime = settleLifetime(
+      'expires_in',
+      longLived.expires_in,
+      this.capabilities.accessTokenLifetime,
+    );
     return {
       accessToken: longLived.access_token,
       refreshToken: null,
-      expiresInSeconds: longLived.expires_in,
+      expiresInSeconds: lifetime.seconds,
+      lifetimeNotes: lifetime.note ? [lifetime.note] : [],
       refreshTokenExpiresInSeconds: null,
       scopes: readPermissions(longLived.permissions ?? shortLived.permissions),
       externalAccountId: shortLived.user_id,
     };
   }
 
-  async refreshAccessToken(input: RefreshInput): Promise<ProviderTokens> {
+  async refreshAccessToken(input: RefreshInput): Promise<RefreshedTokens> {
     if (input.accessToken === null) {
       throw new ReauthorizationRequired('No Instagram access token is stored', { provider: this.name });
     }
     const url = resolveEndpoint(this.settings.baseUrl, INSTAGRAM_REFRESH_URL);
     url.searchParams.set('grant_type', 'ig_refresh_token');
     url.searchParams.set('access_token', input.accessToken);
-    const body = await this.send({ method: 'GET', url }, longLivedTokenSchema, 'Instagram token refresh');
+    const label = 'Instagram token refresh';
+    const answer = await sendProviderRequest(this.name, this.http, { method: 'GET', url, label });
+    const json = parseInstagramJson(answer.text);
+    if (isError(answer.status, json))
+      throw classifyInstagramError(answer.status, json, answer.headers, Date.now());
+    // The new token is the whole grant (there is no refresh token): kept whatever its lifetime says.
+    const tokens = readTokenAnswer(
+      this.name,
+      this.capabilities,
+      { status: answer.status, json },
+      REFRESH_ANSWER_FIELDS,
+      label,
+    );
+    const permissions = permissionsSchema.safeParse((json as { permissions?: unknown }).permissions);
     return {
-      accessToken: body.access_token,
+      ...tokens,
+      // Instagram has no refresh token; a stray field is not one.
       refreshToken: null,
-      expiresInSeconds: body.expires_in,
       refreshTokenExpiresInSeconds: null,
-      scopes: readPermissions(body.permissions),
-      externalAccountId: null,
+      scopes: permissions.success ? readPermissions(permissions.data) : null,
     };
   }
 

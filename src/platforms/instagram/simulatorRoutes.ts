@@ -8,7 +8,14 @@ import {
   scopeList,
 } from '../../simulator/platformRoutes.js';
 import { type AccessTokenRecord, DEFAULT_SCOPES, traceId } from '../../simulator/state.js';
-import { json, presentedAccessToken, redirect, type SimRequest, type SimResponse, text } from '../../simulator/wire.js';
+import {
+  json,
+  presentedAccessToken,
+  redirect,
+  type SimRequest,
+  type SimResponse,
+  text,
+} from '../../simulator/wire.js';
 
 /**
  * Instagram API with Instagram Login: the code buys a 1-hour token on api.instagram.com, which is

@@ -128,7 +128,7 @@ describe('TikTokProvider against the simulator', () => {
     });
     expect(first.refreshToken).not.toBe(seeded.refreshToken);
     expect(first.accessToken).not.toBe(seeded.accessToken);
-    expect(simulator.isAccessTokenValid('tiktok', first.accessToken)).toBe(true);
+    expect(simulator.isAccessTokenValid('tiktok', first.accessToken!)).toBe(true);
     // The access token from before stays valid until it expires.
     expect(simulator.isAccessTokenValid('tiktok', seeded.accessToken)).toBe(true);
 

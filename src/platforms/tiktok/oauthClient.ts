@@ -16,6 +16,7 @@ import type {
   ProviderProfile,
   ProviderSettings,
   ProviderTokens,
+  RefreshedTokens,
   RefreshInput,
 } from '../provider.js';
 import {
@@ -26,7 +27,7 @@ import {
   resolveEndpoint,
   sendProviderRequest,
 } from '../providerHttp.js';
-import { splitScopes } from '../scopes.js';
+import { readTokenAnswer, type TokenAnswerFields } from '../tokenAnswer.js';
 
 // TikTok Login Kit v2 (developers.tiktok.com/doc/oauth-user-access-token-management).
 export const TIKTOK_AUTHORIZE_URL = 'https://www.tiktok.com/v2/auth/authorize/';
@@ -45,17 +46,18 @@ export const TIKTOK_CAPABILITIES: ProviderCapabilities = {
   supportsPkce: true,
   hasRevocationEndpoint: true,
   scopeSeparator: ',',
+  // "Manage OAuth Access Tokens" (2026-11): access 2 hours, refresh 180 days; the older "Fetch an
+  // access token" page: 24 hours and 365 days. Clamped to the longer; when unusable, a guess below
+  // the shorter (an early refresh costs one call, a late one the account).
+  accessTokenLifetime: { maxSeconds: 24 * 3600, fallbackSeconds: 3600 },
+  refreshTokenLifetime: { maxSeconds: 365 * 86_400, fallbackSeconds: 30 * 86_400 },
 };
 
-const tokenResponseSchema = z.object({
-  open_id: z.string().min(1),
-  scope: z.string(),
-  access_token: z.string().min(1),
-  expires_in: z.number().int().positive(),
-  refresh_token: z.string().min(1),
-  refresh_expires_in: z.number().int().positive(),
-  token_type: z.string(),
-});
+const TOKEN_ANSWER_FIELDS: TokenAnswerFields = {
+  refreshTokenLifetime: 'refresh_expires_in',
+  refreshTokenLifetimeOptional: false,
+  externalAccountId: 'open_id',
+};
 
 const userInfoResponseSchema = z.object({
   data: z.object({
@@ -79,8 +81,11 @@ const apiErrorBodySchema = z.object({
 /** Codes of the OAuth endpoints ({error, error_description}) and of the other APIs ({error: {code}}). */
 const REAUTHORIZE_CODES = new Set([
   'invalid_grant',
-  // Other APIs: the user withdrew a scope we need, or the token is dead. The service refreshes once
-  // on access_token_invalid before treating it as final (the code is kept on the error for that).
+  // Other APIs: the user withdrew a scope we need, or the token is dead. Nothing refreshes and
+  // retries on access_token_invalid today: our only API call is the profile read right after a code
+  // exchange, where a dead fresh token is final. A caller that may hold an old token retries once
+  // after a forced refresh (the publishing contract's refreshAfterAuthFailure); the code is kept on
+  // the error so that it can tell.
   'scope_not_authorized',
   'access_token_invalid',
   'invalid_token',
@@ -185,14 +190,31 @@ export class TikTokProvider implements Provider {
       redirect_uri: this.requireRedirectUri(),
     };
     if (codeVerifier !== null) form.code_verifier = codeVerifier;
-    return this.requestTokens(form, 'TikTok code exchange');
+    const label = 'TikTok code exchange';
+    const { tokens, status } = await this.requestTokens(form, label);
+    // A new grant must be whole: without its refresh token or open_id there is nothing to keep.
+    const missing = [
+      tokens.accessToken === null ? 'access_token' : null,
+      tokens.refreshToken === null ? 'refresh_token' : null,
+      tokens.externalAccountId === null ? 'open_id' : null,
+    ].filter((field) => field !== null);
+    if (missing.length > 0 || tokens.accessToken === null) {
+      throw new ProviderResponseInvalid(
+        `${label} answered with an unexpected body (fields: ${missing.join(', ')})`,
+        {
+          provider: this.name,
+          httpStatus: status,
+        },
+      );
+    }
+    return { ...tokens, accessToken: tokens.accessToken };
   }
 
-  async refreshAccessToken(input: RefreshInput): Promise<ProviderTokens> {
+  async refreshAccessToken(input: RefreshInput): Promise<RefreshedTokens> {
     if (input.refreshToken === null) {
       throw new ReauthorizationRequired('No TikTok refresh token is stored', { provider: this.name });
     }
-    return this.requestTokens(
+    const { tokens } = await this.requestTokens(
       {
         client_key: this.settings.clientId,
         client_secret: this.settings.clientSecret,
@@ -201,6 +223,7 @@ export class TikTokProvider implements Provider {
       },
       'TikTok token refresh',
     );
+    return tokens;
   }
 
   async revokeToken(token: string): Promise<void> {
@@ -229,25 +252,24 @@ export class TikTokProvider implements Provider {
     return { externalAccountId: body.data.user.open_id, displayName: body.data.user.display_name ?? null };
   }
 
-  private async requestTokens(form: Record<string, string>, label: string): Promise<ProviderTokens> {
+  private async requestTokens(
+    form: Record<string, string>,
+    label: string,
+  ): Promise<{ tokens: RefreshedTokens; status: number }> {
     const answer = await sendProviderRequest(this.name, this.http, {
       method: 'POST',
       url: resolveEndpoint(this.settings.baseUrl, TIKTOK_TOKEN_URL),
       form,
       label,
     });
-    if (isOAuthError(answer))
+    // TikTok sends OAuth errors with 200; the other APIs' envelope ({error: {code}}) on a 2xx is
+    // an error too, never an unreadable success.
+    if (isOAuthError(answer) || isApiError(answer))
       throw classifyTikTokError(answer.status, answer.json, answer.headers, Date.now());
-    const body = parseSuccessBody(this.name, tokenResponseSchema, answer, label);
-    return {
-      accessToken: body.access_token,
-      refreshToken: body.refresh_token,
-      // Lifetimes change between TikTok's doc versions (24 h / 2 h): only the response is trusted.
-      expiresInSeconds: body.expires_in,
-      refreshTokenExpiresInSeconds: body.refresh_expires_in,
-      scopes: splitScopes(body.scope, ','),
-      externalAccountId: body.open_id,
-    };
+    // Lifetimes change between TikTok's doc versions (24 h / 2 h): the answer's own values are
+    // used, within the documented limits; one odd field never costs the rotated refresh token.
+    const tokens = readTokenAnswer(this.name, this.capabilities, answer, TOKEN_ANSWER_FIELDS, label);
+    return { tokens, status: answer.status };
   }
 
   private requireRedirectUri(): string {

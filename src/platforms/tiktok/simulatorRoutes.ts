@@ -8,7 +8,14 @@ import {
   scopeList,
 } from '../../simulator/platformRoutes.js';
 import { DEFAULT_SCOPES, traceId, verifierMatches } from '../../simulator/state.js';
-import { json, presentedAccessToken, redirect, type SimRequest, type SimResponse, text } from '../../simulator/wire.js';
+import {
+  json,
+  presentedAccessToken,
+  redirect,
+  type SimRequest,
+  type SimResponse,
+  text,
+} from '../../simulator/wire.js';
 
 /** TikTok Login Kit v2 as seen on the wire: flat OAuth bodies, rotating refresh tokens. */
 

@@ -103,7 +103,7 @@ describe('YouTubeProvider against the simulator', () => {
       refreshToken: seeded.refreshToken,
     });
     expect(renewed.refreshToken).toBeNull();
-    expect(simulator.isAccessTokenValid('youtube', renewed.accessToken)).toBe(true);
+    expect(simulator.isAccessTokenValid('youtube', renewed.accessToken!)).toBe(true);
     // Refresh tokens do not rotate: the same one works again.
     await expect(
       provider.refreshAccessToken({ accessToken: null, refreshToken: seeded.refreshToken }),

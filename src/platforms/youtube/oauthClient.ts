@@ -16,6 +16,7 @@ import type {
   ProviderProfile,
   ProviderSettings,
   ProviderTokens,
+  RefreshedTokens,
   RefreshInput,
 } from '../provider.js';
 import {
@@ -26,7 +27,7 @@ import {
   resolveEndpoint,
   sendProviderRequest,
 } from '../providerHttp.js';
-import { splitScopes } from '../scopes.js';
+import { readTokenAnswer, type TokenAnswerFields } from '../tokenAnswer.js';
 
 // Google OAuth 2.0 for web server apps (developers.google.com/identity/protocols/oauth2/web-server).
 export const GOOGLE_AUTHORIZE_URL = 'https://accounts.google.com/o/oauth2/v2/auth';
@@ -44,18 +45,20 @@ export const YOUTUBE_CAPABILITIES: ProviderCapabilities = {
   supportsPkce: true,
   hasRevocationEndpoint: true,
   scopeSeparator: ' ',
+  // "Using OAuth 2.0 for Web Server Applications": an access token lasts about an hour (expires_in
+  // 3599). A refresh token has no fixed end; refresh_token_expires_in comes only with time-limited
+  // grants (7 days for apps in Testing). Its maximum is not documented: the idle lifetime (6 months)
+  // is used, past which the grant is dead anyway.
+  accessTokenLifetime: { maxSeconds: 3600, fallbackSeconds: 1800 },
+  refreshTokenLifetime: { maxSeconds: 182 * 86_400, fallbackSeconds: 86_400 },
 };
 
-const tokenResponseSchema = z.object({
-  access_token: z.string().min(1),
-  expires_in: z.number().int().positive(),
-  // Present on the code exchange (with access_type=offline), normally absent on refresh.
-  refresh_token: z.string().min(1).optional(),
-  refresh_token_expires_in: z.number().int().positive().optional(),
-  scope: z.string().optional(),
-  token_type: z.string(),
-  id_token: z.string().optional(),
-});
+const TOKEN_ANSWER_FIELDS: TokenAnswerFields = {
+  // Only sent for time-limited grants (apps in Testing, time-based access): absent is normal.
+  refreshTokenLifetime: 'refresh_token_expires_in',
+  refreshTokenLifetimeOptional: true,
+  externalAccountId: null,
+};
 
 const channelsResponseSchema = z.object({
   items: z
@@ -81,7 +84,9 @@ const REAUTHORIZE_CODES = new Set([
   'invalid_grant',
   'invalid_token',
   'admin_policy_enforced',
-  // APIs: the access token is dead (the service refreshes once before believing it) or lacks a scope.
+  // APIs: the access token is dead or lacks a scope. Nothing refreshes and retries on these today
+  // (the profile is read only with a token just issued); a caller holding an older token retries
+  // once after a forced refresh (the publishing contract's refreshAfterAuthFailure).
   'authError',
   'UNAUTHENTICATED',
   'insufficientPermissions',
@@ -195,14 +200,22 @@ export class YouTubeProvider implements Provider {
       grant_type: 'authorization_code',
     };
     if (codeVerifier !== null) form.code_verifier = codeVerifier;
-    return this.requestTokens(form, 'Google code exchange');
+    const label = 'Google code exchange';
+    const { tokens, status } = await this.requestTokens(form, label);
+    if (tokens.accessToken === null) {
+      throw new ProviderResponseInvalid(`${label} answered with an unexpected body (fields: access_token)`, {
+        provider: this.name,
+        httpStatus: status,
+      });
+    }
+    return { ...tokens, accessToken: tokens.accessToken };
   }
 
-  async refreshAccessToken(input: RefreshInput): Promise<ProviderTokens> {
+  async refreshAccessToken(input: RefreshInput): Promise<RefreshedTokens> {
     if (input.refreshToken === null) {
       throw new ReauthorizationRequired('No Google refresh token is stored', { provider: this.name });
     }
-    return this.requestTokens(
+    const { tokens } = await this.requestTokens(
       {
         grant_type: 'refresh_token',
         refresh_token: input.refreshToken,
@@ -211,6 +224,7 @@ export class YouTubeProvider implements Provider {
       },
       'Google token refresh',
     );
+    return tokens;
   }
 
   /** Revoking either token of a grant revokes the whole grant (access and refresh). */
@@ -250,7 +264,10 @@ export class YouTubeProvider implements Provider {
     return { externalAccountId: channel.id, displayName: channel.snippet?.title ?? null };
   }
 
-  private async requestTokens(form: Record<string, string>, label: string): Promise<ProviderTokens> {
+  private async requestTokens(
+    form: Record<string, string>,
+    label: string,
+  ): Promise<{ tokens: RefreshedTokens; status: number }> {
     const answer = await sendProviderRequest(this.name, this.http, {
       method: 'POST',
       url: resolveEndpoint(this.settings.baseUrl, GOOGLE_TOKEN_URL),
@@ -258,17 +275,12 @@ export class YouTubeProvider implements Provider {
       label,
     });
     if (!isSuccess(answer)) throw classifyGoogleError(answer.status, answer.json, answer.headers, Date.now());
-    const body = parseSuccessBody(this.name, tokenResponseSchema, answer, label);
-    return {
-      accessToken: body.access_token,
-      // null on refresh: the stored one stays valid (Google does not rotate). Never "delete it".
-      refreshToken: body.refresh_token ?? null,
-      expiresInSeconds: body.expires_in,
-      // Only sent for time-limited grants (apps in Testing, time-based access).
-      refreshTokenExpiresInSeconds: body.refresh_token_expires_in ?? null,
-      scopes: body.scope === undefined ? null : splitScopes(body.scope, ' '),
-      externalAccountId: null,
-    };
+    // An error envelope with a 2xx is still an error (Google documents none, but a proxy may).
+    if (oauthErrorSchema.safeParse(answer.json).success)
+      throw classifyGoogleError(answer.status, answer.json, answer.headers, Date.now());
+    // refresh_token is null on refresh: the stored one stays valid (Google does not rotate).
+    const tokens = readTokenAnswer(this.name, this.capabilities, answer, TOKEN_ANSWER_FIELDS, label);
+    return { tokens, status: answer.status };
   }
 
   private requireRedirectUri(): string {

@@ -8,7 +8,14 @@ import {
   scopeList,
 } from '../../simulator/platformRoutes.js';
 import { DEFAULT_SCOPES, traceId, verifierMatches } from '../../simulator/state.js';
-import { json, presentedAccessToken, redirect, type SimRequest, type SimResponse, text } from '../../simulator/wire.js';
+import {
+  json,
+  presentedAccessToken,
+  redirect,
+  type SimRequest,
+  type SimResponse,
+  text,
+} from '../../simulator/wire.js';
 
 /**
  * Google OAuth 2.0 plus the YouTube Data API channels.list: refresh tokens that do not rotate, die
