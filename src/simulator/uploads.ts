@@ -110,7 +110,12 @@ export function defaultUploadSettings(): UploadSimulatorSettings {
   return {
     youtube: { dailyUploads: 100, processingLooks: 1 },
     tiktok: {
-      privacyLevelOptions: ['PUBLIC_TO_EVERYONE', 'MUTUAL_FOLLOW_FRIENDS', 'FOLLOWER_OF_CREATOR', 'SELF_ONLY'],
+      privacyLevelOptions: [
+        'PUBLIC_TO_EVERYONE',
+        'MUTUAL_FOLLOW_FRIENDS',
+        'FOLLOWER_OF_CREATOR',
+        'SELF_ONLY',
+      ],
       audited: false,
       processingLooks: 1,
     },

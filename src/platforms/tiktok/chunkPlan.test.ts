@@ -1,12 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { ChunkPlanError, chunkAt, chunkIndexAt, checkChunkPlan, planChunks } from './chunkPlan.js';
+import { ChunkPlanError, checkChunkPlan, chunkAt, chunkIndexAt, planChunks } from './chunkPlan.js';
 
 const MB = 1_000_000;
 
 describe("TikTok's chunk plan (Media Transfer Guide, Chunk restrictions)", () => {
   it.each([
     // [name, video size, preferred chunk, expected chunk_size, total_chunk_count, last chunk]
-    ["the guide's example: 50,000,123 bytes in 10,000,000-byte chunks", 50_000_123, 10 * MB, 10 * MB, 5, 10_000_123],
+    [
+      "the guide's example: 50,000,123 bytes in 10,000,000-byte chunks",
+      50_000_123,
+      10 * MB,
+      10 * MB,
+      5,
+      10_000_123,
+    ],
     ['under 5 MB: one chunk of the whole size', 4_999_999, 10 * MB, 4_999_999, 1, 4_999_999],
     ['one byte', 1, 10 * MB, 1, 1, 1],
     ['exactly 5 MB, smaller than the chunk: whole', 5 * MB, 10 * MB, 5 * MB, 1, 5 * MB],
@@ -49,12 +56,18 @@ describe("TikTok's chunk plan (Media Transfer Guide, Chunk restrictions)", () =>
   });
 
   it.each([
-    ['total_chunk_count rounded up instead of down', { videoSize: 50_000_123, chunkSize: 10 * MB, totalChunkCount: 6 }],
+    [
+      'total_chunk_count rounded up instead of down',
+      { videoSize: 50_000_123, chunkSize: 10 * MB, totalChunkCount: 6 },
+    ],
     ['a chunk under 5 MB', { videoSize: 20 * MB, chunkSize: 4 * MB, totalChunkCount: 5 }],
     ['a chunk over 64 MB', { videoSize: 130 * MB, chunkSize: 65 * MB, totalChunkCount: 2 }],
     ['a small video cut in pieces', { videoSize: 4 * MB, chunkSize: 2 * MB, totalChunkCount: 2 }],
     ['more than 1,000 chunks', { videoSize: 5_005 * MB, chunkSize: 5 * MB, totalChunkCount: 1001 }],
-    ['a chunk size bigger than the video (zero chunks)', { videoSize: 7 * MB, chunkSize: 10 * MB, totalChunkCount: 0 }],
+    [
+      'a chunk size bigger than the video (zero chunks)',
+      { videoSize: 7 * MB, chunkSize: 10 * MB, totalChunkCount: 0 },
+    ],
     ['a video over 64 MB in one chunk', { videoSize: 100 * MB, chunkSize: 64 * MB, totalChunkCount: 1 }],
   ])('checkChunkPlan refuses %s', (_name, plan) => {
     expect(checkChunkPlan(plan)).not.toBeNull();

@@ -59,7 +59,8 @@ export function planChunks(videoSize: number, preferredChunkBytes: number = DEFA
   }
   let chunkSize = Math.max(clamped, Math.ceil(videoSize / MAX_CHUNK_COUNT));
   // Over 64 MB, one chunk (floor(size / chunk) = 1) is refused: halve it into two.
-  if (videoSize > MAX_CHUNK_BYTES && Math.floor(videoSize / chunkSize) < 2) chunkSize = Math.floor(videoSize / 2);
+  if (videoSize > MAX_CHUNK_BYTES && Math.floor(videoSize / chunkSize) < 2)
+    chunkSize = Math.floor(videoSize / 2);
   if (chunkSize > MAX_CHUNK_BYTES) {
     throw new ChunkPlanError(
       `A video of ${videoSize} bytes needs more than ${MAX_CHUNK_COUNT} chunks of at most 64 MB.`,

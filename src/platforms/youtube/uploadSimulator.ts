@@ -104,10 +104,7 @@ async function faulted(
   return true;
 }
 
-async function startSession(
-  exchange: UploadExchange,
-  context: UploadContext,
-): Promise<void> {
+async function startSession(exchange: UploadExchange, context: UploadContext): Promise<void> {
   const settings = context.uploads.settings.youtube;
   if (await faulted(exchange, context, 'init')) return;
   const body = parseJsonBody(await readSmallBody(exchange.incoming)) as
@@ -147,7 +144,10 @@ async function startSession(
   // [VI] errors: invalidTitle (missing, empty or over 100 characters), invalidDescription (over 5,000 bytes).
   const title = body?.snippet?.title;
   if (typeof title !== 'string' || title.trim() === '' || title.length > 100 || /[<>]/.test(title)) {
-    return respond(exchange.outgoing, apiError(400, 'invalidTitle', 'The video title is invalid.', 'youtube.video'));
+    return respond(
+      exchange.outgoing,
+      apiError(400, 'invalidTitle', 'The video title is invalid.', 'youtube.video'),
+    );
   }
   const description = body?.snippet?.description ?? '';
   if (typeof description !== 'string' || Buffer.byteLength(description) > 5000 || /[<>]/.test(description)) {
@@ -169,14 +169,17 @@ async function startSession(
   if (faults.refuseInit === 'uploadLimitExceeded') {
     return respond(
       exchange.outgoing,
-      apiError(400, 'uploadLimitExceeded', 'The user has exceeded the number of videos they may upload.', 'youtube.video'),
+      apiError(
+        400,
+        'uploadLimitExceeded',
+        'The user has exceeded the number of videos they may upload.',
+        'youtube.video',
+      ),
     );
   }
   // [QU] quotaExceeded (403, youtube.quota) once the day's upload bucket is spent; the day is Pacific.
   const dayStart = pacificDayStart(context.state.now());
-  const today = context.uploads
-    .uploads('youtube')
-    .filter((upload) => upload.createdAtMs >= dayStart).length;
+  const today = context.uploads.uploads('youtube').filter((upload) => upload.createdAtMs >= dayStart).length;
   if (faults.quotaExhausted === true || today >= settings.dailyUploads) {
     return respond(
       exchange.outgoing,
@@ -205,7 +208,13 @@ async function startSession(
   );
   // [RU] Step 1 → Step 2: 200 OK, the session URI in Location (an absolute URL we use as given).
   const location = `${exchange.publicBase}${INSERT}?uploadType=resumable&upload_id=${upload.id}`;
-  respond(exchange.outgoing, { kind: 'raw', status: 200, text: '', contentType: 'text/plain', headers: { location } });
+  respond(exchange.outgoing, {
+    kind: 'raw',
+    status: 200,
+    text: '',
+    contentType: 'text/plain',
+    headers: { location },
+  });
 }
 
 function incomplete(upload: SimUpload): SimResponse {
@@ -232,7 +241,11 @@ async function putBytes(exchange: UploadExchange, context: UploadContext): Promi
   // A session that expired (or never was) is 404: Google's resumable sessions answer 404 once they
   // have lapsed and the upload must start again (the YouTube guide does not spell this out; Google's
   // storage team says so in googleapis/gcs-resumable-upload#16, and ../shared/PLATFORMS.md).
-  if (upload === undefined || session(upload).expired || upload.externalAccountId !== token.externalAccountId) {
+  if (
+    upload === undefined ||
+    session(upload).expired ||
+    upload.externalAccountId !== token.externalAccountId
+  ) {
     await drain(exchange.incoming);
     return respond(exchange.outgoing, apiError(404, 'notFound', 'Not Found'));
   }
@@ -241,7 +254,10 @@ async function putBytes(exchange: UploadExchange, context: UploadContext): Promi
   if (range?.kind === 'probe' || s.videoId !== null) {
     await drain(exchange.incoming);
     if (range !== null && range.total !== upload.totalBytes) {
-      return respond(exchange.outgoing, apiError(400, 'badRequest', 'Content-Range total does not match the session.'));
+      return respond(
+        exchange.outgoing,
+        apiError(400, 'badRequest', 'Content-Range total does not match the session.'),
+      );
     }
     // [RU] Step 4.2: a finished upload answers with the video resource, never a second video.
     if (s.videoId !== null) return respond(exchange.outgoing, json(200, videoResource(upload, 'uploaded')));
@@ -315,7 +331,11 @@ async function listVideos(exchange: UploadExchange, context: UploadContext): Pro
       const s = session(upload);
       s.processingLooks += 1;
       const done = !stuck && s.processingLooks > context.uploads.settings.youtube.processingLooks;
-      const resource = videoResource(upload, done ? 'processed' : 'uploaded', done ? 'succeeded' : 'processing');
+      const resource = videoResource(
+        upload,
+        done ? 'processed' : 'uploaded',
+        done ? 'succeeded' : 'processing',
+      );
       return {
         kind: resource.kind,
         id: resource.id,
@@ -323,13 +343,18 @@ async function listVideos(exchange: UploadExchange, context: UploadContext): Pro
         ...(parts.includes('processingDetails') ? { processingDetails: resource.processingDetails } : {}),
       };
     });
-  respond(exchange.outgoing, json(200, { kind: 'youtube#videoListResponse', items, pageInfo: { totalResults: items.length } }));
+  respond(
+    exchange.outgoing,
+    json(200, { kind: 'youtube#videoListResponse', items, pageInfo: { totalResults: items.length } }),
+  );
 }
 
 export const youtubeUploadRoutes: UploadRoutes = {
   provider: 'youtube',
   matches(method, path) {
-    return (path === INSERT && (method === 'POST' || method === 'PUT')) || (path === VIDEOS && method === 'GET');
+    return (
+      (path === INSERT && (method === 'POST' || method === 'PUT')) || (path === VIDEOS && method === 'GET')
+    );
   },
   async handle(exchange, context) {
     if (exchange.path === VIDEOS) return listVideos(exchange, context);
