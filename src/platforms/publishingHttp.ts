@@ -67,12 +67,13 @@ export async function callPlatform(
       headersTimeout: http.timeoutMs,
       bodyTimeout: http.timeoutMs,
     });
-    let text = '';
+    const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of answer.body) {
       size += (chunk as Buffer).length;
-      if (size <= MAX_ANSWER_BYTES) text += (chunk as Buffer).toString('utf8');
+      if (size <= MAX_ANSWER_BYTES) chunks.push(chunk as Buffer);
     }
+    const text = Buffer.concat(chunks).toString('utf8');
     const raw = answer.headers;
     return {
       status: answer.statusCode,

@@ -130,6 +130,8 @@ export class UploadSimulatorState {
   private readonly postList: SimPost[] = [];
   /** Per-token request times for the platforms' per-minute limits. */
   private readonly windows = new Map<string, number[]>();
+  /** Requests refused for going over a per-minute limit (TikTok's rate_limit_exceeded). */
+  rateLimitRefusals = 0;
 
   constructor(readonly clock: Clock) {}
 
@@ -237,13 +239,16 @@ export class UploadSimulatorState {
     const recent = (this.windows.get(key) ?? []).filter((at) => now - at < windowMs);
     recent.push(now);
     this.windows.set(key, recent);
-    return recent.length > limit;
+    const over = recent.length > limit;
+    if (over) this.rateLimitRefusals += 1;
+    return over;
   }
 
   reset(): void {
     this.uploadsById.clear();
     this.postList.length = 0;
     this.windows.clear();
+    this.rateLimitRefusals = 0;
   }
 }
 

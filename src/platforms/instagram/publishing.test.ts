@@ -51,7 +51,7 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
       { timeoutMs: 5_000 },
       {
         ...DEFAULT_PLATFORM_PUBLISHING_SETTINGS,
-        instagramStatusLooks: 20,
+        instagramStatusLooks: 250, // up to 5 s for the simulator to download the video
         instagramStatusIntervalMs: 20,
       },
     );
@@ -174,7 +174,7 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     expect(simulator.uploads.posts('instagram')).toHaveLength(1);
   });
 
-  it('a container stuck IN_PROGRESS answers `processing`; a later look publishes it', async () => {
+  it('a container stuck IN_PROGRESS answers `processing`; later looks publish it, once', async () => {
     simulator.uploads.setFaults('instagram', { stuckProcessing: true });
     const client = new InstagramPublisher(
       { baseUrl: simulator.baseUrlFor('instagram') },
@@ -189,7 +189,12 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
 
     expect(await client.publish(request(), null, publishIO)).toMatchObject({ status: 'processing' });
     simulator.uploads.clearFaults();
-    expect(await client.checkProcessing(publishIO.state!, publishIO)).toMatchObject({ status: 'published' });
+    await expect.poll(() => theContainer().sha256, { timeout: 5_000 }).toBe(media.sha256);
+    let later = await client.checkProcessing(publishIO.state!, publishIO);
+    for (let look = 0; look < 3 && later.status === 'processing'; look++) {
+      later = await client.checkProcessing(publishIO.state!, publishIO);
+    }
+    expect(later).toMatchObject({ status: 'published' });
     expect(simulator.uploads.posts('instagram')).toHaveLength(1);
   });
 
@@ -197,6 +202,16 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     const outcome = await publisher().publish(request({ mediaUrl: `${mediaUrl}.missing` }), null, io());
     expect(outcome).toMatchObject({ status: 'failed', errorCode: 'instagram_container_error' });
     expect(simulator.uploads.posts('instagram')).toHaveLength(0);
+  });
+
+  it('authenticate reads user_id and username; canPublish needs instagram_business_content_publish', async () => {
+    const token = simulator.issueTokens('instagram', IG_USER).accessToken;
+    expect(await publisher().authenticate(token, ['instagram_business_basic'])).toMatchObject({
+      externalAccountId: IG_USER,
+      displayName: 'ig_creator',
+      canPublish: false,
+      missingScopes: ['instagram_business_content_publish'],
+    });
   });
 
   it('without a public media URL nothing is sent', async () => {

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { makeTestMedia, memoryIO, type TestMedia } from '../../../test/support/memoryPublishIO.js';
+import {
+  MemoryPublishIO,
+  makeTestMedia,
+  memoryIO,
+  type TestMedia,
+} from '../../../test/support/memoryPublishIO.js';
 import { startTestSimulator } from '../../../test/support/simulator.js';
+import { ManualClock } from '../../domain/clock.js';
 import { ReauthorizationRequired } from '../../domain/errors.js';
 import type { PublishRequest } from '../../publishing/platformPublisher.js';
 import type { ProviderSimulator } from '../../simulator/simulator.js';
@@ -202,6 +208,21 @@ describe('TikTok publishing client (Content Posting API) against the simulator',
     expect(simulator.uploads.posts('tiktok')).toHaveLength(1);
   });
 
+  it('authenticate reads the profile and says whether the grant can post', async () => {
+    const token = simulator.issueTokens('tiktok', OPEN_ID).accessToken;
+    expect(await publisher().authenticate(token, ['user.info.basic', 'video.upload'])).toMatchObject({
+      externalAccountId: OPEN_ID,
+      displayName: 'Creator',
+      canPublish: true,
+      missingScopes: ['video.publish'],
+    });
+    expect(await publisher().authenticate(token, ['user.info.basic'])).toMatchObject({
+      canPublish: false,
+      missingScopes: ['video.publish', 'video.upload'],
+      reason: expect.stringContaining('video.publish'),
+    });
+  });
+
   describe('the simulator refuses what the Media Transfer Guide forbids', () => {
     const init = (sourceInfo: Record<string, unknown>) =>
       fetch(`${simulator.baseUrlFor('tiktok')}/v2/post/publish/inbox/video/init/`, {
@@ -238,5 +259,57 @@ describe('TikTok publishing client (Content Posting API) against the simulator',
       });
       expect(second.status).toBe(416);
     });
+  });
+});
+
+describe('TikTok per-token limits, on a clock shared with the simulator', () => {
+  it('seven direct posts in a minute: the seventh init waits for the window instead of being refused', async () => {
+    const clock = new ManualClock(Date.parse('2026-12-02T10:00:00Z'));
+    const simulator = await startTestSimulator({ clock });
+    const media = await makeTestMedia(1_000_000);
+    try {
+      simulator.seedAccount('tiktok', { externalAccountId: OPEN_ID });
+      const client = new TikTokPublisher(
+        { baseUrl: simulator.baseUrlFor('tiktok') },
+        { timeoutMs: 5_000 },
+        {
+          ...DEFAULT_PLATFORM_PUBLISHING_SETTINGS,
+          tiktokStatusLooks: 5,
+        },
+      );
+      const token = simulator.issueTokens('tiktok', OPEN_ID).accessToken;
+      const waits: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        const publishIO = new MemoryPublishIO(media, token, () => token);
+        publishIO.now = () => clock.now();
+        publishIO.sleep = async (ms) => {
+          waits.push(ms);
+          clock.advance(ms);
+        };
+        const outcome = await client.publish(
+          {
+            title: `post ${i}`,
+            description: null,
+            privacy: null,
+            mode: 'direct',
+            options: {},
+            totalBytes: media.size,
+            contentType: 'video/mp4',
+            mediaUrl: null,
+          },
+          null,
+          publishIO,
+        );
+        expect(outcome.status).toBe('published');
+      }
+      expect(simulator.uploads.uploads('tiktok')).toHaveLength(7);
+      expect(simulator.uploads.posts('tiktok')).toHaveLength(7);
+      expect(simulator.uploads.rateLimitRefusals).toBe(0);
+      // Six inits fit in the first minute; the seventh waited for the oldest to leave the window.
+      expect(waits.some((ms) => ms > DEFAULT_PLATFORM_PUBLISHING_SETTINGS.tiktokStatusIntervalMs)).toBe(true);
+    } finally {
+      await simulator.close();
+      await media.dispose();
+    }
   });
 });

@@ -115,6 +115,34 @@ describe('YouTube publishing client (resumable videos.insert) against the simula
     expect(simulator.uploads.posts('youtube')).toHaveLength(1);
   });
 
+  it('a 5xx on the first chunk: the probe answers without Range, and the upload starts again at byte 0', async () => {
+    simulator.uploads.setFaults('youtube', { routes: ['chunk'], failNext: 1, status: 500 });
+    const publishIO = io();
+
+    const outcome = await publisher().publish(request(), null, publishIO);
+
+    expect(outcome.status).toBe('processing');
+    expect(publishIO.progress[0]).toBe(0); // what the probe confirmed: nothing
+    expect(theUpload().sha256).toBe(media.sha256);
+    expect(simulator.uploads.posts('youtube')).toHaveLength(1);
+  });
+
+  it('authenticate reads the channel; canPublish needs youtube.upload or youtube', async () => {
+    const token = simulator.issueTokens('youtube', CHANNEL).accessToken;
+    expect(
+      await publisher().authenticate(token, ['https://www.googleapis.com/auth/youtube.readonly']),
+    ).toMatchObject({
+      externalAccountId: CHANNEL,
+      displayName: 'Publishing channel',
+      canPublish: false,
+      missingScopes: ['https://www.googleapis.com/auth/youtube.upload'],
+    });
+    expect(await publisher().authenticate(token, ['https://www.googleapis.com/auth/youtube'])).toMatchObject({
+      canPublish: true,
+      missingScopes: [],
+    });
+  });
+
   it('a 401 mid-upload: exactly one refresh, that chunk again, one video', async () => {
     simulator.uploads.setFaults('youtube', { routes: ['chunk'], skip: 2, unauthorizedNext: 1 });
     const publishIO = io();
