@@ -1,7 +1,7 @@
 import type { ProviderName } from '../domain/providerName.js';
-import type { ProviderHttpOptions, ProviderSettings } from '../providers/provider.js';
 import type { PlatformPublisher } from '../publishing/platformPublisher.js';
 import { InstagramPublisher } from './instagram/publishing.js';
+import type { ProviderHttpOptions, ProviderSettings } from './publishingHttp.js';
 import type { PlatformPublishingSettings } from './publishingSettings.js';
 import { TikTokPublisher } from './tiktok/publishing.js';
 import { YouTubePublisher } from './youtube/publishing.js';

@@ -3,9 +3,14 @@ import { getGlobalDispatcher, request } from 'undici';
 import { ReauthorizationRequired, TransientProviderError } from '../domain/errors.js';
 import type { ProviderName } from '../domain/providerName.js';
 import { backoffDelayMs } from '../domain/retryPolicy.js';
+// The only imports from the OAuth side's shared modules (issue 12 moves them to src/platforms/):
+// the publishing clients take them from here.
 import type { ProviderHttpOptions } from '../providers/provider.js';
 import { type AnswerHeaders, parseJsonOrUndefined } from '../providers/providerHttp.js';
 import type { PublishIO } from '../publishing/platformPublisher.js';
+
+export type { ProviderHttpOptions, ProviderSettings } from '../providers/provider.js';
+export { parseRetryAfter, resolveEndpoint } from '../providers/providerHttp.js';
 
 /**
  * HTTP for the publishing clients. Unlike token calls (src/providers/providerHttp.ts), these carry

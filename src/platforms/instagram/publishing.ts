@@ -1,7 +1,5 @@
 import { z } from 'zod';
 import { RateLimited, ReauthorizationRequired, TransientProviderError } from '../../domain/errors.js';
-import type { ProviderHttpOptions, ProviderSettings } from '../../providers/provider.js';
-import { resolveEndpoint } from '../../providers/providerHttp.js';
 import type {
   PlatformIdentity,
   PlatformPublisher,
@@ -14,7 +12,10 @@ import { captionOf } from '../caption.js';
 import {
   backoff,
   callPlatform,
+  type ProviderHttpOptions,
+  type ProviderSettings,
   type PublishingAnswer,
+  resolveEndpoint,
   retryTransient,
   withTokenRetry,
 } from '../publishingHttp.js';

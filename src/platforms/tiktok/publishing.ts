@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { RateLimited, ReauthorizationRequired, TransientProviderError } from '../../domain/errors.js';
-import type { ProviderHttpOptions, ProviderSettings } from '../../providers/provider.js';
-import { parseRetryAfter, resolveEndpoint } from '../../providers/providerHttp.js';
 import type {
   PlatformIdentity,
   PlatformPublisher,
@@ -15,7 +13,11 @@ import { captionOf } from '../caption.js';
 import {
   backoff,
   callPlatform,
+  type ProviderHttpOptions,
+  type ProviderSettings,
   type PublishingAnswer,
+  parseRetryAfter,
+  resolveEndpoint,
   retryTransient,
   withTokenRetry,
 } from '../publishingHttp.js';

@@ -1,7 +1,5 @@
 import { z } from 'zod';
 import { ReauthorizationRequired, TransientProviderError } from '../../domain/errors.js';
-import type { ProviderHttpOptions, ProviderSettings } from '../../providers/provider.js';
-import { resolveEndpoint } from '../../providers/providerHttp.js';
 import type {
   PlatformIdentity,
   PlatformPublisher,
@@ -13,8 +11,11 @@ import type {
 import {
   backoff,
   callPlatform,
+  type ProviderHttpOptions,
+  type ProviderSettings,
   type PublishingAnswer,
   type PublishingCall,
+  resolveEndpoint,
   retryTransient,
   withTokenRetry,
 } from '../publishingHttp.js';
