@@ -13,7 +13,7 @@ export type { ProviderHttpOptions, ProviderSettings } from '../providers/provide
 export { parseRetryAfter, resolveEndpoint } from '../providers/providerHttp.js';
 
 /**
- * HTTP for the publishing clients. Unlike token calls (src/providers/providerHttp.ts), these carry
+ * HTTP for the publishing clients. Unlike token calls (providerHttp.ts), these carry
  * media: a body is streamed from `io.openMedia` as the socket takes it, never gathered in memory,
  * and undici's idle timeout restarts with every chunk written, so a slow 64 MB chunk is not a
  * timeout while a stalled one is.

@@ -214,6 +214,22 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     });
   });
 
+  it('the simulator refuses media_publish before the container is FINISHED: 9007 / 2207027', async () => {
+    const token = simulator.issueTokens('instagram', IG_USER).accessToken;
+    const graph = `${simulator.baseUrlFor('instagram')}/v23.0/${IG_USER}`;
+    const form = (fields: Record<string, string>) => ({
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields).toString(),
+    });
+    const created = await fetch(`${graph}/media`, form({ media_type: 'REELS', video_url: mediaUrl }));
+    const { id } = (await created.json()) as { id: string };
+    const early = await fetch(`${graph}/media_publish`, form({ creation_id: id }));
+    expect(early.status).toBe(400);
+    expect(await early.json()).toMatchObject({ error: { code: 9007, error_subcode: 2207027 } });
+    expect(simulator.uploads.posts('instagram')).toHaveLength(0);
+  });
+
   it('without a public media URL nothing is sent', async () => {
     const outcome = await publisher().publish(request({ mediaUrl: null }), null, io());
     expect(outcome).toMatchObject({ status: 'failed', errorCode: 'media_url_required' });

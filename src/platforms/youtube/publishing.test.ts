@@ -257,6 +257,19 @@ describe('YouTube publishing client (resumable videos.insert) against the simula
     expect(simulator.uploads.posts('youtube')).toHaveLength(1);
   });
 
+  it('the daily upload bucket: once it is spent, the next session is quotaExceeded', async () => {
+    simulator.uploads.settings.youtube.dailyUploads = 1;
+    try {
+      expect((await publisher().publish(request(), null, io())).status).toBe('processing');
+      expect(await publisher().publish(request(), null, io())).toMatchObject({
+        status: 'failed',
+        errorCode: 'quotaExceeded',
+      });
+    } finally {
+      simulator.uploads.settings.youtube.dailyUploads = 100;
+    }
+  });
+
   describe('the simulator refuses what the resumable protocol forbids', () => {
     async function session(size: number): Promise<string> {
       const token = simulator.issueTokens('youtube', CHANNEL).accessToken;
