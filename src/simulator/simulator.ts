@@ -3,8 +3,11 @@ import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../domain/clock.js';
 import type { ProviderName } from '../domain/providerName.js';
 import { instagramRoutes } from '../platforms/instagram/simulatorRoutes.js';
+import { instagramUploadRoutes } from '../platforms/instagram/uploadSimulator.js';
 import { tiktokRoutes } from '../platforms/tiktok/simulatorRoutes.js';
+import { tiktokUploadRoutes } from '../platforms/tiktok/uploadSimulator.js';
 import { youtubeRoutes } from '../platforms/youtube/simulatorRoutes.js';
+import { youtubeUploadRoutes } from '../platforms/youtube/uploadSimulator.js';
 import { type AnswerRewrite, FaultInjector } from './faults.js';
 import type { PlatformRoutes, SimulatorSettings } from './platformRoutes.js';
 import {
@@ -18,6 +21,7 @@ import {
   type SimulatorLifetimes,
   SimulatorState,
 } from './state.js';
+import { type UploadRoutes, UploadSimulatorState } from './uploads.js';
 import { json, readRequest, type SimResponse, writeResponse } from './wire.js';
 
 /**
@@ -73,12 +77,24 @@ export interface ProviderSimulator {
   isAccessTokenValid(provider: ProviderName, token: string): boolean;
   /** Whether this refresh token would be accepted (exists, not spent, revoked, expired or idle too long). */
   isRefreshTokenValid(provider: ProviderName, token: string): boolean;
+  /**
+   * The publishing endpoints' memory (issue 13): uploads with their received bytes and hashes, posts
+   * created, scriptable upload faults (`uploads.setFaults`) and settings (`uploads.settings`).
+   */
+  readonly uploads: UploadSimulatorState;
 }
 
 const PLATFORMS: Record<ProviderName, PlatformRoutes> = {
   tiktok: tiktokRoutes,
   instagram: instagramRoutes,
   youtube: youtubeRoutes,
+};
+
+/** Publishing endpoints, handed the raw request so that uploads stream instead of being buffered. */
+const UPLOAD_ROUTES: Record<ProviderName, UploadRoutes> = {
+  tiktok: tiktokUploadRoutes,
+  instagram: instagramUploadRoutes,
+  youtube: youtubeUploadRoutes,
 };
 
 export async function startProviderSimulator(
@@ -88,6 +104,7 @@ export async function startProviderSimulator(
   const lifetimes: SimulatorLifetimes = { ...DEFAULT_LIFETIMES, ...options.lifetimes };
   const state = new SimulatorState(clock, lifetimes, options.clients ?? {});
   const faults = new FaultInjector(options.random);
+  const uploads = new UploadSimulatorState(clock);
   const settings: SimulatorSettings = {
     tiktokOAuthErrorStatus: 200,
     instagramTokenShape: 'wrapped',
@@ -113,6 +130,16 @@ export async function startProviderSimulator(
       }
       writeResponse(outgoing, json(404, { error: 'unknown platform prefix' }));
       return;
+    }
+    const uploadRoutes = UPLOAD_ROUTES[provider];
+    const method = incoming.method ?? 'GET';
+    const url = new URL(incoming.url ?? '/', 'http://simulator.invalid');
+    const uploadPath = url.pathname.slice(provider.length + 1) || '/';
+    if (uploadRoutes.matches(method, uploadPath)) {
+      if (options.latencyMs) await delay(options.latencyMs);
+      const publicBase = `http://${incoming.headers.host ?? 'simulator.invalid'}/${provider}`;
+      const exchange = { incoming, outgoing, method, path: uploadPath, query: url.searchParams, publicBase };
+      return uploadRoutes.handle(exchange, { state, uploads });
     }
     const routes = PLATFORMS[provider];
     const request = await readRequest(incoming, provider.length + 1);
@@ -218,6 +245,7 @@ export async function startProviderSimulator(
     faults,
     settings,
     clock,
+    uploads,
     seedAccount,
     issueTokens: (provider, externalAccountId) => seedAccount(provider, { externalAccountId }),
     queueConsent: (provider, consent) => state.queueConsent(provider, consent),
