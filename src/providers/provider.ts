@@ -18,6 +18,12 @@ export interface ProviderCapabilities {
   supportsPkce: boolean;
   /** Whether the platform has a token revocation endpoint. */
   hasRevocationEndpoint: boolean;
+  /**
+   * Which token ends the whole grant at the revocation endpoint: Google's refresh token (an
+   * expired access token is refused and ends nothing), TikTok's access token (the only kind its
+   * endpoint takes, so an expired one is refreshed first). Default 'access_token'.
+   */
+  revokeWith?: 'access_token' | 'refresh_token';
   /** How scopes are joined in the authorize URL. */
   scopeSeparator: ',' | ' ';
 }
@@ -83,7 +89,11 @@ export interface Provider {
   createAuthorizationUrl(input: AuthorizationUrlInput): URL;
   exchangeAuthorizationCode(code: string, codeVerifier: string | null): Promise<ProviderTokens>;
   refreshAccessToken(input: RefreshInput): Promise<ProviderTokens>;
-  /** Throws ProviderConfigError where capabilities.hasRevocationEndpoint is false. */
+  /**
+   * Resolves only when the platform confirmed the revocation (2xx); any refusal (an expired token,
+   * one already revoked) throws, so that "revoked" is never claimed for a grant that may live on.
+   * Throws ProviderConfigError where capabilities.hasRevocationEndpoint is false.
+   */
   revokeToken(token: string): Promise<void>;
   fetchProfile(accessToken: string): Promise<ProviderProfile>;
 }

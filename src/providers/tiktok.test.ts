@@ -10,7 +10,7 @@ import {
 } from '../domain/errors.js';
 import { followAuthorizeRedirect } from '../simulator/consentFlow.js';
 import { type ProviderSimulator, startProviderSimulator } from '../simulator/simulator.js';
-import { createS256CodeChallenge, generateCodeVerifier } from './pkce.js';
+import { createS256HexCodeChallenge, generateCodeVerifier } from './pkce.js';
 import { classifyTikTokError, TikTokProvider } from './tiktok.js';
 
 const CLIENT = { clientId: 'tt-client-key', clientSecret: 'tt-client-secret' };
@@ -35,7 +35,7 @@ describe('TikTokProvider against the simulator', () => {
     );
   }
 
-  it('builds the authorize URL with client_key (not client_id), comma-joined scopes and an S256 challenge', () => {
+  it('builds the authorize URL with client_key (not client_id), comma-joined scopes and a hex S256 challenge', () => {
     const url = new TikTokProvider(
       { ...CLIENT, redirectUri: REDIRECT_URI, baseUrl: null },
       { timeoutMs: 1000 },
@@ -51,7 +51,8 @@ describe('TikTokProvider against the simulator', () => {
       response_type: 'code',
       redirect_uri: REDIRECT_URI,
       state: 's-1',
-      code_challenge: createS256CodeChallenge('verifier-123'),
+      // TikTok's S256 is the lowercase hex digest (Login Kit for Desktop), not base64url.
+      code_challenge: createS256HexCodeChallenge('verifier-123'),
       code_challenge_method: 'S256',
     });
   });
@@ -173,8 +174,19 @@ describe('TikTokProvider against the simulator', () => {
     await provider.revokeToken(seeded.accessToken);
     expect(simulator.isAccessTokenValid('tiktok', seeded.accessToken)).toBe(false);
     expect(simulator.isRefreshTokenValid('tiktok', seeded.refreshToken!)).toBe(false);
-    // Revoking again is not an error: the token is already gone, as the caller wanted.
-    await expect(provider.revokeToken(seeded.accessToken)).resolves.toBeUndefined();
+    // Revoking again is refused: the platform confirms nothing, so nothing is claimed.
+    await expect(provider.revokeToken(seeded.accessToken)).rejects.toBeInstanceOf(ReauthorizationRequired);
+  });
+
+  it('does not count a refused revoke of an expired access token as revoked: the grant lives on', async () => {
+    const seeded = simulator.seedAccount('tiktok', {
+      externalAccountId: 'open-revoke-expired',
+      accessExpiresAt: clock.now() - 1000,
+    });
+    await expect(provider.revokeToken(seeded.accessToken)).rejects.toMatchObject({
+      providerErrorCode: 'invalid_grant',
+    });
+    expect(simulator.hasLiveGrant('tiktok', 'open-revoke-expired')).toBe(true);
   });
 
   it('reads a 401 access_token_invalid on the profile as a dead access token, keeping the code', async () => {

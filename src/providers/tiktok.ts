@@ -7,7 +7,7 @@ import {
   ReauthorizationRequired,
   TransientProviderError,
 } from '../domain/errors.js';
-import { createS256CodeChallenge } from './pkce.js';
+import { createS256HexCodeChallenge } from './pkce.js';
 import type {
   AuthorizationUrlInput,
   Provider,
@@ -44,6 +44,8 @@ export const TIKTOK_CAPABILITIES: ProviderCapabilities = {
   refreshTokenIdleLifetimeSeconds: null,
   supportsPkce: true,
   hasRevocationEndpoint: true,
+  // Revoke a User Access Token: `token` is "the user access token to revoke".
+  revokeWith: 'access_token',
   scopeSeparator: ',',
 };
 
@@ -170,7 +172,8 @@ export class TikTokProvider implements Provider {
     url.searchParams.set('redirect_uri', this.requireRedirectUri());
     url.searchParams.set('state', input.state);
     if (input.codeVerifier !== null) {
-      url.searchParams.set('code_challenge', createS256CodeChallenge(input.codeVerifier));
+      // TikTok's S256 is hex, not RFC 7636's base64url (see pkce.ts).
+      url.searchParams.set('code_challenge', createS256HexCodeChallenge(input.codeVerifier));
       url.searchParams.set('code_challenge_method', 'S256');
     }
     return url;
@@ -211,10 +214,9 @@ export class TikTokProvider implements Provider {
       label: 'TikTok revoke endpoint',
     });
     if (!isOAuthError(answer)) return;
-    const error = classifyTikTokError(answer.status, answer.json, answer.headers, Date.now());
-    // Revoking a token that is already dead has the outcome the caller wanted.
-    if (error instanceof ReauthorizationRequired) return;
-    throw error;
+    // An expired or already revoked token is refused and revokes nothing: the grant may well live
+    // on (an expired access token's refresh token still works), so that is never a success.
+    throw classifyTikTokError(answer.status, answer.json, answer.headers, Date.now());
   }
 
   async fetchProfile(accessToken: string): Promise<ProviderProfile> {

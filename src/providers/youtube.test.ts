@@ -142,12 +142,26 @@ describe('YouTubeProvider against the simulator', () => {
     expect(error).toMatchObject({ providerErrorCode: 'invalid_client', httpStatus: 401 });
   });
 
-  it('revokes the whole grant from one token, and revoking again is not an error', async () => {
+  it('revokes the whole grant from the refresh token; revoking again is refused (400 invalid_token)', async () => {
     const seeded = simulator.seedAccount('youtube', { externalAccountId: 'UCrevoke-me' });
     await provider.revokeToken(seeded.refreshToken!);
     expect(simulator.isAccessTokenValid('youtube', seeded.accessToken)).toBe(false);
     expect(simulator.isRefreshTokenValid('youtube', seeded.refreshToken!)).toBe(false);
-    await expect(provider.revokeToken(seeded.refreshToken!)).resolves.toBeUndefined();
+    await expect(provider.revokeToken(seeded.refreshToken!)).rejects.toMatchObject({
+      providerErrorCode: 'invalid_token',
+      httpStatus: 400,
+    });
+  });
+
+  it('does not count a refused revoke of an expired access token as revoked: the refresh token lives on', async () => {
+    const seeded = simulator.seedAccount('youtube', {
+      externalAccountId: 'UCrevoke-expired',
+      accessExpiresAt: clock.now() - 1000,
+    });
+    await expect(provider.revokeToken(seeded.accessToken)).rejects.toMatchObject({
+      providerErrorCode: 'invalid_token',
+    });
+    expect(simulator.isRefreshTokenValid('youtube', seeded.refreshToken!)).toBe(true);
   });
 
   it('cannot read the channel with youtube.upload alone (insufficientPermissions → re-authorize)', async () => {

@@ -43,6 +43,8 @@ export const YOUTUBE_CAPABILITIES: ProviderCapabilities = {
   refreshTokenIdleLifetimeSeconds: 182 * 86_400,
   supportsPkce: true,
   hasRevocationEndpoint: true,
+  // "Revoking a token": the refresh token ends the grant; an expired access token is refused.
+  revokeWith: 'refresh_token',
   scopeSeparator: ' ',
 };
 
@@ -156,10 +158,12 @@ function isSuccess(answer: ProviderAnswer): boolean {
 export class YouTubeProvider implements Provider {
   readonly name = 'youtube' as const;
   readonly capabilities = YOUTUBE_CAPABILITIES;
-  // channels.list needs `youtube` (or youtube.readonly): youtube.upload alone cannot read the profile.
+  // Uploading needs youtube.upload; reading one's own channel (channels.list?mine=true, the profile)
+  // needs youtube.readonly, since youtube.upload alone cannot. The full `youtube` scope (manage
+  // the whole account) is more than either needs, and a sensitive scope users are warned about.
   readonly defaultScopes = [
     'https://www.googleapis.com/auth/youtube.upload',
-    'https://www.googleapis.com/auth/youtube',
+    'https://www.googleapis.com/auth/youtube.readonly',
   ] as const;
 
   constructor(
@@ -213,7 +217,10 @@ export class YouTubeProvider implements Provider {
     );
   }
 
-  /** Revoking either token of a grant revokes the whole grant (access and refresh). */
+  /**
+   * A live token of either kind revokes the whole grant (access and refresh); an expired access
+   * token is answered 400 invalid_token and ends nothing (web server apps, "Revoking a token").
+   */
   async revokeToken(token: string): Promise<void> {
     const answer = await sendProviderRequest(this.name, this.http, {
       method: 'POST',
@@ -222,10 +229,9 @@ export class YouTubeProvider implements Provider {
       label: 'Google revoke endpoint',
     });
     if (isSuccess(answer)) return;
-    const error = classifyGoogleError(answer.status, answer.json, answer.headers, Date.now());
-    // 400 invalid_token = already expired or revoked: the outcome the caller asked for.
-    if (error instanceof ReauthorizationRequired) return;
-    throw error;
+    // 400 invalid_token: expired or already revoked. Not a success: an expired access token's
+    // refresh token is still alive.
+    throw classifyGoogleError(answer.status, answer.json, answer.headers, Date.now());
   }
 
   async fetchProfile(accessToken: string): Promise<ProviderProfile> {

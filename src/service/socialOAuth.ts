@@ -1,4 +1,5 @@
 import { Agent, type Dispatcher } from 'undici';
+import type { SocialAccount } from '../domain/account.js';
 import { type AppConfig, loadConfig, type RefresherSettings } from '../config.js';
 import { loadKeyring } from '../crypto/keyring.js';
 import type { TokenCipher } from '../crypto/tokenCipher.js';
@@ -14,6 +15,7 @@ import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest, migrationStatus } from '../store/migrations.js';
 import { createOutboundGate } from './outboundGate.js';
 import { Refresher } from './refresher.js';
+import { RequiredScopes } from './requiredScopes.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
 import { TokenService } from './tokenService.js';
 
@@ -114,6 +116,22 @@ export class SocialOAuth {
       keyring.generated ? keyring.keyFile : null,
       ownDispatcher,
     );
+  }
+
+  private requiredScopesCache: RequiredScopes | undefined;
+
+  /** The scopes each platform's accounts must hold (`<PROVIDER>_REQUIRED_SCOPES`). */
+  get requiredScopes(): RequiredScopes {
+    this.requiredScopesCache ??= new RequiredScopes(this.config.requiredScopes);
+    return this.requiredScopesCache;
+  }
+
+  /**
+   * Required scopes the stored account lacks ([] when none): for authenticate() before a post, the
+   * status page and the account API. Such an account must be reconnected with every scope granted.
+   */
+  missingScopes(account: Pick<SocialAccount, 'provider' | 'scopes'>): string[] {
+    return this.requiredScopes.missingScopes(account);
   }
 
   /** A background refresher over this instance's database and token service (`worker`, `serve`). */

@@ -73,6 +73,8 @@ export interface ProviderSimulator {
   isAccessTokenValid(provider: ProviderName, token: string): boolean;
   /** Whether this refresh token would be accepted (exists, not spent, revoked, expired or idle too long). */
   isRefreshTokenValid(provider: ProviderName, token: string): boolean;
+  /** Whether any token of the account still works: false once the grant is revoked or dead. */
+  hasLiveGrant(provider: ProviderName, externalAccountId: string): boolean;
 }
 
 const PLATFORMS: Record<ProviderName, PlatformRoutes> = {
@@ -91,6 +93,8 @@ export async function startProviderSimulator(
   const settings: SimulatorSettings = {
     tiktokOAuthErrorStatus: 200,
     instagramTokenShape: 'wrapped',
+    googlePublishingStatus: 'production',
+    tiktokRateLimit: null,
     ...options.settings,
   };
   const hanging = new Set<NodeJS.Timeout>();
@@ -158,6 +162,10 @@ export async function startProviderSimulator(
     hanging.add(timer);
   }
 
+  /** Only Google documents an idle limit (six months unused). */
+  const refreshIdleMs = (provider: ProviderName) =>
+    provider === 'youtube' ? lifetimes.googleRefreshIdleSeconds * 1000 : null;
+
   const address = await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
   const url = `http://${address.address}:${address.port}`;
 
@@ -221,13 +229,10 @@ export async function startProviderSimulator(
     isAccessTokenValid: (provider, token) => state.validAccessToken(provider, token) !== null,
     isRefreshTokenValid(provider, token) {
       const record = state.findRefreshToken(provider, token);
-      if (record === undefined || record.spent || record.revoked) return false;
-      const now = clock.now();
-      if (record.expiresAtMs !== null && now >= record.expiresAtMs) return false;
-      return !(
-        provider === 'youtube' && now - record.lastUsedAtMs >= lifetimes.googleRefreshIdleSeconds * 1000
-      );
+      return record !== undefined && state.refreshTokenUsable(record, refreshIdleMs(provider));
     },
+    hasLiveGrant: (provider, externalAccountId) =>
+      state.hasLiveGrant(provider, externalAccountId, refreshIdleMs(provider)),
     async close() {
       for (const timer of hanging) clearTimeout(timer);
       hanging.clear();
