@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { ProviderName } from '../domain/providerName.js';
+import type { AnswerHeaders } from './providerHttp.js';
 
 /**
  * A platform's nature in one record, read by the refresh policy and the service, so that no code
@@ -76,6 +77,8 @@ export interface ProviderHttpOptions {
   dispatcher?: Dispatcher;
   /** Per request; a platform that does not answer in time is a transient error. */
   timeoutMs: number;
+  /** Told the headers of every answer (rate-limit usage headers slow the outbound gate). */
+  observeAnswer?: (provider: ProviderName, headers: AnswerHeaders) => void;
 }
 
 /**

@@ -78,21 +78,35 @@ const apiErrorBodySchema = z.object({
   error: z.object({ code: z.string().min(1), message: z.string().nullish(), log_id: z.string().nullish() }),
 });
 
-/** Codes of the OAuth endpoints ({error, error_description}) and of the other APIs ({error: {code}}). */
+/**
+ * Codes of the OAuth endpoints ({error, error_description, log_id}: "OAuth Error Handling") and of
+ * the other APIs ({error: {code, message, log_id}}: "TikTok API v2 Error Handling"), each read as
+ * the page describes it.
+ */
 const REAUTHORIZE_CODES = new Set([
+  // "invalid, expired, revoked, does not match the redirection URI used in the authorization
+  // request, or was issued to another client": a redirect-URI mismatch at code exchange is here.
   'invalid_grant',
-  // Other APIs: the user withdrew a scope we need, or the token is dead. The service refreshes once
-  // on access_token_invalid before treating it as final (the code is kept on the error for that).
+  // "The resource owner or authorization server denied the request."
+  'access_denied',
+  // APIs: "The user did not authorize the scope required ... ask the user to authorize" (401);
+  // "some fields need additional scopes"; "The access token is invalid ... refresh the token and
+  // retry" (401): the service refreshes once before treating it as final (the code is kept).
   'scope_not_authorized',
+  'scope_permission_missed',
   'access_token_invalid',
   'invalid_token',
 ]);
 const CONFIG_CODES = new Set([
+  // "Client authentication failed" / "not authorized to request an authorization code".
   'invalid_client',
   'unauthorized_client',
   'unsupported_grant_type',
+  'unsupported_response_type',
+  // "misses a required parameter or is otherwise malformed" (TikTok also answers a PKCE mismatch so).
   'invalid_request',
   'invalid_scope',
+  // APIs: "One or more fields in request is invalid" (400).
   'invalid_params',
 ]);
 const RATE_LIMIT_CODES = new Set(['rate_limit_exceeded']);

@@ -7,6 +7,7 @@ import {
   ReauthorizationRequired,
   TransientProviderError,
 } from '../domain/errors.js';
+import { nextMidnightIn } from '../domain/timeZones.js';
 import { createS256CodeChallenge } from './pkce.js';
 import type {
   AuthorizationUrlInput,
@@ -99,13 +100,18 @@ const CONFIG_CODES = new Set([
   'org_internal',
   'deleted_client',
 ]);
-const RATE_LIMIT_CODES = new Set([
-  'rateLimitExceeded',
-  'userRateLimitExceeded',
-  'quotaExceeded',
-  'dailyLimitExceeded',
-  'RESOURCE_EXHAUSTED',
-]);
+const RATE_LIMIT_CODES = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'RESOURCE_EXHAUSTED']);
+/**
+ * The project's daily quota is spent: nothing works until it resets, at midnight Pacific Time
+ * (YouTube Data API, "Quota costs": "Daily quotas reset at midnight Pacific Time (PT)"). Retrying
+ * sooner only spends calls (and every request, failed ones included, costs quota).
+ */
+const DAILY_QUOTA_CODES = new Set(['quotaExceeded', 'dailyLimitExceeded']);
+
+/** When YouTube's daily quota next resets: the next midnight in Los Angeles, DST included. */
+export function nextYouTubeQuotaReset(nowMs: number): number {
+  return nextMidnightIn('America/Los_Angeles', nowMs);
+}
 const TRANSIENT_CODES = new Set(['internal_failure', 'backendError', 'internalError', 'UNAVAILABLE']);
 
 export function classifyGoogleError(
@@ -128,6 +134,13 @@ export function classifyGoogleError(
       return new ReauthorizationRequired(`Google rejected the grant (${code})`, details);
     if (CONFIG_CODES.has(code))
       return new ProviderConfigError(`Google rejected our client (${code})`, details);
+    if (DAILY_QUOTA_CODES.has(code)) {
+      const untilReset = nextYouTubeQuotaReset(nowMs) - nowMs;
+      return new RateLimited(`YouTube daily quota exhausted (${code}); it resets at midnight Pacific`, {
+        ...details,
+        retryAfterMs: Math.max(untilReset, retryAfterMs ?? 0),
+      });
+    }
     if (RATE_LIMIT_CODES.has(code))
       return new RateLimited(`Google rate limit (${code})`, { ...details, retryAfterMs });
     if (TRANSIENT_CODES.has(code))

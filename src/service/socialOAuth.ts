@@ -79,9 +79,12 @@ export class SocialOAuth {
     }
     // Kept-alive connections to each platform, shared by every provider of this instance.
     const ownDispatcher = options.dispatcher ? null : new Agent();
+    // Built first: every platform answer's usage headers feed it (slow down before a 429).
+    const outbound = createOutboundGate(config.refresher.outbound);
     const http: ProviderHttpOptions = {
       dispatcher: options.dispatcher ?? ownDispatcher!,
       timeoutMs: config.providerTimeoutMs,
+      observeAnswer: (provider, headers) => outbound.observe(provider, headers),
     };
     const providers: Partial<Record<ProviderName, Provider>> = { ...options.providers };
     for (const name of PROVIDER_NAMES) {
@@ -101,7 +104,7 @@ export class SocialOAuth {
       logger,
       sleep: options.sleep,
       random: options.random,
-      outbound: createOutboundGate(config.refresher.outbound),
+      outbound,
     });
     return new SocialOAuth(
       config,
