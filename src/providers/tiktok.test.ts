@@ -297,6 +297,67 @@ describe('classifyTikTokError', () => {
       RateLimited,
     ],
     ['a bare 429 is rate limited', 429, undefined, RateLimited],
+    // OAuth Error Handling: invalid_grant covers a grant that "does not match the redirection URI
+    // used in the authorization request": re-authorize, not our configuration.
+    [
+      'a redirect_uri mismatch at code exchange is invalid_grant: re-authorize',
+      200,
+      {
+        error: 'invalid_grant',
+        error_description: 'redirect_uri does not match the authorization request.',
+        log_id: '20261202A',
+      },
+      ReauthorizationRequired,
+    ],
+    [
+      'access_denied (the user or server denied the request) means re-authorize',
+      200,
+      { error: 'access_denied', error_description: 'The user denied the request', log_id: 'x' },
+      ReauthorizationRequired,
+    ],
+    [
+      'unsupported_response_type is our configuration',
+      200,
+      { error: 'unsupported_response_type', error_description: 'response_type must be code', log_id: 'x' },
+      ProviderConfigError,
+    ],
+    [
+      'invalid_scope is our configuration',
+      200,
+      { error: 'invalid_scope', error_description: 'The requested scope is invalid.', log_id: 'x' },
+      ProviderConfigError,
+    ],
+    [
+      'a PKCE mismatch (invalid_request) is our bug',
+      200,
+      { error: 'invalid_request', error_description: 'Code verifier or code challenge is invalid.', log_id: 'x' },
+      ProviderConfigError,
+    ],
+    [
+      'scope_permission_missed ("some fields need additional scopes") means re-authorize',
+      401,
+      {
+        data: {},
+        error: {
+          code: 'scope_permission_missed',
+          message: 'Access token is invalid, some fields need additional scopes.',
+          log_id: 'x',
+        },
+      },
+      ReauthorizationRequired,
+    ],
+    [
+      'invalid_params (400) is our request',
+      400,
+      { data: {}, error: { code: 'invalid_params', message: 'One or more fields is invalid.', log_id: 'x' } },
+      ProviderConfigError,
+    ],
+    [
+      'internal_error (500) is transient',
+      500,
+      { data: {}, error: { code: 'internal_error', message: 'Internal error.', log_id: 'x' } },
+      TransientProviderError,
+    ],
     ['a 5xx without a body is transient', 502, undefined, TransientProviderError],
     [
       'server_error is transient',
