@@ -16,7 +16,14 @@ export function zoneOffsetMs(timeZone: string, instantMs: number): number {
     second: 'numeric',
   }).formatToParts(new Date(instantMs));
   const get = (type: Intl.DateTimeFormatPartTypes) => Number(parts.find((p) => p.type === type)!.value);
-  const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+  const asUtc = Date.UTC(
+    get('year'),
+    get('month') - 1,
+    get('day'),
+    get('hour'),
+    get('minute'),
+    get('second'),
+  );
   return asUtc - Math.floor(instantMs / 1000) * 1000;
 }
 
@@ -26,7 +33,11 @@ export function zoneOffsetMs(timeZone: string, instantMs: number): number {
  */
 export function nextMidnightIn(timeZone: string, nowMs: number): number {
   const local = new Date(nowMs + zoneOffsetMs(timeZone, nowMs));
-  const nextLocalMidnightAsUtc = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate() + 1);
+  const nextLocalMidnightAsUtc = Date.UTC(
+    local.getUTCFullYear(),
+    local.getUTCMonth(),
+    local.getUTCDate() + 1,
+  );
   // The offset at midnight may differ from now's (a DST change during the day): take it there.
   let guess = nextLocalMidnightAsUtc - zoneOffsetMs(timeZone, nowMs);
   guess = nextLocalMidnightAsUtc - zoneOffsetMs(timeZone, guess);

@@ -34,7 +34,8 @@ export const accountSchema = {
     expires_at: { ...isoOrNull, description: 'When the access token expires.' },
     refresh_token_expires_at: {
       ...isoOrNull,
-      description: "When the refresh token expires, where the platform says (TikTok's refresh_expires_in, Google's refresh_token_expires_in).",
+      description:
+        "When the refresh token expires, where the platform says (TikTok's refresh_expires_in, Google's refresh_token_expires_in).",
     },
     grant_ends_at: {
       ...isoOrNull,

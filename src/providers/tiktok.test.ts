@@ -330,7 +330,11 @@ describe('classifyTikTokError', () => {
     [
       'a PKCE mismatch (invalid_request) is our bug',
       200,
-      { error: 'invalid_request', error_description: 'Code verifier or code challenge is invalid.', log_id: 'x' },
+      {
+        error: 'invalid_request',
+        error_description: 'Code verifier or code challenge is invalid.',
+        log_id: 'x',
+      },
       ProviderConfigError,
     ],
     [

@@ -192,7 +192,11 @@ export class ConnectFlow {
           connectSessionId: session.id,
           externalAccountId: tokens.externalAccountId,
           reason: 'missing_scopes',
-          detail: { missingScopes: missing, grantedScopes: tokens.scopes, platformRevoked: revocation.revoked },
+          detail: {
+            missingScopes: missing,
+            grantedScopes: tokens.scopes,
+            platformRevoked: revocation.revoked,
+          },
           providerErrorCode: revocation.error?.providerErrorCode ?? null,
         });
         this.deps.logger.warn(

@@ -16,10 +16,18 @@ describe("TikTok's x-ratelimit-* headers", () => {
     ['plenty left: nothing to slow', { 'x-ratelimit-limit': '600', 'x-ratelimit-remaining': '300' }, null],
     [
       'spent: wait for the reset (epoch seconds)',
-      { 'x-ratelimit-limit': '600', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(NOW / 1000 + 42) },
+      {
+        'x-ratelimit-limit': '600',
+        'x-ratelimit-remaining': '0',
+        'x-ratelimit-reset': String(NOW / 1000 + 42),
+      },
       NOW + 42_000,
     ],
-    ['spent, reset in seconds from now', { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '30' }, NOW + 30_000],
+    [
+      'spent, reset in seconds from now',
+      { 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': '30' },
+      NOW + 30_000,
+    ],
     ['spent, no reset: the documented one-minute window', { 'x-ratelimit-remaining': '0' }, NOW + 60_000],
     [
       'nearly spent: the calls left are spread over the time to the reset',

@@ -1,8 +1,8 @@
 import { Agent, type Dispatcher } from 'undici';
-import type { SocialAccount } from '../domain/account.js';
 import { type AppConfig, loadConfig, type RefresherSettings } from '../config.js';
 import { loadKeyring } from '../crypto/keyring.js';
 import type { TokenCipher } from '../crypto/tokenCipher.js';
+import type { SocialAccount } from '../domain/account.js';
 import { type Clock, systemClock } from '../domain/clock.js';
 import { ConfigurationError } from '../domain/errors.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
@@ -15,8 +15,8 @@ import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest, migrationStatus } from '../store/migrations.js';
 import { createOutboundGate } from './outboundGate.js';
 import { Refresher } from './refresher.js';
-import { RequiredScopes } from './requiredScopes.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
+import { RequiredScopes } from './requiredScopes.js';
 import { TokenService } from './tokenService.js';
 
 export interface SocialOAuthOptions {

@@ -140,7 +140,10 @@ describe('strict platform rules', () => {
       const wrong = await tiktokExchange(await tiktokCode(), { code_verifier: `${VERIFIER}-other` });
       expect(wrong.body).toMatchObject({ error: 'invalid_request', log_id: expect.any(String) });
       const right = await tiktokExchange(await tiktokCode());
-      expect(right.body).toMatchObject({ access_token: expect.stringMatching(/^act\./), token_type: 'Bearer' });
+      expect(right.body).toMatchObject({
+        access_token: expect.stringMatching(/^act\./),
+        token_type: 'Bearer',
+      });
     });
 
     it('names the client client_key: client_id is no client, at authorize and at the token endpoint', async () => {
@@ -194,7 +197,10 @@ describe('strict platform rules', () => {
     });
 
     it('grants only the scopes the user agreed to, and says so in the token response', async () => {
-      simulator.queueConsent('tiktok', { externalAccountId: 'tt-partial', withheldScopes: ['video.publish'] });
+      simulator.queueConsent('tiktok', {
+        externalAccountId: 'tt-partial',
+        withheldScopes: ['video.publish'],
+      });
       const { location } = await tiktokAuthorize();
       expect(location?.searchParams.get('scopes')).toBe('user.info.basic,video.upload');
       const answer = await tiktokExchange(location!.searchParams.get('code')!);
@@ -295,7 +301,10 @@ describe('strict platform rules', () => {
         externalAccountId: 'UCrevoke-strict',
         accessExpiresAt: clock.now() - 1000,
       });
-      expect(await revokeAt(seeded.accessToken)).toMatchObject({ status: 400, body: { error: 'invalid_token' } });
+      expect(await revokeAt(seeded.accessToken)).toMatchObject({
+        status: 400,
+        body: { error: 'invalid_token' },
+      });
       expect(simulator.isRefreshTokenValid('youtube', seeded.refreshToken!)).toBe(true);
       expect((await revokeAt(seeded.refreshToken!)).status).toBe(200);
       expect(simulator.hasLiveGrant('youtube', 'UCrevoke-strict')).toBe(false);

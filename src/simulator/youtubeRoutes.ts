@@ -139,7 +139,9 @@ function token(request: SimRequest, context: RouteContext): SimResponse {
     return json(200, {
       access_token: access.token,
       expires_in: state.lifetimes.googleAccessSeconds,
-      ...(refresh === null ? {} : { refresh_token: refresh.token, ...remainingLifetime(refresh, state.now()) }),
+      ...(refresh === null
+        ? {}
+        : { refresh_token: refresh.token, ...remainingLifetime(refresh, state.now()) }),
       scope: code.scopes.join(' '),
       token_type: 'Bearer',
     });

@@ -144,7 +144,10 @@ for (const factory of DATABASES) {
       });
 
       it('reports the missing scopes of a stored account in the API and on the status page', async () => {
-        const account = await storedAccount('youtube', 'UCupload-only', { scopes: [UPLOAD], ownerId: 'owner-mo' });
+        const account = await storedAccount('youtube', 'UCupload-only', {
+          scopes: [UPLOAD],
+          ownerId: 'owner-mo',
+        });
         const api = await service.api('GET', `/v1/accounts/${account.id}`);
         expect(api.body.missing_scopes).toEqual([READONLY]);
         const complete = await storedAccount('tiktok', 'tt-complete', { ownerId: 'owner-mo' });
@@ -213,7 +216,11 @@ for (const factory of DATABASES) {
           { timeoutMs: 2000 },
         );
         const verifier = generateCodeVerifier();
-        const url = google.createAuthorizationUrl({ state: 's', codeVerifier: verifier, scopes: google.defaultScopes });
+        const url = google.createAuthorizationUrl({
+          state: 's',
+          codeVerifier: verifier,
+          scopes: google.defaultScopes,
+        });
         url.searchParams.delete('prompt');
         service.simulator.queueConsent('youtube', { externalAccountId: 'UCkeep' });
         const redirect = await followAuthorizeRedirect(url);

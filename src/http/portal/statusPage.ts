@@ -55,7 +55,10 @@ function accountRow(account: SocialAccount, model: StatusPageModel): Html {
   const grantEnd =
     account.status === 'active'
       ? grantEndsAt(
-          { hasCredential: account.refreshToken !== null, refreshTokenExpiresAt: account.refreshTokenExpiresAt },
+          {
+            hasCredential: account.refreshToken !== null,
+            refreshTokenExpiresAt: account.refreshTokenExpiresAt,
+          },
           capabilities,
         )
       : null;
