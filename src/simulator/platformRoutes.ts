@@ -46,16 +46,19 @@ export interface PlatformRoutes {
 
 /**
  * The sandbox's user picks who logs in by adding `sim_account`, `sim_name` or `sim_deny=1` to the
- * authorize URL in the browser; tests use `queueConsent` instead.
+ * authorize URL in the browser, and unticks scopes with `sim_withhold=scope,scope` (partial
+ * consent); tests use `queueConsent` instead.
  */
 export function consentFromQuery(query: URLSearchParams): Consent | null {
   const deny = query.get('sim_deny') === '1' || query.get('sim_deny') === 'true';
   const account = query.get('sim_account');
   if (account === null && !deny) return null;
+  const withheld = query.get('sim_withhold');
   return {
     externalAccountId: account ?? '',
     displayName: query.get('sim_name') ?? undefined,
     deny,
+    ...(withheld ? { withheldScopes: withheld.split(',').filter((scope) => scope !== '') } : {}),
   };
 }
 

@@ -291,6 +291,15 @@ describe('strict platform rules', () => {
       expect(answer.body.scope).toBe(UPLOAD);
     });
 
+    it('lets the sandbox user untick a scope from the browser (sim_withhold)', async () => {
+      const { location } = await googleAuthorize({
+        sim_account: 'UCsandbox-partial',
+        sim_withhold: READONLY,
+      });
+      const answer = await googleExchange(location!.searchParams.get('code')!);
+      expect(answer.body.scope).toBe(UPLOAD);
+    });
+
     it('revokes the grant with its refresh token; an expired access token is 400 invalid_token and ends nothing', async () => {
       const revokeAt = (token: string) =>
         fetch(`${simulator.baseUrlFor('youtube')}/revoke`, form({ token })).then(async (r) => ({
