@@ -34,4 +34,26 @@ describe('loadConfig', () => {
       loadConfig({ PROVIDER_TIMEOUT_MS: '30000', REFRESH_LEASE_SECONDS: '65' }).refresh.leaseSeconds,
     ).toBe(65);
   });
+
+  it('requires the scopes each platform client asks for by default, YouTube without the full youtube scope', () => {
+    const config = loadConfig({});
+    expect(config.requiredScopes.tiktok).toEqual(['user.info.basic', 'video.upload', 'video.publish']);
+    expect(config.requiredScopes.youtube).toEqual([
+      'https://www.googleapis.com/auth/youtube.upload',
+      'https://www.googleapis.com/auth/youtube.readonly',
+    ]);
+    expect(config.requiredScopes.instagram).toEqual([
+      'instagram_business_basic',
+      'instagram_business_content_publish',
+    ]);
+  });
+
+  it('reads <PROVIDER>_REQUIRED_SCOPES comma- or space-separated, without duplicates', () => {
+    const config = loadConfig({
+      TIKTOK_REQUIRED_SCOPES: 'user.info.basic, video.publish,video.publish',
+      YOUTUBE_REQUIRED_SCOPES: 'https://www.googleapis.com/auth/youtube.upload  ',
+    });
+    expect(config.requiredScopes.tiktok).toEqual(['user.info.basic', 'video.publish']);
+    expect(config.requiredScopes.youtube).toEqual(['https://www.googleapis.com/auth/youtube.upload']);
+  });
 });

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ConfigurationError } from './domain/errors.js';
 import { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
 import type { ProviderSettings } from './platforms/provider.js';
+import { PROVIDER_DEFAULT_SCOPES } from './platforms/registry.js';
 
 /** Environment variable names per platform. TikTok calls its client id a "client key". */
 const PROVIDER_ENV: Record<ProviderName, { id: string; secret: string; redirect: string; baseUrl: string }> =
@@ -58,6 +59,12 @@ export interface AppConfig {
   http: HttpSettings;
   /** The background refresher (issue 4). */
   refresher: RefresherSettings;
+  /**
+   * Scopes an account needs on each platform (`<PROVIDER>_REQUIRED_SCOPES`, comma- or
+   * space-separated; default: the scopes the platform's client asks for). A connect whose grant
+   * lacks one is refused; stored accounts that lack one are reported.
+   */
+  requiredScopes: Record<ProviderName, string[]>;
 }
 
 /** The background refresher and the limits on calls to the platforms (issue 4). */
@@ -211,7 +218,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     logLevel: optionalString(env, 'LOG_LEVEL') ?? 'info',
     http: loadHttpSettings(env, host, n),
     refresher: loadRefresherSettings(env),
+    requiredScopes: loadRequiredScopes(env),
   };
+}
+
+/** `TIKTOK_REQUIRED_SCOPES=user.info.basic,video.publish`; unset or empty = the platform's default. */
+function loadRequiredScopes(env: NodeJS.ProcessEnv): Record<ProviderName, string[]> {
+  return Object.fromEntries(
+    PROVIDER_NAMES.map((name) => {
+      const value = optionalString(env, `${name.toUpperCase()}_REQUIRED_SCOPES`);
+      const scopes =
+        value === undefined
+          ? [...PROVIDER_DEFAULT_SCOPES[name]]
+          : [...new Set(value.split(/[\s,]+/).filter((scope) => scope !== ''))];
+      return [name, scopes];
+    }),
+  ) as Record<ProviderName, string[]>;
 }
 
 function loadHttpSettings(

@@ -9,6 +9,8 @@ export const OAUTH_EVENT_TYPES = [
   'revoked',
   'deleted',
   'keys_rotated',
+  /** A connect refused after consent (a required scope not granted): nothing was stored. */
+  'connect_refused',
 ] as const;
 export type OAuthEventType = (typeof OAUTH_EVENT_TYPES)[number];
 

@@ -53,11 +53,11 @@ describe('point of no return, per platform capability', () => {
       kind: 'refresh_token_idle',
     },
     {
-      rule: "Google in Testing mode: the refresh token's own expiry when it comes first",
+      rule: "Google in Testing mode: the refresh token's fixed expiry ends the grant, whatever is refreshed",
       caps: youtube,
       s: state({ refreshTokenExpiresAt: NOW + 7 * DAY }),
       at: NOW + 7 * DAY,
-      kind: 'refresh_token_expiry',
+      kind: 'grant_end',
     },
     {
       rule: 'no credential to refresh with: the access token expiry is the end',
@@ -92,10 +92,25 @@ describe('keep-alive refresh time', () => {
       due: NOW + 179 * DAY,
     },
     {
-      rule: 'a short lifetime gets a margin of a tenth of it, not 3 days (Google Testing: 7 days)',
-      caps: youtube,
+      rule: 'a short lifetime gets a margin of a tenth of it, not 3 days (a TikTok refresh token of 7 days)',
+      caps: tiktok,
       s: state({ refreshTokenExpiresAt: NOW + 7 * DAY }),
       due: NOW + 7 * DAY - 0.7 * DAY,
+    },
+    {
+      // A keep-alive refresh cannot move a Testing-mode expiry: spending one before it only costs
+      // a call (and, planned again after each, a growing series of them). Looked at when it ends,
+      // to flag the account for its user.
+      rule: 'Google in Testing mode spends no keep-alive refresh before the grant ends',
+      caps: youtube,
+      s: state({ refreshTokenExpiresAt: NOW + 7 * DAY }),
+      due: NOW + 7 * DAY,
+    },
+    {
+      rule: 'Google in Testing mode, just refreshed with two hours left: still nothing before the end',
+      caps: youtube,
+      s: state({ refreshTokenExpiresAt: NOW + 2 * HOUR, tokenIssuedAt: NOW, lastRefreshAt: NOW }),
+      due: NOW + 2 * HOUR,
     },
     {
       rule: 'an import with 2 days left is due now',

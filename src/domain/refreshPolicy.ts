@@ -55,7 +55,9 @@ export type DeadlineKind =
   /** Nothing was said about lifetimes: refresh now and then to learn one. */
   | 'unknown_lifetime'
   /** No credential to refresh with: the access token's expiry is the end. */
-  | 'no_credential';
+  | 'no_credential'
+  /** Google Testing mode: the refresh token dies on a fixed day that refreshing does not move. */
+  | 'grant_end';
 
 export interface PointOfNoReturn {
   /** Epoch ms after which no refresh can save the account; null when nothing is known. */
@@ -63,6 +65,20 @@ export interface PointOfNoReturn {
   kind: DeadlineKind;
   /** When the credential that dies at `at` began (for the margin's fraction of its lifetime). */
   since: number | null;
+}
+
+/**
+ * When the grant ends whatever we do: a refresh token whose fixed expiry refreshing does not move
+ * (Google apps in "Testing" status: `refresh_token_expires_in`, 7 days). On a rotating platform
+ * (TikTok) each refresh brings a new refresh token and a new expiry, and a self-refreshing one
+ * (Instagram) has none: null there, and when no expiry is known.
+ */
+export function grantEndsAt(
+  state: Pick<KeepAliveState, 'hasCredential' | 'refreshTokenExpiresAt'>,
+  capabilities: Pick<ProviderCapabilities, 'rotatesRefreshToken' | 'refreshesAccessTokenItself'>,
+): number | null {
+  if (capabilities.rotatesRefreshToken || capabilities.refreshesAccessTokenItself) return null;
+  return state.hasCredential ? state.refreshTokenExpiresAt : null;
 }
 
 /**
@@ -75,10 +91,14 @@ export function pointOfNoReturn(state: KeepAliveState, capabilities: ProviderCap
   if (capabilities.refreshesAccessTokenItself && state.expiresAt !== null) {
     candidates.push({ at: state.expiresAt, kind: 'access_token_expiry', since: state.tokenIssuedAt });
   }
-  if (!capabilities.refreshesAccessTokenItself && state.refreshTokenExpiresAt !== null) {
-    // A rotating platform's refresh token was issued with the last refresh (or the grant).
-    const since = capabilities.rotatesRefreshToken ? lastUse(state) : (state.tokenIssuedAt ?? null);
-    candidates.push({ at: state.refreshTokenExpiresAt, kind: 'refresh_token_expiry', since });
+  const hardEnd = grantEndsAt(state, capabilities);
+  if (hardEnd !== null) {
+    // No refresh moves it: it is the end, not a deadline to refresh before.
+    candidates.push({ at: hardEnd, kind: 'grant_end', since: null });
+  } else if (!capabilities.refreshesAccessTokenItself && state.refreshTokenExpiresAt !== null) {
+    // A rotating platform's refresh token was issued with the last refresh (or the grant), and
+    // each refresh brings a new one with a new expiry.
+    candidates.push({ at: state.refreshTokenExpiresAt, kind: 'refresh_token_expiry', since: lastUse(state) });
   }
   if (!capabilities.refreshesAccessTokenItself && capabilities.refreshTokenIdleLifetimeSeconds !== null) {
     const since = lastUse(state);
@@ -134,8 +154,10 @@ export function keepAliveRefreshAt(
       // now (a refresh either starts the idle clock or says the account needs its user).
       return Math.max(input.now, earliest);
     }
-  } else if (deadline.kind === 'no_credential') {
-    // Nothing can be refreshed; look at the account when its token dies, to flag it for its user.
+  } else if (deadline.kind === 'no_credential' || deadline.kind === 'grant_end') {
+    // Nothing a refresh could extend: a keep-alive refresh before then only spends a call (the
+    // access token is refreshed on demand when someone asks for it). Look at the account when it
+    // dies, so that it is flagged for its user.
     return Math.max(input.now, deadline.at);
   } else {
     const lifetime = deadline.since === null ? Number.POSITIVE_INFINITY : deadline.at - deadline.since;

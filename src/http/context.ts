@@ -1,4 +1,5 @@
 import type { AppConfig } from '../config.js';
+import { hasUsableAccessToken } from '../domain/account.js';
 import type { Clock } from '../domain/clock.js';
 import { AccountLifecycle } from '../service/accountLifecycle.js';
 import { ApiKeys } from '../service/apiKeys.js';
@@ -44,6 +45,11 @@ export function createHttpContext(
     providers: oauth.providers,
     clock,
     logger: oauth.logger,
+    // TikTok revokes with an access token: an expired one is refreshed under the lease first.
+    liveAccessToken: async (account) => {
+      const ensured = await oauth.tokens.ensureValidAccessToken(account.id);
+      return hasUsableAccessToken(ensured.account, clock.now()) ? ensured.account.accessToken : null;
+    },
   });
   const metrics = new ServiceMetrics(() => oauth.accounts.countByStatus());
   const notifier =
@@ -80,6 +86,7 @@ export function createHttpContext(
     apiKeys: new ApiKeys(new ApiKeyRepository(oauth.database), clock),
     lifecycle,
     connect: new ConnectFlow({
+      requiredScopes: oauth.requiredScopes,
       sessions: new ConnectSessionRepository(oauth.database),
       cipher: oauth.cipher,
       providers: oauth.providers,

@@ -2,6 +2,8 @@ import type { SocialAccount } from '../domain/account.js';
 import { ACCOUNT_STATUSES } from '../domain/account.js';
 import { OAUTH_EVENT_TYPES, type OAuthEvent } from '../domain/ledger.js';
 import { PROVIDER_NAMES } from '../domain/providerName.js';
+import { grantEndsAt } from '../domain/refreshPolicy.js';
+import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
 
 /**
  * The API's shapes, snake_case like its requests. Response schemas double as a filter: Fastify
@@ -30,8 +32,24 @@ export const accountSchema = {
     display_name: { type: ['string', 'null'] },
     status: { type: 'string', enum: [...ACCOUNT_STATUSES] },
     expires_at: { ...isoOrNull, description: 'When the access token expires.' },
-    refresh_token_expires_at: isoOrNull,
+    refresh_token_expires_at: {
+      ...isoOrNull,
+      description:
+        "When the refresh token expires, where the platform says (TikTok's refresh_expires_in, Google's refresh_token_expires_in).",
+    },
+    grant_ends_at: {
+      ...isoOrNull,
+      description:
+        'When the connection ends whatever is refreshed: a Google app in "Testing" status gets refresh tokens that die after 7 days. ' +
+        'The user must reconnect before then. null when keeping the account alive is possible.',
+    },
     scopes: { type: 'array', items: { type: 'string' } },
+    missing_scopes: {
+      type: 'array',
+      items: { type: 'string' },
+      description:
+        'Required scopes (<PROVIDER>_REQUIRED_SCOPES) the account does not hold: it cannot publish until reconnected with every permission granted.',
+    },
     has_refresh_token: { type: 'boolean' },
     last_refresh_at: isoOrNull,
     last_error: { type: ['string', 'null'] },
@@ -42,7 +60,18 @@ export const accountSchema = {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-export function toApiAccount(account: SocialAccount) {
+/** `missingScopes`: what the account lacks of the required scopes (RequiredScopes.missingScopes). */
+export function toApiAccount(account: SocialAccount, missingScopes: string[]) {
+  const capabilities = PROVIDER_CAPABILITIES[account.provider];
+  const grantEnd = grantEndsAt(
+    {
+      hasCredential: capabilities.refreshesAccessTokenItself
+        ? account.accessToken !== null
+        : account.refreshToken !== null,
+      refreshTokenExpiresAt: account.refreshTokenExpiresAt,
+    },
+    capabilities,
+  );
   return {
     id: account.id,
     owner_id: account.ownerId,
@@ -52,7 +81,9 @@ export function toApiAccount(account: SocialAccount) {
     status: account.status,
     expires_at: iso(account.expiresAt),
     refresh_token_expires_at: iso(account.refreshTokenExpiresAt),
+    grant_ends_at: iso(grantEnd),
     scopes: account.scopes,
+    missing_scopes: missingScopes,
     has_refresh_token: account.refreshToken !== null,
     last_refresh_at: iso(account.lastRefreshAt),
     last_error: account.lastError,

@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { ProviderName } from '../domain/providerName.js';
 import type { LifetimeLimits, LifetimeNote } from '../domain/tokenLifetime.js';
+import type { AnswerHeaders } from './providerHttp.js';
 
 /**
  * A platform's nature in one record, read by the refresh policy and the service, so that no code
@@ -19,6 +20,12 @@ export interface ProviderCapabilities {
   supportsPkce: boolean;
   /** Whether the platform has a token revocation endpoint. */
   hasRevocationEndpoint: boolean;
+  /**
+   * Which token ends the whole grant at the revocation endpoint: Google's refresh token (an
+   * expired access token is refused and ends nothing), TikTok's access token (the only kind its
+   * endpoint takes, so an expired one is refreshed first). Default 'access_token'.
+   */
+  revokeWith?: 'access_token' | 'refresh_token';
   /** How scopes are joined in the authorize URL. */
   scopeSeparator: ',' | ' ';
   /** What the platform documents about access-token lifetimes (answers are clamped to it). */
@@ -83,6 +90,8 @@ export interface ProviderHttpOptions {
   dispatcher?: Dispatcher;
   /** Per request; a platform that does not answer in time is a transient error. */
   timeoutMs: number;
+  /** Told the headers of every answer (rate-limit usage headers slow the outbound gate). */
+  observeAnswer?: (provider: ProviderName, headers: AnswerHeaders) => void;
 }
 
 /**
@@ -96,7 +105,11 @@ export interface Provider {
   createAuthorizationUrl(input: AuthorizationUrlInput): URL;
   exchangeAuthorizationCode(code: string, codeVerifier: string | null): Promise<ProviderTokens>;
   refreshAccessToken(input: RefreshInput): Promise<RefreshedTokens>;
-  /** Throws ProviderConfigError where capabilities.hasRevocationEndpoint is false. */
+  /**
+   * Resolves only when the platform confirmed the revocation (2xx); any refusal (an expired token,
+   * one already revoked) throws, so that "revoked" is never claimed for a grant that may live on.
+   * Throws ProviderConfigError where capabilities.hasRevocationEndpoint is false.
+   */
   revokeToken(token: string): Promise<void>;
   fetchProfile(accessToken: string): Promise<ProviderProfile>;
 }

@@ -73,6 +73,13 @@ export function sendProviderRequest(
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
+      if (answer && http.observeAnswer) {
+        try {
+          http.observeAnswer(provider, answer.headers);
+        } catch {
+          // An observer's failure is not the platform's answer's.
+        }
+      }
       if (error) reject(error);
       else resolve(answer!);
     };

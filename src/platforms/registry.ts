@@ -1,4 +1,4 @@
-import type { ProviderName } from '../domain/providerName.js';
+import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
 import { InstagramProvider } from './instagram/oauthClient.js';
 import type { Provider, ProviderHttpOptions, ProviderSettings } from './provider.js';
 import { TikTokProvider } from './tiktok/oauthClient.js';
@@ -20,3 +20,16 @@ export function createProvider(
 ): Provider {
   return PROVIDER_FACTORIES[name](settings, http);
 }
+
+/**
+ * The scopes each platform's client asks for by default, read from the clients themselves so the
+ * list lives in one place per platform (a client's constructor only keeps its settings).
+ */
+export const PROVIDER_DEFAULT_SCOPES: Readonly<Record<ProviderName, readonly string[]>> = (() => {
+  const placeholder = { clientId: 'unused', clientSecret: 'unused', redirectUri: null, baseUrl: null };
+  const table = {} as Record<ProviderName, readonly string[]>;
+  for (const name of PROVIDER_NAMES) {
+    table[name] = [...createProvider(name, placeholder, { timeoutMs: 1 }).defaultScopes];
+  }
+  return table;
+})();

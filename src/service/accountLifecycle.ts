@@ -15,6 +15,18 @@ export interface AccountLifecycleDeps {
   providers: Partial<Record<ProviderName, Provider>>;
   clock: Clock;
   logger: Logger;
+  /**
+   * A live access token for the account, refreshing first (under the refresh lease, saved) when
+   * the stored one is expired or close; null when there is none to be had. The token service's
+   * ensureValidAccessToken in the app; without it, only an unexpired stored token is used.
+   */
+  liveAccessToken?: (account: SocialAccount) => Promise<string | null>;
+}
+
+/** What a revocation at the platform came to: confirmed, refused (error), or impossible (null). */
+export interface PlatformRevocation {
+  revoked: boolean | null;
+  error: OAuthProviderError | null;
 }
 
 export type ConnectOutcome =
@@ -125,9 +137,11 @@ export class AccountLifecycle {
    * tokens whatever the platform said: the owner asked us to stop holding them.
    */
   async revoke(accountId: string, reason: RevokeReason): Promise<RevokeOutcome> {
-    const account = await this.deps.accounts.findById(accountId);
-    if (!account) throw new AccountNotFound(accountId);
-    const attempt = await this.revokeAtPlatform(account);
+    const found = await this.deps.accounts.findById(accountId);
+    if (!found) throw new AccountNotFound(accountId);
+    const attempt = await this.revokeAtPlatform(found);
+    // Re-read: a refresh on the way (TikTok) bumped the row.
+    const account = (await this.deps.accounts.findById(accountId)) ?? found;
     const now = this.deps.clock.now();
     await this.deps.accounts.setStatus(account.id, 'revoked', null, now);
     const updated = (await this.deps.accounts.findById(account.id))!;
@@ -172,7 +186,7 @@ export class AccountLifecycle {
   async delete(accountId: string): Promise<void> {
     const account = await this.deps.accounts.findById(accountId);
     if (!account) throw new AccountNotFound(accountId);
-    const attempt =
+    const attempt: PlatformRevocation =
       account.status === 'revoked' ? { revoked: null, error: null } : await this.revokeAtPlatform(account);
     await this.deps.accounts.delete(account.id);
     await this.announce(account, {
@@ -183,31 +197,118 @@ export class AccountLifecycle {
     });
   }
 
-  private async revokeAtPlatform(
-    account: SocialAccount,
-  ): Promise<{ revoked: boolean | null; error: OAuthProviderError | null }> {
+  /**
+   * A connect refused after the platform answered (a required scope not granted): nothing is
+   * stored, but the ledger keeps the event. It is filed under the account when the platform named
+   * one we already hold for this owner (a reconnect), else under the connect session.
+   */
+  async recordRefusedConnect(input: {
+    provider: ProviderName;
+    ownerId: string;
+    connectSessionId: string;
+    externalAccountId: string | null;
+    reason: 'missing_scopes';
+    detail: Record<string, unknown>;
+    providerErrorCode: string | null;
+  }): Promise<void> {
+    const existing =
+      input.externalAccountId === null
+        ? null
+        : await this.deps.accounts.findByExternalId(input.provider, input.externalAccountId);
+    const accountId =
+      existing && existing.ownerId === input.ownerId
+        ? existing.id
+        : `connect-session:${input.connectSessionId}`;
+    await this.deps.ledger.append(
+      {
+        accountId,
+        type: 'connect_refused',
+        reason: input.reason,
+        providerErrorCode: input.providerErrorCode,
+        detail: { provider: input.provider, ownerId: input.ownerId, ...input.detail },
+      },
+      this.deps.clock.now(),
+    );
+  }
+
+  /**
+   * Revokes the grant a platform just gave us and we will not keep (partial consent, an account
+   * owned by someone else): its access token is fresh, so no refresh is needed first.
+   */
+  async revokeFreshGrant(providerName: ProviderName, tokens: ProviderTokens): Promise<PlatformRevocation> {
+    const provider = this.deps.providers[providerName];
+    if (!provider?.capabilities.hasRevocationEndpoint) return { revoked: null, error: null };
+    const token =
+      provider.capabilities.revokeWith === 'refresh_token' && tokens.refreshToken !== null
+        ? tokens.refreshToken
+        : tokens.accessToken;
+    return this.askPlatformToRevoke(provider, token, { provider: providerName });
+  }
+
+  /**
+   * `revoked` is true only when the platform confirmed it. Google ends the whole grant when its
+   * refresh token is revoked (an expired access token is refused, and the refresh token lives on);
+   * TikTok's endpoint takes an access token, so an expired one is refreshed first.
+   */
+  private async revokeAtPlatform(account: SocialAccount): Promise<PlatformRevocation> {
     const provider = this.deps.providers[account.provider];
     if (!provider?.capabilities.hasRevocationEndpoint) return { revoked: null, error: null };
-    // Google revokes the whole grant from either token, TikTok from its access token. An expired
-    // access token may be refused, so the refresh token is the fallback.
-    const candidates = [account.accessToken, account.refreshToken].filter((t): t is string => t !== null);
-    let lastError: OAuthProviderError | null = null;
-    for (const token of candidates) {
+    let token: string | null;
+    if (provider.capabilities.revokeWith === 'refresh_token' && account.refreshToken !== null) {
+      token = account.refreshToken;
+    } else {
       try {
-        await provider.revokeToken(token);
-        return { revoked: true, error: null };
+        token = await this.accessTokenToRevoke(account);
       } catch (error) {
         if (!(error instanceof OAuthProviderError)) throw error;
-        lastError = error;
+        return this.refused(account, error);
       }
     }
-    if (lastError) {
+    if (token === null) {
+      // Nothing the platform would accept: the grant is dead already, or we hold none of it.
       this.deps.logger.warn(
-        { accountId: account.id, provider: account.provider, err: lastError.toJSON() },
-        'platform revocation failed; tokens are deleted anyway',
+        { accountId: account.id, provider: account.provider },
+        'no live token to revoke at the platform; tokens are deleted anyway',
       );
+      return { revoked: false, error: null };
     }
-    return { revoked: candidates.length === 0 ? null : false, error: lastError };
+    return this.askPlatformToRevoke(provider, token, { accountId: account.id, provider: account.provider });
+  }
+
+  private async accessTokenToRevoke(account: SocialAccount): Promise<string | null> {
+    const now = this.deps.clock.now();
+    // A minute of margin: a token that expires on the way is refused like an expired one.
+    const stillValid =
+      account.accessToken !== null && (account.expiresAt === null || account.expiresAt > now + 60_000);
+    if (stillValid) return account.accessToken;
+    if (this.deps.liveAccessToken) return this.deps.liveAccessToken(account);
+    return null;
+  }
+
+  private async askPlatformToRevoke(
+    provider: Provider,
+    token: string,
+    logContext: Record<string, unknown>,
+  ): Promise<PlatformRevocation> {
+    try {
+      await provider.revokeToken(token);
+      return { revoked: true, error: null };
+    } catch (error) {
+      if (!(error instanceof OAuthProviderError)) throw error;
+      this.deps.logger.warn(
+        { ...logContext, err: error.toJSON() },
+        'the platform did not confirm the revocation; tokens are deleted anyway',
+      );
+      return { revoked: false, error };
+    }
+  }
+
+  private refused(account: SocialAccount, error: OAuthProviderError): PlatformRevocation {
+    this.deps.logger.warn(
+      { accountId: account.id, provider: account.provider, err: error.toJSON() },
+      'could not get a live token to revoke; tokens are deleted anyway',
+    );
+    return { revoked: false, error };
   }
 
   private async announce(account: SocialAccount, event: NewOAuthEvent): Promise<void> {

@@ -9,6 +9,7 @@ import { generateCodeVerifier } from '../platforms/pkce.js';
 import type { Provider } from '../platforms/provider.js';
 import type { ConnectSessionRecord, ConnectSessionRepository } from '../store/connectSessionRepository.js';
 import type { AccountLifecycle } from './accountLifecycle.js';
+import type { RequiredScopes } from './requiredScopes.js';
 import { ServiceError } from './serviceError.js';
 
 export interface ConnectFlowDeps {
@@ -16,6 +17,8 @@ export interface ConnectFlowDeps {
   cipher: TokenCipher;
   providers: Partial<Record<ProviderName, Provider>>;
   lifecycle: AccountLifecycle;
+  /** What each platform's grant must include; a connect that lacks a scope is refused. */
+  requiredScopes: RequiredScopes;
   clock: Clock;
   logger: Logger;
   publicBaseUrl: string;
@@ -31,6 +34,8 @@ export type ConnectErrorCode =
   | 'access_denied'
   | 'authorization_failed'
   | 'account_owned_by_another_owner'
+  /** The user left a required scope unticked: `missing` names them (comma-separated). */
+  | 'missing_scopes'
   | 'provider_error'
   | 'provider_not_configured';
 
@@ -44,7 +49,7 @@ export type CallbackOutcome =
       ownerId: string;
       result:
         | { status: 'connected' | 'reconnected'; account: SocialAccount }
-        | { status: 'error'; error: ConnectErrorCode };
+        | { status: 'error'; error: ConnectErrorCode; missingScopes?: string[] };
     };
 
 /** The platform's redirect back to us, as received. */
@@ -150,12 +155,17 @@ export class ConnectFlow {
     // A state issued for TikTok arriving at the YouTube callback is someone replaying it elsewhere.
     if (session.provider !== params.provider) return { kind: 'invalid_state', problem: 'wrong_provider' };
 
-    const fail = (error: ConnectErrorCode): CallbackOutcome => ({
+    const fail = (error: ConnectErrorCode, missingScopes?: string[]): CallbackOutcome => ({
       kind: 'finished',
-      location: withOutcome(session.returnTo, { status: 'error', provider: session.provider, error }),
+      location: withOutcome(session.returnTo, {
+        status: 'error',
+        provider: session.provider,
+        error,
+        ...(missingScopes ? { missing: missingScopes.join(',') } : {}),
+      }),
       provider: session.provider,
       ownerId: session.ownerId,
-      result: { status: 'error', error },
+      result: missingScopes ? { status: 'error', error, missingScopes } : { status: 'error', error },
     });
 
     // The user clicked Cancel (error=access_denied, or Instagram's error_reason=user_denied).
@@ -171,6 +181,30 @@ export class ConnectFlow {
 
     try {
       const tokens = await provider.exchangeAuthorizationCode(params.code, this.openVerifier(session));
+      // Before the profile: without youtube.readonly the channel cannot even be read, and the user
+      // should hear "a permission is missing", not "the authorization failed".
+      const missing = this.deps.requiredScopes.missingFromGrant(session.provider, tokens);
+      if (missing.length > 0) {
+        const revocation = await this.deps.lifecycle.revokeFreshGrant(session.provider, tokens);
+        await this.deps.lifecycle.recordRefusedConnect({
+          provider: session.provider,
+          ownerId: session.ownerId,
+          connectSessionId: session.id,
+          externalAccountId: tokens.externalAccountId,
+          reason: 'missing_scopes',
+          detail: {
+            missingScopes: missing,
+            grantedScopes: tokens.scopes,
+            platformRevoked: revocation.revoked,
+          },
+          providerErrorCode: revocation.error?.providerErrorCode ?? null,
+        });
+        this.deps.logger.warn(
+          { provider: session.provider, ownerId: session.ownerId, missingScopes: missing },
+          'connect refused: the user did not grant every required scope',
+        );
+        return fail('missing_scopes', missing);
+      }
       const profile = await provider.fetchProfile(tokens.accessToken);
       const outcome = await this.deps.lifecycle.connect({
         ownerId: session.ownerId,
@@ -185,8 +219,7 @@ export class ConnectFlow {
           'connect refused: the platform account belongs to another owner',
         );
         // The grant we were just given is not ours to keep; best effort, where the platform can.
-        if (provider.capabilities.hasRevocationEndpoint)
-          await provider.revokeToken(tokens.accessToken).catch(() => {});
+        await this.deps.lifecycle.revokeFreshGrant(session.provider, tokens);
         return fail('account_owned_by_another_owner');
       }
       return {
@@ -215,7 +248,7 @@ export class ConnectFlow {
       return provider.createAuthorizationUrl({
         state,
         codeVerifier: verifier,
-        scopes: provider.defaultScopes,
+        scopes: this.deps.requiredScopes.toRequest(provider.name, provider.defaultScopes),
       });
     } catch (error) {
       if (error instanceof OAuthProviderError && error.code === 'provider_config_error') {

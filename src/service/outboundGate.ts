@@ -1,4 +1,6 @@
 import type { ProviderName } from '../domain/providerName.js';
+import type { AnswerHeaders } from '../platforms/providerHttp.js';
+import { RATE_LIMIT_HINT_READERS, type RateLimitHintReader } from '../platforms/rateLimitHints.js';
 
 /**
  * Limits on calls to each platform from this process: at most `maxConcurrent` in flight and at most
@@ -18,6 +20,11 @@ export interface OutboundLimits {
 export interface OutboundGate {
   /** Waits for a slot and a token for the platform; call the returned function when the call is done. */
   acquire(provider: ProviderName): Promise<() => void>;
+  /**
+   * Reads a platform answer's usage headers (src/providers/rateLimitHints.ts): when they say the
+   * limit is (nearly) spent, later calls to that platform wait, so that we slow down before a 429.
+   */
+  observe(provider: ProviderName, headers: AnswerHeaders): void;
 }
 
 /** A token bucket over a monotonic clock; `take` answers how long to wait, 0 when a token was taken. */
@@ -72,10 +79,20 @@ const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolv
 
 export function createOutboundGate(
   limits: Partial<Record<ProviderName, OutboundLimits>>,
-  options: { now?: () => number; sleep?: (ms: number) => Promise<void> } = {},
+  options: {
+    now?: () => number;
+    /** Wall-clock time for the platforms' reset times (epoch ms). */
+    wallNow?: () => number;
+    sleep?: (ms: number) => Promise<void>;
+    hintReaders?: Partial<Record<ProviderName, RateLimitHintReader>>;
+  } = {},
 ): OutboundGate {
   const now = options.now ?? (() => performance.now());
+  const wallNow = options.wallNow ?? (() => Date.now());
   const sleep = options.sleep ?? sleepMs;
+  const readers = options.hintReaders ?? RATE_LIMIT_HINT_READERS;
+  /** Per platform: no call starts before this wall-clock time (the platform said it is spent). */
+  const pausedUntil = new Map<ProviderName, number>();
   const lanes = new Map<ProviderName, { bucket: TokenBucket | null; slots: Semaphore | null }>();
   const lane = (provider: ProviderName) => {
     let found = lanes.get(provider);
@@ -96,10 +113,19 @@ export function createOutboundGate(
     async acquire(provider) {
       const { bucket, slots } = lane(provider);
       const release = slots ? await slots.acquire() : () => {};
+      // A pause can be extended by answers that arrive while we wait: look again after each.
+      for (let wait = (pausedUntil.get(provider) ?? 0) - wallNow(); wait > 0; ) {
+        await sleep(wait);
+        wait = (pausedUntil.get(provider) ?? 0) - wallNow();
+      }
       if (bucket) {
         for (let wait = bucket.take(now()); wait > 0; wait = bucket.take(now())) await sleep(wait);
       }
       return release;
+    },
+    observe(provider, headers) {
+      const until = readers[provider]?.(headers, wallNow()) ?? null;
+      if (until !== null && until > (pausedUntil.get(provider) ?? 0)) pausedUntil.set(provider, until);
     },
   };
 }

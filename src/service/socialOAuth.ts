@@ -3,6 +3,7 @@ import { Agent, type Dispatcher } from 'undici';
 import { type AppConfig, loadConfig, type RefresherSettings } from '../config.js';
 import { loadKeyring } from '../crypto/keyring.js';
 import type { TokenCipher } from '../crypto/tokenCipher.js';
+import type { SocialAccount } from '../domain/account.js';
 import { type Clock, systemClock } from '../domain/clock.js';
 import { ConfigurationError } from '../domain/errors.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
@@ -18,6 +19,7 @@ import { createOutboundGate } from './outboundGate.js';
 import { Refresher } from './refresher.js';
 import { RefreshJournal } from './refreshJournal.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
+import { RequiredScopes } from './requiredScopes.js';
 import { TokenService } from './tokenService.js';
 
 export interface SocialOAuthOptions {
@@ -80,9 +82,12 @@ export class SocialOAuth {
     }
     // Kept-alive connections to each platform, shared by every provider of this instance.
     const ownDispatcher = options.dispatcher ? null : new Agent();
+    // Built first: every platform answer's usage headers feed it (slow down before a 429).
+    const outbound = createOutboundGate(config.refresher.outbound);
     const http: ProviderHttpOptions = {
       dispatcher: options.dispatcher ?? ownDispatcher!,
       timeoutMs: config.providerTimeoutMs,
+      observeAnswer: (provider, headers) => outbound.observe(provider, headers),
     };
     const providers: Partial<Record<ProviderName, Provider>> = { ...options.providers };
     for (const name of PROVIDER_NAMES) {
@@ -102,7 +107,7 @@ export class SocialOAuth {
       logger,
       sleep: options.sleep,
       random: options.random,
-      outbound: createOutboundGate(config.refresher.outbound),
+      outbound,
       journal: new RefreshJournal(join(config.dataDir, 'refresh-journal'), keyring.cipher),
     });
     // Leases and due times follow the database's clock on PostgreSQL; this process's own clock
@@ -123,6 +128,22 @@ export class SocialOAuth {
       keyring.generated ? keyring.keyFile : null,
       ownDispatcher,
     );
+  }
+
+  private requiredScopesCache: RequiredScopes | undefined;
+
+  /** The scopes each platform's accounts must hold (`<PROVIDER>_REQUIRED_SCOPES`). */
+  get requiredScopes(): RequiredScopes {
+    this.requiredScopesCache ??= new RequiredScopes(this.config.requiredScopes);
+    return this.requiredScopesCache;
+  }
+
+  /**
+   * Required scopes the stored account lacks ([] when none): for authenticate() before a post, the
+   * status page and the account API. Such an account must be reconnected with every scope granted.
+   */
+  missingScopes(account: Pick<SocialAccount, 'provider' | 'scopes'>): string[] {
+    return this.requiredScopes.missingScopes(account);
   }
 
   /** A background refresher over this instance's database and token service (`worker`, `serve`). */

@@ -9,6 +9,19 @@ export interface SimulatorSettings {
   tiktokOAuthErrorStatus: number;
   /** Instagram's code exchange has been seen flat and wrapped in `data: [...]`. Default 'wrapped'. */
   instagramTokenShape: 'wrapped' | 'flat';
+  /**
+   * The Google client's publishing status. 'testing': refresh tokens come with
+   * refresh_token_expires_in (7 days), refreshing does not extend it, then invalid_grant
+   * ("Using OAuth 2.0 to Access Google APIs", Refresh token expiration). Default 'production'.
+   */
+  googlePublishingStatus: 'production' | 'testing';
+  /**
+   * TikTok answers with x-ratelimit-limit / -remaining / -reset (epoch seconds) on the OAuth
+   * endpoints and 429 rate_limit_exceeded past the limit. TikTok documents the one-minute window
+   * and the 429 ("Rate Limits on API Requests"), not the headers: some answers carry them, so the
+   * client must use them where present and not depend on them. null (default) = no headers, no limit.
+   */
+  tiktokRateLimit: { limit: number; windowSeconds: number } | null;
 }
 
 export interface RouteContext {
@@ -33,16 +46,19 @@ export interface PlatformRoutes {
 
 /**
  * The sandbox's user picks who logs in by adding `sim_account`, `sim_name` or `sim_deny=1` to the
- * authorize URL in the browser; tests use `queueConsent` instead.
+ * authorize URL in the browser, and unticks scopes with `sim_withhold=scope,scope` (partial
+ * consent); tests use `queueConsent` instead.
  */
 export function consentFromQuery(query: URLSearchParams): Consent | null {
   const deny = query.get('sim_deny') === '1' || query.get('sim_deny') === 'true';
   const account = query.get('sim_account');
   if (account === null && !deny) return null;
+  const withheld = query.get('sim_withhold');
   return {
     externalAccountId: account ?? '',
     displayName: query.get('sim_name') ?? undefined,
     deny,
+    ...(withheld ? { withheldScopes: withheld.split(',').filter((scope) => scope !== '') } : {}),
   };
 }
 

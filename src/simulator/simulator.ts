@@ -82,6 +82,8 @@ export interface ProviderSimulator {
    * created, scriptable upload faults (`uploads.setFaults`) and settings (`uploads.settings`).
    */
   readonly uploads: UploadSimulatorState;
+  /** Whether any token of the account still works: false once the grant is revoked or dead. */
+  hasLiveGrant(provider: ProviderName, externalAccountId: string): boolean;
 }
 
 const PLATFORMS: Record<ProviderName, PlatformRoutes> = {
@@ -108,6 +110,8 @@ export async function startProviderSimulator(
   const settings: SimulatorSettings = {
     tiktokOAuthErrorStatus: 200,
     instagramTokenShape: 'wrapped',
+    googlePublishingStatus: 'production',
+    tiktokRateLimit: null,
     ...options.settings,
   };
   const hanging = new Set<NodeJS.Timeout>();
@@ -193,6 +197,10 @@ export async function startProviderSimulator(
     hanging.add(timer);
   }
 
+  /** Only Google documents an idle limit (six months unused). */
+  const refreshIdleMs = (provider: ProviderName) =>
+    provider === 'youtube' ? lifetimes.googleRefreshIdleSeconds * 1000 : null;
+
   const address = await listen(server, options.port ?? 0, options.host ?? '127.0.0.1');
   const url = `http://${address.address}:${address.port}`;
 
@@ -257,13 +265,10 @@ export async function startProviderSimulator(
     isAccessTokenValid: (provider, token) => state.validAccessToken(provider, token) !== null,
     isRefreshTokenValid(provider, token) {
       const record = state.findRefreshToken(provider, token);
-      if (record === undefined || record.spent || record.revoked) return false;
-      const now = clock.now();
-      if (record.expiresAtMs !== null && now >= record.expiresAtMs) return false;
-      return !(
-        provider === 'youtube' && now - record.lastUsedAtMs >= lifetimes.googleRefreshIdleSeconds * 1000
-      );
+      return record !== undefined && state.refreshTokenUsable(record, refreshIdleMs(provider));
     },
+    hasLiveGrant: (provider, externalAccountId) =>
+      state.hasLiveGrant(provider, externalAccountId, refreshIdleMs(provider)),
     async close() {
       for (const timer of hanging) clearTimeout(timer);
       hanging.clear();

@@ -16,6 +16,8 @@ export interface SimulatorLifetimes {
   googleAccessSeconds: number;
   /** Google drops a refresh token unused for six months. */
   googleRefreshIdleSeconds: number;
+  /** A client in Google's "Testing" publishing status gets refresh tokens that die after 7 days. */
+  googleTestingRefreshSeconds: number;
 }
 
 const DAY = 86_400;
@@ -27,6 +29,8 @@ export const DEFAULT_LIFETIMES: SimulatorLifetimes = {
   instagramLongSeconds: 60 * DAY,
   googleAccessSeconds: 3_599,
   googleRefreshIdleSeconds: 182 * DAY,
+  // What Google sends as refresh_token_expires_in to a Testing-mode client (7 days less a second).
+  googleTestingRefreshSeconds: 7 * DAY - 1,
 };
 
 /** How long an authorization code can be exchanged (all three say "minutes"; 10 is the usual). */
@@ -42,6 +46,12 @@ export interface Consent {
   externalAccountId: string;
   displayName?: string;
   deny?: boolean;
+  /**
+   * Partial consent: scopes the user leaves unticked on the consent screen (Google's granular
+   * checkboxes; TikTok lets a user agree to a subset). The grant and the token response's `scope`
+   * then name only the rest.
+   */
+  withheldScopes?: string[];
 }
 
 export interface SimAccount {
@@ -132,11 +142,14 @@ export interface SeedAccountInput {
 export const DEFAULT_SCOPES: Record<ProviderName, string[]> = {
   tiktok: ['user.info.basic', 'video.upload', 'video.publish'],
   instagram: ['instagram_business_basic', 'instagram_business_content_publish'],
-  youtube: ['https://www.googleapis.com/auth/youtube.upload', 'https://www.googleapis.com/auth/youtube'],
+  youtube: [
+    'https://www.googleapis.com/auth/youtube.upload',
+    'https://www.googleapis.com/auth/youtube.readonly',
+  ],
 };
 
 /** Who consents when a test queued nobody; Instagram's id is 17 digits, beyond 2^53, like real ones. */
-export const DEFAULT_CONSENT: Record<ProviderName, Required<Omit<Consent, 'deny'>>> = {
+export const DEFAULT_CONSENT: Record<ProviderName, Required<Omit<Consent, 'deny' | 'withheldScopes'>>> = {
   tiktok: { externalAccountId: '-000sandboxOpenId0001', displayName: 'Sandbox TikTok User' },
   instagram: { externalAccountId: '17841400000000001', displayName: 'sandbox_instagram_user' },
   youtube: { externalAccountId: 'UCsandbox000000000000001', displayName: 'Sandbox YouTube Channel' },
@@ -317,6 +330,28 @@ export class SimulatorState {
     return record;
   }
 
+  /** Whether any token of the account would still be accepted: the grant is alive. */
+  hasLiveGrant(provider: ProviderName, externalAccountId: string, refreshIdleMs: number | null): boolean {
+    const now = this.now();
+    for (const record of this.accessTokens.values()) {
+      if (record.provider !== provider || record.externalAccountId !== externalAccountId) continue;
+      if (!record.revoked && now < record.expiresAtMs) return true;
+    }
+    for (const record of this.refreshTokens.values()) {
+      if (record.provider !== provider || record.externalAccountId !== externalAccountId) continue;
+      if (this.refreshTokenUsable(record, refreshIdleMs)) return true;
+    }
+    return false;
+  }
+
+  /** Known, not spent (rotation), not revoked, not past its expiry or its idle limit. */
+  refreshTokenUsable(record: RefreshTokenRecord, refreshIdleMs: number | null): boolean {
+    const now = this.now();
+    if (record.spent || record.revoked) return false;
+    if (record.expiresAtMs !== null && now >= record.expiresAtMs) return false;
+    return refreshIdleMs === null || now - record.lastUsedAtMs < refreshIdleMs;
+  }
+
   /** The user removed the app (or the app revoked): every token of the grant dies at once. */
   revokeGrant(provider: ProviderName, externalAccountId: string): void {
     for (const record of this.accessTokens.values()) {
@@ -327,6 +362,22 @@ export class SimulatorState {
       if (record.provider === provider && record.externalAccountId === externalAccountId)
         record.revoked = true;
     }
+  }
+
+  // Rate windows --------------------------------------------------------------------------------
+
+  private readonly windows = new Map<string, { startedAtMs: number; count: number }>();
+
+  /** Counts a request in a fixed window of `windowMs` (by the clock); returns the count and reset. */
+  countInWindow(key: string, windowMs: number): { count: number; resetAtMs: number } {
+    const now = this.now();
+    let window = this.windows.get(key);
+    if (window === undefined || now >= window.startedAtMs + windowMs) {
+      window = { startedAtMs: now, count: 0 };
+      this.windows.set(key, window);
+    }
+    window.count++;
+    return { count: window.count, resetAtMs: window.startedAtMs + windowMs };
   }
 
   // Counters ------------------------------------------------------------------------------------
@@ -369,12 +420,26 @@ export function traceId(): string {
   return randomBytes(10).toString('hex').toUpperCase();
 }
 
-/** RFC 7636 §4.6, written here again rather than imported so a bug in ours cannot agree with itself. */
-export function verifierMatches(record: AuthorizationCodeRecord, verifier: string | null): boolean {
+/**
+ * RFC 7636 §4.6, written here again rather than imported so a bug in ours cannot agree with itself.
+ * `encoding` is how the platform encodes the S256 digest: base64url per the RFC (Google), hex on
+ * TikTok (Login Kit for Desktop).
+ */
+export function verifierMatches(
+  record: AuthorizationCodeRecord,
+  verifier: string | null,
+  encoding: 'base64url' | 'hex' = 'base64url',
+): boolean {
   if (record.codeChallenge === null) return true;
   if (verifier === null) return false;
   if (record.codeChallengeMethod === 'plain') return verifier === record.codeChallenge;
-  return createHash('sha256').update(verifier).digest('base64url') === record.codeChallenge;
+  return createHash('sha256').update(verifier).digest(encoding) === record.codeChallenge;
+}
+
+/** The scopes a consent grants: those asked for, less the ones the user left unticked. */
+export function grantedScopes(requested: string[], consent: Consent): string[] {
+  const withheld = new Set(consent.withheldScopes ?? []);
+  return requested.filter((scope) => !withheld.has(scope));
 }
 
 function accountKey(provider: ProviderName, externalAccountId: string): string {

@@ -555,21 +555,30 @@ export class AccountRepository {
     return requests.map(({ id }) => saved.get(id) ?? null);
   }
 
-  /** Replaces everything on reconnect: a new grant is a new start. */
+  /**
+   * Replaces the grant on reconnect: a new grant is a new start, except that a grant without a
+   * refresh token (Google omits it when the user had consented before) keeps the stored one and
+   * its expiry. Overwriting it with NULL would leave an access token that dies within the hour.
+   */
   async replaceGrant(
     id: string,
     grant: Omit<NewAccount, 'id' | 'provider' | 'externalAccountId' | 'status'>,
     now: number,
   ): Promise<SocialAccount> {
+    const newRefreshToken = grant.refreshToken !== null && grant.refreshToken !== '';
     await this.db
       .updateTable('social_accounts')
       .set((eb) => ({
         owner_id: grant.ownerId,
         display_name: grant.displayName,
         oauth_access_token: this.seal(grant.accessToken, id, 'access_token'),
-        oauth_refresh_token: this.seal(grant.refreshToken, id, 'refresh_token'),
+        ...(newRefreshToken
+          ? {
+              oauth_refresh_token: this.seal(grant.refreshToken, id, 'refresh_token'),
+              oauth_refresh_expires_at: grant.refreshTokenExpiresAt,
+            }
+          : {}),
         oauth_expires_at: grant.expiresAt,
-        oauth_refresh_expires_at: grant.refreshTokenExpiresAt,
         oauth_scopes: JSON.stringify(grant.scopes),
         token_issued_at: grant.tokenIssuedAt,
         status: 'active',

@@ -80,8 +80,11 @@ for (const factory of DATABASES) {
       expect(tiktok.searchParams.get('scope')).toBe('user.info.basic,video.upload,video.publish');
       expect(tiktok.searchParams.get('client_key')).toBe('sim-tiktok-key');
       expect(tiktok.searchParams.get('code_challenge_method')).toBe('S256');
+      // TikTok's S256 is the hex digest (Login Kit for Desktop).
+      expect(tiktok.searchParams.get('code_challenge')).toMatch(/^[0-9a-f]{64}$/);
+      // youtube.upload to post, youtube.readonly to read the channel: not the full youtube scope.
       expect(youtube.searchParams.get('scope')).toBe(
-        'https://www.googleapis.com/auth/youtube.upload https://www.googleapis.com/auth/youtube',
+        'https://www.googleapis.com/auth/youtube.upload https://www.googleapis.com/auth/youtube.readonly',
       );
       expect(youtube.searchParams.get('access_type')).toBe('offline');
       expect(youtube.searchParams.get('prompt')).toBe('consent');

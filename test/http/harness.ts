@@ -6,6 +6,7 @@ import type { ProviderName } from '../../src/domain/providerName.js';
 import { buildApp } from '../../src/http/app.js';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
+import type { Consent } from '../../src/simulator/state.js';
 import { openTestApp } from '../support/app.js';
 import type { TestDatabase } from '../support/databases.js';
 import { simulatorEnv, startTestSimulator } from '../support/simulator.js';
@@ -168,7 +169,7 @@ export async function connectThroughBrowser(
   input: {
     provider: ProviderName;
     ownerId: string;
-    consent?: { externalAccountId: string; displayName?: string; deny?: boolean };
+    consent?: Consent;
   },
 ): Promise<BrowseResult & { sessionUrl: string }> {
   if (input.consent) service.simulator.queueConsent(input.provider, input.consent);

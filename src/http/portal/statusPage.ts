@@ -1,5 +1,7 @@
 import type { SocialAccount } from '../../domain/account.js';
 import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
+import { grantEndsAt } from '../../domain/refreshPolicy.js';
+import { PROVIDER_CAPABILITIES } from '../../platforms/capabilities.js';
 import { type Html, html } from '../html.js';
 import { describeConnectError, PLATFORM_LABELS } from '../routes/connect.js';
 
@@ -12,6 +14,8 @@ export interface StatusPageModel {
   base: string;
   now: number;
   banner: { tone: 'success' | 'error' | 'info'; text: string } | null;
+  /** Required scopes an account lacks (RequiredScopes.missingScopes). */
+  missingScopesOf: (account: SocialAccount) => string[];
 }
 
 const STATUS_LABELS = { active: 'Active', needs_reauth: 'Needs reconnect', revoked: 'Revoked' } as const;
@@ -45,6 +49,19 @@ function accountRow(account: SocialAccount, model: StatusPageModel): Html {
           : relativeTime(account.expiresAt, model.now);
   const lastRefresh =
     account.lastRefreshAt === null ? 'never' : relativeTime(account.lastRefreshAt, model.now);
+  const missing = account.status === 'active' ? model.missingScopesOf(account) : [];
+  const capabilities = PROVIDER_CAPABILITIES[account.provider];
+  // A Google app in "Testing" status: the connection dies on a fixed day whatever we refresh.
+  const grantEnd =
+    account.status === 'active'
+      ? grantEndsAt(
+          {
+            hasCredential: account.refreshToken !== null,
+            refreshTokenExpiresAt: account.refreshTokenExpiresAt,
+          },
+          capabilities,
+        )
+      : null;
   const action = (path: string, label: string, className: string) =>
     html`<form method="post" action="${model.base}/portal/accounts/${account.id}/${path}">${csrfField(model.csrfToken)}<button type="submit" class="${className}">${label}</button></form>`;
   const reconnect = html`<form method="post" action="${model.base}/portal/connect">${csrfField(model.csrfToken)}<input type="hidden" name="provider" value="${account.provider}"><button type="submit" class="${account.status === 'active' ? '' : 'primary'}">Reconnect</button></form>`;
@@ -59,6 +76,8 @@ function accountRow(account: SocialAccount, model: StatusPageModel): Html {
       <div><dt>Token expires</dt><dd>${expires}</dd></div>
       <div><dt>Last refresh</dt><dd>${lastRefresh}</dd></div>
       <div><dt>Last error</dt><dd class="${account.lastError ? 'error-text' : ''}">${account.lastError ?? 'none'}</dd></div>
+      ${grantEnd === null ? '' : html`<div data-fact="grant-ends"><dt>Connection ends</dt><dd class="error-text">${grantEnd <= model.now ? `ended ${relativeTime(grantEnd, model.now)}` : relativeTime(grantEnd, model.now)} (${new Date(grantEnd).toISOString().slice(0, 16).replace('T', ' ')} UTC): the platform ends it then whatever is refreshed (a Google app in Testing status). Reconnect before then.</dd></div>`}
+      ${missing.length === 0 ? '' : html`<div data-fact="missing-scopes"><dt>Missing permissions</dt><dd class="error-text">${missing.join(', ')}: posting will fail. Reconnect and leave every permission ticked.</dd></div>`}
     </dl>
   </div>
   <div class="actions">
@@ -105,7 +124,10 @@ export function bannerFor(query: Record<string, string | undefined>): StatusPage
   if (query.status === 'connected') return { tone: 'success', text: `${label} account connected.` };
   if (query.status === 'reconnected') return { tone: 'success', text: `${label} account reconnected.` };
   if (query.status === 'error')
-    return { tone: 'error', text: `${label} was not connected. ${describeConnectError(query.error)}` };
+    return {
+      tone: 'error',
+      text: `${label} was not connected. ${describeConnectError(query.error, query.missing)}`,
+    };
   if (query.notice === 'revoked') return { tone: 'info', text: 'Access revoked and tokens deleted.' };
   if (query.notice === 'refreshed') return { tone: 'success', text: 'Token refreshed.' };
   if (query.notice === 'refresh_failed')

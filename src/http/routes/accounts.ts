@@ -85,7 +85,7 @@ export const accountsRoutes: FastifyPluginAsync<{ context: HttpContext }> = asyn
         limit,
       });
       return {
-        accounts: page.map(toApiAccount),
+        accounts: page.map((account) => toApiAccount(account, oauth.missingScopes(account))),
         next_cursor: page.length === limit ? page.at(-1)!.id : null,
       };
     },
@@ -103,7 +103,10 @@ export const accountsRoutes: FastifyPluginAsync<{ context: HttpContext }> = asyn
         response: { 200: accountSchema, ...errorResponses(401, 404) },
       },
     },
-    async (request) => toApiAccount(await findAccount(request.params.id)),
+    async (request) => {
+      const account = await findAccount(request.params.id);
+      return toApiAccount(account, oauth.missingScopes(account));
+    },
   );
 
   fastify.post<{ Params: { id: string }; Body: { valid_at?: string } | undefined }>(
@@ -235,7 +238,7 @@ export const accountsRoutes: FastifyPluginAsync<{ context: HttpContext }> = asyn
     async (request) => {
       const { account, result } = await timed(() => oauth.tokens.refreshOAuthToken(request.params.id));
       if (!result?.success) throw refreshFailure(account, result, clock.now());
-      return { account: toApiAccount(account) };
+      return { account: toApiAccount(account, oauth.missingScopes(account)) };
     },
   );
 
@@ -263,7 +266,10 @@ export const accountsRoutes: FastifyPluginAsync<{ context: HttpContext }> = asyn
     },
     async (request) => {
       const outcome = await context.lifecycle.revoke(request.params.id, 'revoked_by_api');
-      return { account: toApiAccount(outcome.account), platform_revoked: outcome.platformRevoked };
+      return {
+        account: toApiAccount(outcome.account, oauth.missingScopes(outcome.account)),
+        platform_revoked: outcome.platformRevoked,
+      };
     },
   );
 

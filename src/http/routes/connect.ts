@@ -91,11 +91,11 @@ export const connectRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     },
   );
 
-  fastify.get<{ Querystring: { status?: string; error?: string; provider?: string } }>(
+  fastify.get<{ Querystring: { status?: string; error?: string; provider?: string; missing?: string } }>(
     '/connect/done',
     { schema: { hide: true } },
     async (request, reply) => {
-      const { status, error, provider } = request.query;
+      const { status, error, provider, missing } = request.query;
       const platform = provider && isProviderName(provider) ? PLATFORM_LABELS[provider] : 'your account';
       if (status === 'connected' || status === 'reconnected') {
         return sendMessagePage(reply, 200, {
@@ -106,7 +106,7 @@ export const connectRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
       }
       return sendMessagePage(reply, 200, {
         title: `${platform} was not connected`,
-        text: describeConnectError(error),
+        text: describeConnectError(error, missing),
         tone: 'error',
       });
     },
@@ -149,8 +149,13 @@ export const connectRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
 
 export const PLATFORM_LABELS = { instagram: 'Instagram', tiktok: 'TikTok', youtube: 'YouTube' } as const;
 
-export function describeConnectError(error: string | undefined): string {
+export function describeConnectError(error: string | undefined, missing?: string): string {
   switch (error) {
+    case 'missing_scopes':
+      return (
+        `Not every permission was granted${missing ? ` (missing: ${missing.split(',').join(', ')})` : ''}. ` +
+        "Nothing was stored. Connect again and leave every permission ticked on the platform's consent page."
+      );
     case 'access_denied':
       return "Permission was not given on the platform's consent page. Nothing was stored.";
     case 'account_owned_by_another_owner':

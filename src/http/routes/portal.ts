@@ -173,6 +173,7 @@ export const portalRoutes: FastifyPluginAsync<{ context: HttpContext }> = async 
           base,
           now: clock.now(),
           banner: bannerFor(request.query),
+          missingScopesOf: (account) => oauth.missingScopes(account),
         }),
       );
     },

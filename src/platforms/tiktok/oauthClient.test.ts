@@ -10,7 +10,7 @@ import {
 } from '../../domain/errors.js';
 import { followAuthorizeRedirect } from '../../simulator/consentFlow.js';
 import { type ProviderSimulator, startProviderSimulator } from '../../simulator/simulator.js';
-import { createS256CodeChallenge, generateCodeVerifier } from '../pkce.js';
+import { createS256HexCodeChallenge, generateCodeVerifier } from '../pkce.js';
 import { classifyTikTokError, TikTokProvider } from './oauthClient.js';
 
 const CLIENT = { clientId: 'tt-client-key', clientSecret: 'tt-client-secret' };
@@ -35,7 +35,7 @@ describe('TikTokProvider against the simulator', () => {
     );
   }
 
-  it('builds the authorize URL with client_key (not client_id), comma-joined scopes and an S256 challenge', () => {
+  it('builds the authorize URL with client_key (not client_id), comma-joined scopes and a hex S256 challenge', () => {
     const url = new TikTokProvider(
       { ...CLIENT, redirectUri: REDIRECT_URI, baseUrl: null },
       { timeoutMs: 1000 },
@@ -51,7 +51,8 @@ describe('TikTokProvider against the simulator', () => {
       response_type: 'code',
       redirect_uri: REDIRECT_URI,
       state: 's-1',
-      code_challenge: createS256CodeChallenge('verifier-123'),
+      // TikTok's S256 is the lowercase hex digest (Login Kit for Desktop), not base64url.
+      code_challenge: createS256HexCodeChallenge('verifier-123'),
       code_challenge_method: 'S256',
     });
   });
@@ -173,8 +174,19 @@ describe('TikTokProvider against the simulator', () => {
     await provider.revokeToken(seeded.accessToken);
     expect(simulator.isAccessTokenValid('tiktok', seeded.accessToken)).toBe(false);
     expect(simulator.isRefreshTokenValid('tiktok', seeded.refreshToken!)).toBe(false);
-    // Revoking again is not an error: the token is already gone, as the caller wanted.
-    await expect(provider.revokeToken(seeded.accessToken)).resolves.toBeUndefined();
+    // Revoking again is refused: the platform confirms nothing, so nothing is claimed.
+    await expect(provider.revokeToken(seeded.accessToken)).rejects.toBeInstanceOf(ReauthorizationRequired);
+  });
+
+  it('does not count a refused revoke of an expired access token as revoked: the grant lives on', async () => {
+    const seeded = simulator.seedAccount('tiktok', {
+      externalAccountId: 'open-revoke-expired',
+      accessExpiresAt: clock.now() - 1000,
+    });
+    await expect(provider.revokeToken(seeded.accessToken)).rejects.toMatchObject({
+      providerErrorCode: 'invalid_grant',
+    });
+    expect(simulator.hasLiveGrant('tiktok', 'open-revoke-expired')).toBe(true);
   });
 
   it('reads a 401 access_token_invalid on the profile as a dead access token, keeping the code', async () => {
@@ -285,6 +297,71 @@ describe('classifyTikTokError', () => {
       RateLimited,
     ],
     ['a bare 429 is rate limited', 429, undefined, RateLimited],
+    // OAuth Error Handling: invalid_grant covers a grant that "does not match the redirection URI
+    // used in the authorization request": re-authorize, not our configuration.
+    [
+      'a redirect_uri mismatch at code exchange is invalid_grant: re-authorize',
+      200,
+      {
+        error: 'invalid_grant',
+        error_description: 'redirect_uri does not match the authorization request.',
+        log_id: '20261202A',
+      },
+      ReauthorizationRequired,
+    ],
+    [
+      'access_denied (the user or server denied the request) means re-authorize',
+      200,
+      { error: 'access_denied', error_description: 'The user denied the request', log_id: 'x' },
+      ReauthorizationRequired,
+    ],
+    [
+      'unsupported_response_type is our configuration',
+      200,
+      { error: 'unsupported_response_type', error_description: 'response_type must be code', log_id: 'x' },
+      ProviderConfigError,
+    ],
+    [
+      'invalid_scope is our configuration',
+      200,
+      { error: 'invalid_scope', error_description: 'The requested scope is invalid.', log_id: 'x' },
+      ProviderConfigError,
+    ],
+    [
+      'a PKCE mismatch (invalid_request) is our bug',
+      200,
+      {
+        error: 'invalid_request',
+        error_description: 'Code verifier or code challenge is invalid.',
+        log_id: 'x',
+      },
+      ProviderConfigError,
+    ],
+    [
+      'scope_permission_missed ("some fields need additional scopes") means re-authorize',
+      401,
+      {
+        data: {},
+        error: {
+          code: 'scope_permission_missed',
+          message: 'Access token is invalid, some fields need additional scopes.',
+          log_id: 'x',
+        },
+      },
+      ReauthorizationRequired,
+    ],
+    [
+      'invalid_params (400) is our request',
+      400,
+      { data: {}, error: { code: 'invalid_params', message: 'One or more fields is invalid.', log_id: 'x' } },
+      ProviderConfigError,
+    ],
+    [
+      'internal_error (500) is transient',
+      500,
+      { data: {}, error: { code: 'internal_error', message: 'Internal error.', log_id: 'x' } },
+      TransientProviderError,
+    ],
     ['a 5xx without a body is transient', 502, undefined, TransientProviderError],
     [
       'server_error is transient',

@@ -7,7 +7,7 @@ import {
   ReauthorizationRequired,
   TransientProviderError,
 } from '../../domain/errors.js';
-import { createS256CodeChallenge } from '../pkce.js';
+import { createS256HexCodeChallenge } from '../pkce.js';
 import type {
   AuthorizationUrlInput,
   Provider,
@@ -45,6 +45,8 @@ export const TIKTOK_CAPABILITIES: ProviderCapabilities = {
   refreshTokenIdleLifetimeSeconds: null,
   supportsPkce: true,
   hasRevocationEndpoint: true,
+  // Revoke a User Access Token: `token` is "the user access token to revoke".
+  revokeWith: 'access_token',
   scopeSeparator: ',',
   // "Manage OAuth Access Tokens" (2026-11): access 2 hours, refresh 180 days; the older "Fetch an
   // access token" page: 24 hours and 365 days. Clamped to the longer; when unusable, a guess below
@@ -78,24 +80,35 @@ const apiErrorBodySchema = z.object({
   error: z.object({ code: z.string().min(1), message: z.string().nullish(), log_id: z.string().nullish() }),
 });
 
-/** Codes of the OAuth endpoints ({error, error_description}) and of the other APIs ({error: {code}}). */
+/**
+ * Codes of the OAuth endpoints ({error, error_description, log_id}: "OAuth Error Handling") and of
+ * the other APIs ({error: {code, message, log_id}}: "TikTok API v2 Error Handling"), each read as
+ * the page describes it.
+ */
 const REAUTHORIZE_CODES = new Set([
+  // "invalid, expired, revoked, does not match the redirection URI used in the authorization
+  // request, or was issued to another client": a redirect-URI mismatch at code exchange is here.
   'invalid_grant',
-  // Other APIs: the user withdrew a scope we need, or the token is dead. Nothing refreshes and
-  // retries on access_token_invalid today: our only API call is the profile read right after a code
-  // exchange, where a dead fresh token is final. A caller that may hold an old token retries once
-  // after a forced refresh (the publishing contract's refreshAfterAuthFailure); the code is kept on
-  // the error so that it can tell.
+  // "The resource owner or authorization server denied the request."
+  'access_denied',
+  // APIs: "The user did not authorize the scope required ... ask the user to authorize" (401);
+  // "some fields need additional scopes"; "The access token is invalid ... refresh the token and
+  // retry" (401): the service refreshes once before treating it as final (the code is kept).
   'scope_not_authorized',
+  'scope_permission_missed',
   'access_token_invalid',
   'invalid_token',
 ]);
 const CONFIG_CODES = new Set([
+  // "Client authentication failed" / "not authorized to request an authorization code".
   'invalid_client',
   'unauthorized_client',
   'unsupported_grant_type',
+  'unsupported_response_type',
+  // "misses a required parameter or is otherwise malformed" (TikTok also answers a PKCE mismatch so).
   'invalid_request',
   'invalid_scope',
+  // APIs: "One or more fields in request is invalid" (400).
   'invalid_params',
 ]);
 const RATE_LIMIT_CODES = new Set(['rate_limit_exceeded']);
@@ -175,7 +188,8 @@ export class TikTokProvider implements Provider {
     url.searchParams.set('redirect_uri', this.requireRedirectUri());
     url.searchParams.set('state', input.state);
     if (input.codeVerifier !== null) {
-      url.searchParams.set('code_challenge', createS256CodeChallenge(input.codeVerifier));
+      // TikTok's S256 is hex, not RFC 7636's base64url (see pkce.ts).
+      url.searchParams.set('code_challenge', createS256HexCodeChallenge(input.codeVerifier));
       url.searchParams.set('code_challenge_method', 'S256');
     }
     return url;
@@ -234,10 +248,9 @@ export class TikTokProvider implements Provider {
       label: 'TikTok revoke endpoint',
     });
     if (!isOAuthError(answer)) return;
-    const error = classifyTikTokError(answer.status, answer.json, answer.headers, Date.now());
-    // Revoking a token that is already dead has the outcome the caller wanted.
-    if (error instanceof ReauthorizationRequired) return;
-    throw error;
+    // An expired or already revoked token is refused and revokes nothing: the grant may well live
+    // on (an expired access token's refresh token still works), so that is never a success.
+    throw classifyTikTokError(answer.status, answer.json, answer.headers, Date.now());
   }
 
   async fetchProfile(accessToken: string): Promise<ProviderProfile> {

@@ -7,7 +7,7 @@ import {
   retryAfterHeaders,
   scopeList,
 } from '../../simulator/platformRoutes.js';
-import { DEFAULT_SCOPES, traceId, verifierMatches } from '../../simulator/state.js';
+import { DEFAULT_SCOPES, grantedScopes, traceId, verifierMatches } from '../../simulator/state.js';
 import {
   json,
   presentedAccessToken,
@@ -17,7 +17,14 @@ import {
   text,
 } from '../../simulator/wire.js';
 
-/** TikTok Login Kit v2 as seen on the wire: flat OAuth bodies, rotating refresh tokens. */
+/**
+ * TikTok Login Kit v2 as seen on the wire: flat OAuth bodies, rotating refresh tokens. Each rule
+ * names its source; docs/PLATFORMS.md lists them with the tests that pin them. Pages:
+ * - Login Kit for Web / for Desktop (developers.tiktok.com/doc/login-kit-web, /login-kit-desktop)
+ * - Manage User Access Tokens (developers.tiktok.com/doc/oauth-user-access-token-management)
+ * - OAuth Error Handling (developers.tiktok.com/doc/oauth-error-handling)
+ * - Revoke a User Access Token (developers.tiktok.com/docs/en/oauth-revoke-a-user-access-token)
+ */
 
 const AUTHORIZE = '/v2/auth/authorize/';
 const TOKEN = '/v2/oauth/token/';
@@ -37,13 +44,35 @@ function apiError(status: number, code: string, message: string): SimResponse {
 }
 
 function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
+  // Login Kit for Web, "Redirect request to TikTok's authorization server": the client id is
+  // `client_key`; a request naming `client_id` has none. Without a valid client or redirect URI
+  // TikTok shows an error page: there is nowhere to redirect.
   const clientKey = request.query.get('client_key');
   const redirectUri = request.query.get('redirect_uri');
-  // Without a valid client or redirect URI TikTok shows an error page: there is nowhere to redirect.
   if (!state.clientMatches('tiktok', clientKey)) return text(400, 'client_key is invalid');
   if (redirectUri === null || !URL.canParse(redirectUri)) return text(400, 'redirect_uri is invalid');
   if (request.query.get('response_type') !== 'code') return text(400, 'response_type must be code');
   const stateParam = request.query.get('state');
+  // Login Kit for Desktop, "Generate a code verifier and code challenge": S256 with the hex digest.
+  // A base64url challenge (RFC 7636's encoding) is refused before the consent screen.
+  const challenge = request.query.get('code_challenge');
+  if (challenge !== null) {
+    if (request.query.get('code_challenge_method') !== 'S256')
+      return text(400, 'code_challenge_method must be S256');
+    if (!/^[0-9a-f]{64}$/.test(challenge)) return text(400, 'code_challenge is invalid');
+  }
+  // Scopes are comma-separated ("scope: ... separated by commas"); a space-joined list is one
+  // unknown scope, answered with the error category invalid_scope (OAuth Error Handling).
+  const requested = scopeList(request.query.get('scope'), ',', DEFAULT_SCOPES.tiktok);
+  if (requested.some((scope) => /\s/.test(scope))) {
+    return redirect(
+      redirectUrl(redirectUri, {
+        error: 'invalid_scope',
+        error_description: 'The requested scope is invalid, unknown, or malformed.',
+        state: stateParam,
+      }),
+    );
+  }
 
   const consent = state.takeConsent('tiktok', consentFromQuery(request.query));
   if (consent.deny) {
@@ -56,12 +85,13 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
     );
   }
   const account = state.upsertAccount('tiktok', consent.externalAccountId, consent.displayName);
-  const scopes = scopeList(request.query.get('scope'), ',', DEFAULT_SCOPES.tiktok);
+  // "Users have the rights to only agree to a subset of scopes you requested from them."
+  const scopes = grantedScopes(requested, consent);
   const code = state.createCode({
     provider: 'tiktok',
     clientId: clientKey ?? '',
     redirectUri,
-    codeChallenge: request.query.get('code_challenge'),
+    codeChallenge: challenge,
     codeChallengeMethod: request.query.get('code_challenge_method'),
     scopes,
     externalAccountId: account.externalAccountId,
@@ -107,10 +137,12 @@ function token(request: SimRequest, context: RouteContext): SimResponse {
     const code = state.redeemCode('tiktok', form.get('code'));
     if (typeof code === 'string')
       return oauthError(context, 'invalid_grant', `Authorization code is ${code}.`);
+    // OAuth Error Handling: invalid_grant covers a grant that "does not match the redirection URI
+    // used in the authorization request" (Manage User Access Tokens: redirect_uri "must be the same").
     if (code.redirectUri !== form.get('redirect_uri')) {
-      return oauthError(context, 'invalid_request', 'redirect_uri does not match the authorization request.');
+      return oauthError(context, 'invalid_grant', 'redirect_uri does not match the authorization request.');
     }
-    if (!verifierMatches(code, form.get('code_verifier'))) {
+    if (!verifierMatches(code, form.get('code_verifier'), 'hex')) {
       // TikTok answers a PKCE mismatch with invalid_request, not RFC 7636's invalid_grant.
       return oauthError(context, 'invalid_request', 'Code verifier or code challenge is invalid.');
     }
@@ -142,10 +174,10 @@ function revoke(request: SimRequest, context: RouteContext): SimResponse {
   if (!state.clientMatches('tiktok', form.get('client_key'), form.get('client_secret'))) {
     return oauthError(context, 'invalid_client', 'Client key or secret is incorrect.');
   }
-  const token = form.get('token');
-  const owner =
-    state.validAccessToken('tiktok', token)?.externalAccountId ??
-    state.findRefreshToken('tiktok', token)?.externalAccountId;
+  // Revoke a User Access Token: `token` is "the user access token to revoke". A refresh token or an
+  // expired access token revokes nothing: the grant stays alive. The page says only that a failure
+  // answers with an error; the code used here is the OAuth category for an invalid or expired grant.
+  const owner = state.validAccessToken('tiktok', form.get('token'))?.externalAccountId;
   if (owner === undefined) return oauthError(context, 'invalid_grant', 'Access token is invalid or expired.');
   // Revoking ends the whole authorization: every token of the user, not just the one sent.
   state.revokeGrant('tiktok', owner);
@@ -176,6 +208,30 @@ function userInfo(request: SimRequest, { state }: RouteContext): SimResponse {
   return json(200, { data: { user }, error: { code: 'ok', message: '', log_id: traceId() } });
 }
 
+/**
+ * The one-minute window and the 429 `rate_limit_exceeded` are documented ("Rate Limits on API
+ * Requests"); the x-ratelimit-* headers are not, and are sent only when the knob is on.
+ */
+function withRateLimit(context: RouteContext, answer: () => SimResponse): SimResponse {
+  const limit = context.settings.tiktokRateLimit;
+  if (limit === null) return answer();
+  const { count, resetAtMs } = context.state.countInWindow('tiktok:oauth', limit.windowSeconds * 1000);
+  const headers = {
+    'x-ratelimit-limit': String(limit.limit),
+    'x-ratelimit-remaining': String(Math.max(0, limit.limit - count)),
+    'x-ratelimit-reset': String(Math.ceil(resetAtMs / 1000)),
+  };
+  if (count > limit.limit) {
+    return json(
+      429,
+      { data: {}, error: { code: 'rate_limit_exceeded', message: 'Too many requests.', log_id: traceId() } },
+      headers,
+    );
+  }
+  const response = answer();
+  return response.kind === 'json' ? { ...response, headers: { ...response.headers, ...headers } } : response;
+}
+
 export const tiktokRoutes: PlatformRoutes = {
   provider: 'tiktok',
   routeKind(request): RouteKind | null {
@@ -196,7 +252,7 @@ export const tiktokRoutes: PlatformRoutes = {
         return authorize(request, context);
       case 'token':
       case 'refresh':
-        return token(request, context);
+        return withRateLimit(context, () => token(request, context));
       case 'revoke':
         return revoke(request, context);
       case 'profile':

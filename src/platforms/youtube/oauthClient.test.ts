@@ -36,7 +36,7 @@ describe('YouTubeProvider against the simulator', () => {
     );
   }
 
-  it('asks for offline access with prompt=consent, space-joined scopes and an S256 challenge', () => {
+  it('asks for offline access with prompt=consent, youtube.upload + youtube.readonly (not the full youtube scope) and an S256 challenge', () => {
     const url = new YouTubeProvider(
       { ...CLIENT, redirectUri: REDIRECT_URI, baseUrl: null },
       { timeoutMs: 1000 },
@@ -46,7 +46,7 @@ describe('YouTubeProvider against the simulator', () => {
       client_id: CLIENT.clientId,
       redirect_uri: REDIRECT_URI,
       response_type: 'code',
-      scope: `${UPLOAD} https://www.googleapis.com/auth/youtube`,
+      scope: `${UPLOAD} https://www.googleapis.com/auth/youtube.readonly`,
       state: 's-1',
       access_type: 'offline',
       prompt: 'consent',
@@ -142,12 +142,26 @@ describe('YouTubeProvider against the simulator', () => {
     expect(error).toMatchObject({ providerErrorCode: 'invalid_client', httpStatus: 401 });
   });
 
-  it('revokes the whole grant from one token, and revoking again is not an error', async () => {
+  it('revokes the whole grant from the refresh token; revoking again is refused (400 invalid_token)', async () => {
     const seeded = simulator.seedAccount('youtube', { externalAccountId: 'UCrevoke-me' });
     await provider.revokeToken(seeded.refreshToken!);
     expect(simulator.isAccessTokenValid('youtube', seeded.accessToken)).toBe(false);
     expect(simulator.isRefreshTokenValid('youtube', seeded.refreshToken!)).toBe(false);
-    await expect(provider.revokeToken(seeded.refreshToken!)).resolves.toBeUndefined();
+    await expect(provider.revokeToken(seeded.refreshToken!)).rejects.toMatchObject({
+      providerErrorCode: 'invalid_token',
+      httpStatus: 400,
+    });
+  });
+
+  it('does not count a refused revoke of an expired access token as revoked: the refresh token lives on', async () => {
+    const seeded = simulator.seedAccount('youtube', {
+      externalAccountId: 'UCrevoke-expired',
+      accessExpiresAt: clock.now() - 1000,
+    });
+    await expect(provider.revokeToken(seeded.accessToken)).rejects.toMatchObject({
+      providerErrorCode: 'invalid_token',
+    });
+    expect(simulator.isRefreshTokenValid('youtube', seeded.refreshToken!)).toBe(true);
   });
 
   it('cannot read the channel with youtube.upload alone (insufficientPermissions → re-authorize)', async () => {
@@ -271,5 +285,23 @@ describe('classifyGoogleError', () => {
   it('reads Retry-After in seconds', () => {
     const error = classifyGoogleError(429, undefined, new Headers({ 'retry-after': '120' }), now);
     expect((error as RateLimited).retryAfterMs).toBe(120_000);
+  });
+
+  // YouTube Data API, "Quota costs": "Daily quotas reset at midnight Pacific Time (PT)". Retrying
+  // after a 6-hour backoff only spends more calls against a quota that is still spent.
+  it.each([
+    ['quotaExceeded', '2026-07-15T10:00:00Z', '2026-07-16T07:00:00Z'],
+    ['quotaExceeded', '2026-12-02T12:00:00Z', '2026-12-03T08:00:00Z'],
+    ['dailyLimitExceeded', '2026-12-03T07:59:00Z', '2026-12-03T08:00:00Z'],
+  ])('waits for a YouTube %s until midnight Pacific (at %s: until %s)', (reason, at, resetAt) => {
+    const nowMs = Date.parse(at);
+    const error = classifyGoogleError(
+      403,
+      apiError(403, 'PERMISSION_DENIED', reason),
+      none,
+      nowMs,
+    ) as RateLimited;
+    expect(error).toBeInstanceOf(RateLimited);
+    expect(error.retryAfterMs).toBe(Date.parse(resetAt) - nowMs);
   });
 });

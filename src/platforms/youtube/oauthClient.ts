@@ -7,6 +7,7 @@ import {
   ReauthorizationRequired,
   TransientProviderError,
 } from '../../domain/errors.js';
+import { nextMidnightIn } from '../../domain/timeZones.js';
 import { createS256CodeChallenge } from '../pkce.js';
 import type {
   AuthorizationUrlInput,
@@ -44,6 +45,8 @@ export const YOUTUBE_CAPABILITIES: ProviderCapabilities = {
   refreshTokenIdleLifetimeSeconds: 182 * 86_400,
   supportsPkce: true,
   hasRevocationEndpoint: true,
+  // "Revoking a token": the refresh token ends the grant; an expired access token is refused.
+  revokeWith: 'refresh_token',
   scopeSeparator: ' ',
   // "Using OAuth 2.0 for Web Server Applications": an access token lasts about an hour (expires_in
   // 3599). A refresh token has no fixed end; refresh_token_expires_in comes only with time-limited
@@ -102,13 +105,18 @@ const CONFIG_CODES = new Set([
   'org_internal',
   'deleted_client',
 ]);
-const RATE_LIMIT_CODES = new Set([
-  'rateLimitExceeded',
-  'userRateLimitExceeded',
-  'quotaExceeded',
-  'dailyLimitExceeded',
-  'RESOURCE_EXHAUSTED',
-]);
+const RATE_LIMIT_CODES = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'RESOURCE_EXHAUSTED']);
+/**
+ * The project's daily quota is spent: nothing works until it resets, at midnight Pacific Time
+ * (YouTube Data API, "Quota costs": "Daily quotas reset at midnight Pacific Time (PT)"). Retrying
+ * sooner only spends calls (and every request, failed ones included, costs quota).
+ */
+const DAILY_QUOTA_CODES = new Set(['quotaExceeded', 'dailyLimitExceeded']);
+
+/** When YouTube's daily quota next resets: the next midnight in Los Angeles, DST included. */
+export function nextYouTubeQuotaReset(nowMs: number): number {
+  return nextMidnightIn('America/Los_Angeles', nowMs);
+}
 const TRANSIENT_CODES = new Set(['internal_failure', 'backendError', 'internalError', 'UNAVAILABLE']);
 
 export function classifyGoogleError(
@@ -131,6 +139,13 @@ export function classifyGoogleError(
       return new ReauthorizationRequired(`Google rejected the grant (${code})`, details);
     if (CONFIG_CODES.has(code))
       return new ProviderConfigError(`Google rejected our client (${code})`, details);
+    if (DAILY_QUOTA_CODES.has(code)) {
+      const untilReset = nextYouTubeQuotaReset(nowMs) - nowMs;
+      return new RateLimited(`YouTube daily quota exhausted (${code}); it resets at midnight Pacific`, {
+        ...details,
+        retryAfterMs: Math.max(untilReset, retryAfterMs ?? 0),
+      });
+    }
     if (RATE_LIMIT_CODES.has(code))
       return new RateLimited(`Google rate limit (${code})`, { ...details, retryAfterMs });
     if (TRANSIENT_CODES.has(code))
@@ -161,10 +176,12 @@ function isSuccess(answer: ProviderAnswer): boolean {
 export class YouTubeProvider implements Provider {
   readonly name = 'youtube' as const;
   readonly capabilities = YOUTUBE_CAPABILITIES;
-  // channels.list needs `youtube` (or youtube.readonly): youtube.upload alone cannot read the profile.
+  // Uploading needs youtube.upload; reading one's own channel (channels.list?mine=true, the profile)
+  // needs youtube.readonly, since youtube.upload alone cannot. The full `youtube` scope (manage
+  // the whole account) is more than either needs, and a sensitive scope users are warned about.
   readonly defaultScopes = [
     'https://www.googleapis.com/auth/youtube.upload',
-    'https://www.googleapis.com/auth/youtube',
+    'https://www.googleapis.com/auth/youtube.readonly',
   ] as const;
 
   constructor(
@@ -227,7 +244,10 @@ export class YouTubeProvider implements Provider {
     return tokens;
   }
 
-  /** Revoking either token of a grant revokes the whole grant (access and refresh). */
+  /**
+   * A live token of either kind revokes the whole grant (access and refresh); an expired access
+   * token is answered 400 invalid_token and ends nothing (web server apps, "Revoking a token").
+   */
   async revokeToken(token: string): Promise<void> {
     const answer = await sendProviderRequest(this.name, this.http, {
       method: 'POST',
@@ -236,10 +256,9 @@ export class YouTubeProvider implements Provider {
       label: 'Google revoke endpoint',
     });
     if (isSuccess(answer)) return;
-    const error = classifyGoogleError(answer.status, answer.json, answer.headers, Date.now());
-    // 400 invalid_token = already expired or revoked: the outcome the caller asked for.
-    if (error instanceof ReauthorizationRequired) return;
-    throw error;
+    // 400 invalid_token: expired or already revoked. Not a success: an expired access token's
+    // refresh token is still alive.
+    throw classifyGoogleError(answer.status, answer.json, answer.headers, Date.now());
   }
 
   async fetchProfile(accessToken: string): Promise<ProviderProfile> {

@@ -7,7 +7,13 @@ import {
   retryAfterHeaders,
   scopeList,
 } from '../../simulator/platformRoutes.js';
-import { DEFAULT_SCOPES, traceId, verifierMatches } from '../../simulator/state.js';
+import {
+  DEFAULT_SCOPES,
+  grantedScopes,
+  type RefreshTokenRecord,
+  traceId,
+  verifierMatches,
+} from '../../simulator/state.js';
 import {
   json,
   presentedAccessToken,
@@ -20,6 +26,10 @@ import {
 /**
  * Google OAuth 2.0 plus the YouTube Data API channels.list: refresh tokens that do not rotate, die
  * after six months unused or on revocation, and all failures of a grant look like `invalid_grant`.
+ * Each rule names its source; docs/PLATFORMS.md lists them with the tests that pin them. Pages:
+ * - "Using OAuth 2.0 for Web Server Applications" (developers.google.com/identity/protocols/oauth2/web-server)
+ * - "Using OAuth 2.0 to Access Google APIs" (developers.google.com/identity/protocols/oauth2)
+ * - "How to handle granular permissions" (…/oauth2/resources/granular-permissions)
  */
 
 const AUTHORIZE = '/o/oauth2/v2/auth';
@@ -64,6 +74,11 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
   if (request.query.get('response_type') !== 'code') return text(400, 'Error 400: invalid_request');
   if (request.query.get('scope') === null)
     return text(400, 'Error 400: invalid_request (Missing required parameter: scope)');
+  // Web server apps, "scope": "A space-delimited list of scopes". A comma-joined list is one
+  // unknown scope, which Google answers with an error page, not a redirect.
+  const requested = scopeList(request.query.get('scope'), ' ', DEFAULT_SCOPES.youtube);
+  if (requested.some((scope) => scope.includes(',')))
+    return text(400, 'Error 400: invalid_scope (Some requested scopes were invalid)');
   const stateParam = request.query.get('state');
 
   const consent = state.takeConsent('youtube', consentFromQuery(request.query));
@@ -77,7 +92,9 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
     );
   }
   const account = state.upsertAccount('youtube', consent.externalAccountId, consent.displayName);
-  const scopes = scopeList(request.query.get('scope'), ' ', DEFAULT_SCOPES.youtube);
+  // Granular permissions: the consent screen has a checkbox per scope; the app "must check what
+  // scopes are granted by the users and can't assume users grant all requested scopes".
+  const scopes = grantedScopes(requested, consent);
   const firstConsent = state.markConsented('youtube', account.externalAccountId);
   const code = state.createCode({
     provider: 'youtube',
@@ -96,7 +113,14 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
   return redirect(redirectUrl(redirectUri, { code: code.code, scope: scopes.join(' '), state: stateParam }));
 }
 
-function token(request: SimRequest, { state }: RouteContext): SimResponse {
+/** refresh_token_expires_in: "the remaining lifetime of the refresh token in seconds", when it has one. */
+function remainingLifetime(record: RefreshTokenRecord, now: number): { refresh_token_expires_in?: number } {
+  if (record.expiresAtMs === null) return {};
+  return { refresh_token_expires_in: Math.max(0, Math.floor((record.expiresAtMs - now) / 1000)) };
+}
+
+function token(request: SimRequest, context: RouteContext): SimResponse {
+  const { state } = context;
   const form = request.form;
   if (!state.clientMatches('youtube', form.get('client_id'), form.get('client_secret'))) {
     return oauthError(401, 'invalid_client', 'Unauthorized');
@@ -115,13 +139,22 @@ function token(request: SimRequest, { state }: RouteContext): SimResponse {
       scopes: code.scopes,
       lifetimeSeconds: state.lifetimes.googleAccessSeconds,
     });
+    // "Refresh token expiration": a client in Testing publishing status "is issued a refresh token
+    // expiring in 7 days"; the response says so in refresh_token_expires_in (web server apps,
+    // "Step 5", the response fields).
+    const testing = context.settings.googlePublishingStatus === 'testing';
     const refresh = code.offline
-      ? state.issueRefreshToken('youtube', code.externalAccountId, { scopes: code.scopes, expiresAtMs: null })
+      ? state.issueRefreshToken('youtube', code.externalAccountId, {
+          scopes: code.scopes,
+          expiresAtMs: testing ? state.now() + state.lifetimes.googleTestingRefreshSeconds * 1000 : null,
+        })
       : null;
     return json(200, {
       access_token: access.token,
       expires_in: state.lifetimes.googleAccessSeconds,
-      ...(refresh === null ? {} : { refresh_token: refresh.token }),
+      ...(refresh === null
+        ? {}
+        : { refresh_token: refresh.token, ...remainingLifetime(refresh, state.now()) }),
       scope: code.scopes.join(' '),
       token_type: 'Bearer',
     });
@@ -143,10 +176,12 @@ function token(request: SimRequest, { state }: RouteContext): SimResponse {
       scopes: record.scopes,
       lifetimeSeconds: state.lifetimes.googleAccessSeconds,
     });
-    // No refresh_token in a refresh response: the one sent stays the one to keep.
+    // No refresh_token in a refresh response: the one sent stays the one to keep. A Testing-mode
+    // token's expiry is not moved by using it: the remaining lifetime only shrinks.
     return json(200, {
       access_token: access.token,
       expires_in: state.lifetimes.googleAccessSeconds,
+      ...remainingLifetime(record, now),
       scope: record.scopes.join(' '),
       token_type: 'Bearer',
     });
@@ -155,14 +190,21 @@ function token(request: SimRequest, { state }: RouteContext): SimResponse {
   return oauthError(400, 'unsupported_grant_type', `Invalid grant_type: ${grantType ?? ''}`);
 }
 
+/**
+ * Web server apps, "Revoking a token": the token "can be an access token or a refresh token"; an
+ * access token with a corresponding refresh token revokes that too, so either ends the whole grant.
+ * Success is 200; an error is 400 with `invalid_token`, which is what an expired access token or a
+ * dead refresh token earns: nothing is revoked then, and a live refresh token stays live.
+ */
 function revoke(request: SimRequest, { state }: RouteContext): SimResponse {
   const token = request.form.get('token') ?? request.query.get('token');
   const access = state.validAccessToken('youtube', token);
   const refresh = state.findRefreshToken('youtube', token);
-  const owner =
-    access?.externalAccountId ?? (refresh?.revoked === false ? refresh.externalAccountId : undefined);
+  const liveRefresh =
+    refresh !== undefined &&
+    state.refreshTokenUsable(refresh, state.lifetimes.googleRefreshIdleSeconds * 1000);
+  const owner = access?.externalAccountId ?? (liveRefresh ? refresh.externalAccountId : undefined);
   if (owner === undefined) return oauthError(400, 'invalid_token', 'Token expired or revoked');
-  // Either token of a grant revokes the whole grant.
   state.revokeGrant('youtube', owner);
   return json(200, {});
 }
