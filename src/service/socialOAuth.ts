@@ -12,6 +12,7 @@ import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest, migrationStatus } from '../store/migrations.js';
+import { withBackPressure } from './backPressureGate.js';
 import { createOutboundGate } from './outboundGate.js';
 import { Refresher } from './refresher.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
@@ -77,9 +78,12 @@ export class SocialOAuth {
     }
     // Kept-alive connections to each platform, shared by every provider of this instance.
     const ownDispatcher = options.dispatcher ? null : new Agent();
+    // Providers report the platform's usage headers to the gate, which then slows their calls.
+    const outbound = withBackPressure(createOutboundGate(config.refresher.outbound));
     const http: ProviderHttpOptions = {
       dispatcher: options.dispatcher ?? ownDispatcher!,
       timeoutMs: config.providerTimeoutMs,
+      backPressure: outbound,
     };
     const providers: Partial<Record<ProviderName, Provider>> = { ...options.providers };
     for (const name of PROVIDER_NAMES) {
@@ -99,7 +103,7 @@ export class SocialOAuth {
       logger,
       sleep: options.sleep,
       random: options.random,
-      outbound: createOutboundGate(config.refresher.outbound),
+      outbound,
     });
     return new SocialOAuth(
       config,

@@ -9,6 +9,11 @@ export interface SimulatorSettings {
   tiktokOAuthErrorStatus: number;
   /** Instagram's code exchange has been seen flat and wrapped in `data: [...]`. Default 'wrapped'. */
   instagramTokenShape: 'wrapped' | 'flat';
+  /**
+   * The percentage Instagram's graph answers report in X-App-Usage (call_count, total_cputime,
+   * total_time); null = no header, as Meta sends none until "enough calls have been made". Default null.
+   */
+  instagramAppUsagePercent: number | null;
 }
 
 export interface RouteContext {

@@ -91,6 +91,7 @@ export async function startProviderSimulator(
   const settings: SimulatorSettings = {
     tiktokOAuthErrorStatus: 200,
     instagramTokenShape: 'wrapped',
+    instagramAppUsagePercent: null,
     ...options.settings,
   };
   const hanging = new Set<NodeJS.Timeout>();
