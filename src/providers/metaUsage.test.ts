@@ -13,10 +13,7 @@ describe('readMetaUsage', () => {
     [
       'X-App-Usage: the highest of its three percentages',
       { 'x-app-usage': appUsage(28, 7, 41) },
-      {
-        percent: 41,
-        regainAccessMs: 0,
-      },
+      { appPercent: 41, businessPercent: null, regainAccessMs: 0 },
     ],
     [
       'X-Business-Use-Case-Usage: the highest over every business and entry, and the longest regain time',
@@ -26,15 +23,15 @@ describe('readMetaUsage', () => {
           { call_count: 96, total_cputime: 20, total_time: 30, estimated_time_to_regain_access: 7 },
         ]),
       },
-      { percent: 96, regainAccessMs: 7 * 60_000 },
+      { appPercent: null, businessPercent: 96, regainAccessMs: 7 * 60_000 },
     ],
     [
-      'both headers: the worse of the two',
+      'both headers, kept apart: the app is shared by every account, a business is one account',
       {
         'x-app-usage': appUsage(81, 2, 2),
         'x-business-use-case-usage': businessUsage([{ call_count: 60, total_cputime: 1, total_time: 1 }]),
       },
-      { percent: 81, regainAccessMs: 0 },
+      { appPercent: 81, businessPercent: 60, regainAccessMs: 0 },
     ],
     ['an unreadable header is ignored', { 'x-app-usage': '{call_count: 99' }, null],
     ['an array is not the documented object', { 'x-app-usage': '[99]' }, null],
@@ -45,24 +42,26 @@ describe('readMetaUsage', () => {
 });
 
 describe('backPressureHoldMs', () => {
-  const cases: Array<[percent: number, regainMinutes: number, holdMs: number]> = [
-    [0, 0, 0],
-    [74, 0, 0],
-    [75, 0, 0],
-    [80, 0, 2_400],
-    [90, 0, 21_600],
-    [95, 0, 38_400],
-    [100, 0, MAX_HOLD_MS],
-    [130, 0, MAX_HOLD_MS],
-    // Meta names a time to regain access: at least that, but never more than the cap.
-    [20, 0.5, 30_000],
-    [80, 30, MAX_HOLD_MS],
+  const cases: Array<[appPercent: number, holdMs: number]> = [
+    [0, 0],
+    [74, 0],
+    [75, 0],
+    [80, 2_400],
+    [90, 21_600],
+    [95, 38_400],
+    [100, MAX_HOLD_MS],
+    [130, MAX_HOLD_MS],
   ];
-  it.each(cases)('at %i %% with %d min to regain access, holds %i ms', (percent, regain, holdMs) => {
-    expect(backPressureHoldMs({ percent, regainAccessMs: regain * 60_000 })).toBe(holdMs);
+  it.each(cases)('app usage at %i %% holds the lane %i ms', (appPercent, holdMs) => {
+    expect(backPressureHoldMs({ appPercent, businessPercent: null, regainAccessMs: 0 })).toBe(holdMs);
   });
 
   it('holds nothing when Meta sent no usage', () => {
     expect(backPressureHoldMs(null)).toBe(0);
+  });
+
+  it('bug: one throttled Instagram account (its business usage at 100 %) held every account for a minute', () => {
+    expect(backPressureHoldMs({ appPercent: 20, businessPercent: 100, regainAccessMs: 60_000 })).toBe(0);
+    expect(backPressureHoldMs({ appPercent: null, businessPercent: 100, regainAccessMs: 0 })).toBe(0);
   });
 });

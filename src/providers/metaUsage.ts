@@ -10,8 +10,14 @@ import type { AnswerHeaders } from './providerHttp.js';
  * minutes. Throttling starts when any of the percentages reaches 100.
  */
 export interface MetaUsage {
-  /** The highest percentage in either header. */
-  percent: number;
+  /** X-App-Usage: the app's usage over all its users, in percent; null when absent. */
+  appPercent: number | null;
+  /**
+   * X-Business-Use-Case-Usage: the highest usage among the businesses the answer names, in percent;
+   * null when absent. For the Instagram Platform a business is one Instagram account (Rate Limits,
+   * "Business Use Case Rate Limits": calls within 24 hours = 4800 × the account's impressions).
+   */
+  businessPercent: number | null;
   /** The longest `estimated_time_to_regain_access`, in milliseconds; 0 when none is above 0. */
   regainAccessMs: number;
 }
@@ -20,18 +26,28 @@ const PERCENT_FIELDS = ['call_count', 'total_cputime', 'total_time'] as const;
 
 /** Reads both headers; null when Meta sent neither (or nothing readable): absent is not 0 %. */
 export function readMetaUsage(headers: AnswerHeaders): MetaUsage | null {
-  const entries: Record<string, unknown>[] = [];
   const app = parseObject(headers.get('x-app-usage'));
-  if (app !== null) entries.push(app);
+  const appPercent = app === null ? null : highestPercent([app]);
   const business = parseObject(headers.get('x-business-use-case-usage'));
-  if (business !== null) {
-    for (const list of Object.values(business)) {
-      if (!Array.isArray(list)) continue;
-      for (const entry of list) if (typeof entry === 'object' && entry !== null) entries.push(entry);
+  const entries: Record<string, unknown>[] = [];
+  for (const list of Object.values(business ?? {})) {
+    if (!Array.isArray(list)) continue;
+    for (const entry of list) if (typeof entry === 'object' && entry !== null) entries.push(entry);
+  }
+  const businessPercent = highestPercent(entries);
+  let regainMinutes = 0;
+  for (const entry of entries) {
+    const regain = entry.estimated_time_to_regain_access;
+    if (typeof regain === 'number' && Number.isFinite(regain) && regain > 0) {
+      regainMinutes = Math.max(regainMinutes, regain);
     }
   }
+  if (appPercent === null && businessPercent === null && regainMinutes === 0) return null;
+  return { appPercent, businessPercent, regainAccessMs: regainMinutes * 60_000 };
+}
+
+function highestPercent(entries: Record<string, unknown>[]): number | null {
   let percent: number | null = null;
-  let regainMinutes = 0;
   for (const entry of entries) {
     for (const field of PERCENT_FIELDS) {
       const value = entry[field];
@@ -39,13 +55,8 @@ export function readMetaUsage(headers: AnswerHeaders): MetaUsage | null {
         percent = Math.max(percent ?? 0, value);
       }
     }
-    const regain = entry.estimated_time_to_regain_access;
-    if (typeof regain === 'number' && Number.isFinite(regain) && regain > 0) {
-      regainMinutes = Math.max(regainMinutes, regain);
-    }
   }
-  if (percent === null && regainMinutes === 0) return null;
-  return { percent: percent ?? 0, regainAccessMs: regainMinutes * 60_000 };
+  return percent;
 }
 
 /** Below this, calls go at the configured rate. */
@@ -58,17 +69,19 @@ export const SLOW_DOWN_FROM_PERCENT = 75;
 export const MAX_HOLD_MS = 60_000;
 
 /**
- * How long to hold further calls to the platform after an answer carrying `usage`: nothing below
- * 75 %, then growing with the square of the distance to 100 % (80 % → 2.4 s, 90 % → 21.6 s,
- * 95 % → 38.4 s), the whole minute at 100 % or when Meta already names a time to regain access.
+ * How long to hold every further call to the platform after an answer carrying `usage`. Only the
+ * app's usage counts: it is shared by every account, so slowing the whole lane is what keeps it
+ * under 100 %. A business (one Instagram account) near its own limit must not stall the others;
+ * its `estimated_time_to_regain_access` becomes that account's wait when Meta throttles it
+ * (RateLimited.retryAfterMs). Nothing below 75 %, then growing with the square of the distance to
+ * 100 % (80 % → 2.4 s, 90 % → 21.6 s, 95 % → 38.4 s), the whole minute from 100 %.
  */
 export function backPressureHoldMs(usage: MetaUsage | null): number {
-  if (usage === null) return 0;
-  const regain = Math.min(usage.regainAccessMs, MAX_HOLD_MS);
-  if (usage.percent >= 100) return MAX_HOLD_MS;
-  if (usage.percent < SLOW_DOWN_FROM_PERCENT) return regain;
-  const closeness = (usage.percent - SLOW_DOWN_FROM_PERCENT) / (100 - SLOW_DOWN_FROM_PERCENT);
-  return Math.max(regain, Math.round(MAX_HOLD_MS * closeness * closeness));
+  const percent = usage?.appPercent ?? null;
+  if (percent === null || percent < SLOW_DOWN_FROM_PERCENT) return 0;
+  if (percent >= 100) return MAX_HOLD_MS;
+  const closeness = (percent - SLOW_DOWN_FROM_PERCENT) / (100 - SLOW_DOWN_FROM_PERCENT);
+  return Math.round(MAX_HOLD_MS * closeness * closeness);
 }
 
 function parseObject(value: string | null): Record<string, unknown> | null {
