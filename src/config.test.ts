@@ -57,3 +57,24 @@ describe('loadConfig', () => {
     expect(config.requiredScopes.youtube).toEqual(['https://www.googleapis.com/auth/youtube.upload']);
   });
 });
+
+describe('INSTAGRAM_GRAPH_VERSION (issue 11)', () => {
+  const instagram = { INSTAGRAM_CLIENT_ID: 'id', INSTAGRAM_CLIENT_SECRET: 'secret' };
+
+  it('pins the Graph API version: v26.0 unless set, and only Instagram has one', () => {
+    const config = loadConfig({ ...instagram, TIKTOK_CLIENT_KEY: 'k', TIKTOK_CLIENT_SECRET: 's' });
+    expect(config.providers.instagram?.apiVersion).toBe('v26.0');
+    expect(config.providers.tiktok?.apiVersion).toBeUndefined();
+    expect(
+      loadConfig({ ...instagram, INSTAGRAM_GRAPH_VERSION: 'v25.0' }).providers.instagram?.apiVersion,
+    ).toBe('v25.0');
+  });
+
+  it('refuses a version Meta would not understand', () => {
+    for (const bad of ['25.0', 'v25', 'latest', 'v25.0/']) {
+      expect(() => loadConfig({ ...instagram, INSTAGRAM_GRAPH_VERSION: bad })).toThrow(
+        /INSTAGRAM_GRAPH_VERSION must look like v26\.0/,
+      );
+    }
+  });
+});

@@ -2,6 +2,10 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigurationError } from './domain/errors.js';
 import { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
+import {
+  INSTAGRAM_DEFAULT_GRAPH_VERSION,
+  INSTAGRAM_GRAPH_VERSION_PATTERN,
+} from './platforms/instagram/oauthClient.js';
 import type { ProviderSettings } from './platforms/provider.js';
 import { PROVIDER_DEFAULT_SCOPES } from './platforms/registry.js';
 
@@ -27,6 +31,18 @@ const PROVIDER_ENV: Record<ProviderName, { id: string; secret: string; redirect:
       baseUrl: 'YOUTUBE_BASE_URL',
     },
   };
+
+/** The pinned API version where a platform versions its API: its variable, default and form. */
+const PROVIDER_API_VERSION_ENV: Partial<
+  Record<ProviderName, { name: string; fallback: string; pattern: RegExp; example: string }>
+> = {
+  instagram: {
+    name: 'INSTAGRAM_GRAPH_VERSION',
+    fallback: INSTAGRAM_DEFAULT_GRAPH_VERSION,
+    pattern: INSTAGRAM_GRAPH_VERSION_PATTERN,
+    example: 'v26.0',
+  },
+};
 
 export interface RefreshSettings {
   /** Refresh when the access token expires within this many seconds. */
@@ -186,6 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       clientSecret,
       redirectUri: validUrl(names.redirect, optionalString(env, names.redirect)),
       baseUrl: validUrl(names.baseUrl, optionalString(env, names.baseUrl)),
+      ...apiVersion(env, PROVIDER_API_VERSION_ENV[name]),
     };
   }
 
@@ -280,6 +297,19 @@ function loadHttpSettings(
 }
 
 export const PROVIDER_ENV_NAMES = PROVIDER_ENV;
+
+function apiVersion(
+  env: NodeJS.ProcessEnv,
+  spec: { name: string; fallback: string; pattern: RegExp; example: string } | undefined,
+): { apiVersion?: string } {
+  if (spec === undefined) return {};
+  const value = optionalString(env, spec.name);
+  if (value === undefined) return { apiVersion: spec.fallback };
+  if (!spec.pattern.test(value)) {
+    throw new ConfigurationError(`${spec.name} must look like ${spec.example}, got "${value}".`);
+  }
+  return { apiVersion: value };
+}
 
 function loadRefresherSettings(env: NodeJS.ProcessEnv): RefresherSettings {
   const rateNames = Object.fromEntries(

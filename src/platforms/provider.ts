@@ -83,6 +83,19 @@ export interface ProviderSettings {
    * the sandbox point at the simulator (`TIKTOK_BASE_URL`, …). null = the real platform hosts.
    */
   baseUrl: string | null;
+  /**
+   * The platform API version to pin where the platform versions its API (Instagram's Graph API:
+   * INSTAGRAM_GRAPH_VERSION); absent = the provider's own default.
+   */
+  apiVersion?: string;
+}
+
+/**
+ * Where a provider reports that the platform asked it to slow down before it throttles (usage
+ * headers such as Meta's X-App-Usage): further calls to that platform wait `ms` from now.
+ */
+export interface BackPressureSink {
+  holdFor(provider: ProviderName, ms: number): void;
 }
 
 export interface ProviderHttpOptions {

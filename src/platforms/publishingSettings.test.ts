@@ -6,12 +6,12 @@ import {
 } from './publishingSettings.js';
 
 describe('platform publishing settings from the environment', () => {
-  it('defaults: TikTok 10,000,000-byte chunks and SELF_ONLY, Instagram v23.0, YouTube 8 MiB', () => {
+  it('defaults: TikTok 10,000,000-byte chunks and SELF_ONLY, Instagram v26.0, YouTube 8 MiB', () => {
     expect(loadPlatformPublishingSettings({})).toEqual(DEFAULT_PLATFORM_PUBLISHING_SETTINGS);
     expect(DEFAULT_PLATFORM_PUBLISHING_SETTINGS).toMatchObject({
       tiktokChunkBytes: 10_000_000,
       tiktokDefaultPrivacy: 'SELF_ONLY',
-      instagramGraphApiVersion: 'v23.0',
+      instagramGraphApiVersion: 'v26.0',
       youtubeChunkBytes: 8 * 1024 * 1024,
     });
   });
@@ -21,7 +21,7 @@ describe('platform publishing settings from the environment', () => {
       loadPlatformPublishingSettings({
         TIKTOK_CHUNK_BYTES: '64000000',
         TIKTOK_DEFAULT_PRIVACY: 'FOLLOWER_OF_CREATOR',
-        INSTAGRAM_GRAPH_API_VERSION: 'v24.0',
+        INSTAGRAM_GRAPH_VERSION: 'v24.0',
         YOUTUBE_CHUNK_BYTES: String(256 * 1024),
       }),
     ).toMatchObject({
@@ -37,7 +37,7 @@ describe('platform publishing settings from the environment', () => {
     ['TIKTOK_CHUNK_BYTES', '64000001'],
     ['TIKTOK_CHUNK_BYTES', '10MB'],
     ['TIKTOK_DEFAULT_PRIVACY', 'PUBLIC'],
-    ['INSTAGRAM_GRAPH_API_VERSION', '23'],
+    ['INSTAGRAM_GRAPH_VERSION', '23'],
     ['YOUTUBE_CHUNK_BYTES', '1000000'],
   ])('refuses %s=%s with a clear error', (name, value) => {
     expect(() => loadPlatformPublishingSettings({ [name]: value })).toThrow(ConfigurationError);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigurationError } from '../domain/errors.js';
+import { INSTAGRAM_DEFAULT_GRAPH_VERSION, INSTAGRAM_GRAPH_VERSION_PATTERN } from './instagram/oauthClient.js';
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, MIN_CHUNK_BYTES } from './tiktok/chunkPlan.js';
 
 /**
@@ -12,7 +13,7 @@ export interface PlatformPublishingSettings {
   tiktokChunkBytes: number;
   /** TIKTOK_DEFAULT_PRIVACY: the privacy_level when a call names none; SELF_ONLY, the only one unaudited apps may use. */
   tiktokDefaultPrivacy: string;
-  /** INSTAGRAM_GRAPH_API_VERSION: the Graph API version in publishing paths (v23.0 as in Meta's examples). */
+  /** INSTAGRAM_GRAPH_VERSION: the Graph API version, the same as the OAuth client's node calls. */
   instagramGraphApiVersion: string;
   /** YOUTUBE_CHUNK_BYTES: a multiple of 256 KiB; default 8 MiB. */
   youtubeChunkBytes: number;
@@ -32,7 +33,7 @@ const YOUTUBE_GRANULE = 256 * 1024;
 export const DEFAULT_PLATFORM_PUBLISHING_SETTINGS: PlatformPublishingSettings = {
   tiktokChunkBytes: DEFAULT_CHUNK_BYTES,
   tiktokDefaultPrivacy: 'SELF_ONLY',
-  instagramGraphApiVersion: 'v23.0',
+  instagramGraphApiVersion: INSTAGRAM_DEFAULT_GRAPH_VERSION,
   youtubeChunkBytes: 32 * YOUTUBE_GRANULE,
   maxAttempts: 6,
   backoffBaseMs: 500,
@@ -76,10 +77,10 @@ export function loadPlatformPublishingSettings(
     }
     settings.tiktokDefaultPrivacy = privacy;
   }
-  const version = read('INSTAGRAM_GRAPH_API_VERSION');
+  const version = read('INSTAGRAM_GRAPH_VERSION');
   if (version !== undefined) {
-    if (!/^v\d+\.\d+$/.test(version)) {
-      throw new ConfigurationError(`INSTAGRAM_GRAPH_API_VERSION must look like v23.0, got "${version}".`);
+    if (!INSTAGRAM_GRAPH_VERSION_PATTERN.test(version)) {
+      throw new ConfigurationError(`INSTAGRAM_GRAPH_VERSION must look like v26.0, got "${version}".`);
     }
     settings.instagramGraphApiVersion = version;
   }

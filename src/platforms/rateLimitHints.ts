@@ -1,4 +1,5 @@
 import type { ProviderName } from '../domain/providerName.js';
+import { backPressureHoldMs, readMetaUsage } from './metaUsage.js';
 import type { AnswerHeaders } from './providerHttp.js';
 
 /**
@@ -41,9 +42,16 @@ function readNumber(value: string | null): number | null {
 }
 
 /**
- * Each platform's reader, where it sends usage headers. Instagram's X-Business-Use-Case-Usage
- * plugs in here with one line.
+ * Instagram's X-App-Usage and X-Business-Use-Case-Usage (percentages of the app's and the
+ * business's budget, src/platforms/metaUsage.ts): past the threshold, hold further calls.
  */
+export function readInstagramUsageHint(headers: AnswerHeaders, nowMs: number): number | null {
+  const holdMs = backPressureHoldMs(readMetaUsage(headers));
+  return holdMs > 0 ? nowMs + holdMs : null;
+}
+
+/** Each platform's reader, where it sends usage headers. */
 export const RATE_LIMIT_HINT_READERS: Partial<Record<ProviderName, RateLimitHintReader>> = {
+  instagram: readInstagramUsageHint,
   tiktok: readTikTokRateLimitHint,
 };

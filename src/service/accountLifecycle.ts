@@ -90,6 +90,13 @@ export class AccountLifecycle {
           : now + input.tokens.refreshTokenExpiresInSeconds * 1000,
       scopes: input.tokens.scopes ?? [],
       tokenIssuedAt: now,
+      // Instagram's code exchange names the user by another id than /me: kept, because Meta's
+      // deauthorize and data-deletion callbacks may carry either.
+      alternateExternalId:
+        input.tokens.externalAccountId !== null &&
+        input.tokens.externalAccountId !== input.profile.externalAccountId
+          ? input.tokens.externalAccountId
+          : null,
     };
     const store = async (): Promise<ConnectOutcome> => {
       const existing = await this.deps.accounts.findByExternalId(

@@ -22,6 +22,11 @@ export interface SimulatorSettings {
    * client must use them where present and not depend on them. null (default) = no headers, no limit.
    */
   tiktokRateLimit: { limit: number; windowSeconds: number } | null;
+  /**
+   * The percentage Instagram's graph answers report in X-App-Usage (call_count, total_cputime,
+   * total_time); null = no header, as Meta sends none until "enough calls have been made". Default null.
+   */
+  instagramAppUsagePercent: number | null;
 }
 
 export interface RouteContext {

@@ -112,6 +112,7 @@ export async function startProviderSimulator(
     instagramTokenShape: 'wrapped',
     googlePublishingStatus: 'production',
     tiktokRateLimit: null,
+    instagramAppUsagePercent: null,
     ...options.settings,
   };
   const hanging = new Set<NodeJS.Timeout>();

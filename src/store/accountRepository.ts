@@ -25,6 +25,11 @@ export interface NewAccount {
   ownerId: string;
   provider: ProviderName;
   externalAccountId: string;
+  /**
+   * The platform's other id for the account, where it has two (Instagram: the code exchange's
+   * app-scoped user_id besides /me's user_id): platform callbacks may name either.
+   */
+  alternateExternalId?: string | null;
   displayName: string | null;
   accessToken: string | null;
   refreshToken: string | null;
@@ -258,6 +263,7 @@ export class AccountRepository {
         owner_id: input.ownerId,
         provider: input.provider,
         external_account_id: input.externalAccountId,
+        alternate_external_id: input.alternateExternalId ?? null,
         display_name: input.displayName,
         oauth_access_token: this.seal(input.accessToken, id, 'access_token'),
         oauth_refresh_token: this.seal(input.refreshToken, id, 'refresh_token'),
@@ -321,6 +327,29 @@ export class AccountRepository {
       .where('external_account_id', '=', externalAccountId)
       .executeTakeFirst();
     return row ? this.toAccount(row) : null;
+  }
+
+  /**
+   * The account a platform callback names by either of its ids (external or alternate); the
+   * external id wins when both match different accounts.
+   */
+  async findByAnyExternalId(
+    provider: ProviderName,
+    id: string,
+  ): Promise<{ account: SocialAccount; matchedOn: 'external_id' | 'alternate_id' } | null> {
+    const rows = await this.db
+      .selectFrom('social_accounts')
+      .selectAll()
+      .where('provider', '=', provider)
+      .where((eb) => eb.or([eb('external_account_id', '=', id), eb('alternate_external_id', '=', id)]))
+      .limit(2)
+      .execute();
+    const row = rows.find((r) => r.external_account_id === id) ?? rows[0];
+    if (!row) return null;
+    return {
+      account: this.toAccount(row),
+      matchedOn: row.external_account_id === id ? 'external_id' : 'alternate_id',
+    };
   }
 
   /** Current version only: the cheap check a waiter polls while another process refreshes. */
@@ -570,6 +599,8 @@ export class AccountRepository {
       .updateTable('social_accounts')
       .set((eb) => ({
         owner_id: grant.ownerId,
+        // A reconnect that learned no other id keeps the one stored.
+        ...(grant.alternateExternalId ? { alternate_external_id: grant.alternateExternalId } : {}),
         display_name: grant.displayName,
         oauth_access_token: this.seal(grant.accessToken, id, 'access_token'),
         ...(newRefreshToken

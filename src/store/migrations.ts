@@ -199,6 +199,23 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
           .execute();
       },
     },
+    // Issue 11, Instagram. Meta's deauthorize and data-deletion callbacks carry a user id that may be
+    // the code exchange's app-scoped `user_id` rather than the `/me` `user_id` the account is keyed
+    // on (which one is not documented): the other id is kept here, and a callback matches either.
+    '008_i11_ig': {
+      async up(db: AnyDb) {
+        await db.schema.alterTable('social_accounts').addColumn('alternate_external_id', 'text').execute();
+        await db.schema
+          .createIndex('social_accounts_alternate_external_idx')
+          .on('social_accounts')
+          .columns(['provider', 'alternate_external_id'])
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropIndex('social_accounts_alternate_external_idx').execute();
+        await db.schema.alterTable('social_accounts').dropColumn('alternate_external_id').execute();
+      },
+    },
   };
 }
 

@@ -10,6 +10,8 @@ export interface SocialAccountsTable {
   owner_id: string;
   provider: string;
   external_account_id: string;
+  /** The platform's other id for the same account (Instagram: the code exchange's user_id), if any. */
+  alternate_external_id: string | null;
   display_name: string | null;
   oauth_access_token: string | null;
   oauth_refresh_token: string | null;

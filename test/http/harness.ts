@@ -2,6 +2,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../../src/domain/clock.js';
+import type { Logger } from '../../src/domain/logger.js';
 import type { ProviderName } from '../../src/domain/providerName.js';
 import { buildApp } from '../../src/http/app.js';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
@@ -52,6 +53,7 @@ export async function startTestService(
     env?: Record<string, string>;
     simulator?: ProviderSimulator;
     fetch?: typeof fetch;
+    logger?: Logger;
   } = {},
 ): Promise<TestService> {
   const simulator = options.simulator ?? (await startTestSimulator());
@@ -59,6 +61,7 @@ export async function startTestService(
   const baseUrl = `http://127.0.0.1:${port}`;
   const oauth = await openTestApp(database, {
     clock: options.clock,
+    logger: options.logger,
     env: {
       ...simulatorEnv(simulator, baseUrl),
       HOST: '127.0.0.1',

@@ -69,6 +69,33 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     await lifecycle.revokedByPlatform(provider, externalId, reason, detail);
   };
 
+  /**
+   * Meta's callbacks name the user by an id whose kind Meta does not document (the Data Deletion
+   * Request Callback page says "an app-scoped ID"; the code exchange's user_id is also "app-scoped",
+   * /me's user_id is not): the account is found by either of the ids stored at connect. A callback
+   * for nobody we hold is logged and acknowledged, or Meta would keep retrying it.
+   */
+  const revokeInstagram = async (
+    userId: string,
+    reason: 'platform_deauthorized' | 'data_deletion_request',
+    eventTimeMs: number | null,
+    detail: Record<string, unknown>,
+  ): Promise<void> => {
+    const found = await oauth.accounts.findByAnyExternalId('instagram', userId);
+    if (!found) {
+      oauth.logger.info(
+        { provider: 'instagram', reason, platformUserId: userId },
+        'Meta callback names no Instagram account we hold; acknowledged',
+      );
+      return;
+    }
+    if (await predatesGrant(found.account, eventTimeMs)) return;
+    await lifecycle.revokedByPlatform('instagram', found.account.externalAccountId, reason, {
+      ...detail,
+      matchedOn: found.matchedOn,
+    });
+  };
+
   const metaPayload = (signedRequest: string) => {
     const payload = verifyMetaSignedRequest(signedRequest, secretFor('instagram'));
     if (!payload) throw new HttpError('invalid_signature', 'signed_request signature is not valid');
@@ -89,15 +116,9 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     },
     async (request) => {
       const payload = metaPayload(request.body.signed_request);
-      await revokeFromPlatform(
-        'instagram',
-        payload.user_id,
-        'platform_deauthorized',
-        issuedAtMs(payload.issued_at),
-        {
-          source: 'meta_deauthorize',
-        },
-      );
+      await revokeInstagram(payload.user_id, 'platform_deauthorized', issuedAtMs(payload.issued_at), {
+        source: 'meta_deauthorize',
+      });
       return {};
     },
   );
@@ -124,16 +145,10 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     async (request) => {
       const payload = metaPayload(request.body.signed_request);
       const confirmationCode = randomOpaqueToken(12);
-      await revokeFromPlatform(
-        'instagram',
-        payload.user_id,
-        'data_deletion_request',
-        issuedAtMs(payload.issued_at),
-        {
-          source: 'meta_data_deletion',
-          confirmationCode,
-        },
-      );
+      await revokeInstagram(payload.user_id, 'data_deletion_request', issuedAtMs(payload.issued_at), {
+        source: 'meta_data_deletion',
+        confirmationCode,
+      });
       return {
         url: `${config.http.publicBaseUrl}/webhooks/instagram/data-deletion/${confirmationCode}`,
         confirmation_code: confirmationCode,

@@ -8,9 +8,19 @@ import {
   ReauthorizationRequired,
   TransientProviderError,
 } from '../../domain/errors.js';
+import type { ProviderName } from '../../domain/providerName.js';
 import { followAuthorizeRedirect } from '../../simulator/consentFlow.js';
 import { type ProviderSimulator, startProviderSimulator } from '../../simulator/simulator.js';
-import { classifyInstagramError, InstagramProvider, parseInstagramJson } from './oauthClient.js';
+import type { AnswerHeaders } from '../providerHttp.js';
+import { readInstagramUsageHint } from '../rateLimitHints.js';
+import {
+  classifyInstagramError,
+  INSTAGRAM_DEFAULT_GRAPH_VERSION,
+  InstagramProvider,
+  instagramProfileUrl,
+  parseInstagramJson,
+} from './oauthClient.js';
+import { instagramAppScopedId } from './simulatorRoutes.js';
 
 const CLIENT = { clientId: 'ig-app-id', clientSecret: 'ig-app-secret' };
 const REDIRECT_URI = 'https://app.example/oauth/instagram/callback';
@@ -28,10 +38,13 @@ describe('InstagramProvider against the simulator', () => {
   });
   afterAll(() => simulator.close());
 
-  function providerWith(clientSecret: string): InstagramProvider {
+  function providerWith(
+    clientSecret: string,
+    observeAnswer?: (provider: ProviderName, headers: AnswerHeaders) => void,
+  ): InstagramProvider {
     return new InstagramProvider(
       { ...CLIENT, clientSecret, redirectUri: REDIRECT_URI, baseUrl: simulator.baseUrlFor('instagram') },
-      { timeoutMs: 2000 },
+      { timeoutMs: 2000, observeAnswer },
     );
   }
 
@@ -43,7 +56,7 @@ describe('InstagramProvider against the simulator', () => {
     return { redirect, tokens: await provider.exchangeAuthorizationCode(redirect.code!, null) };
   }
 
-  it('builds the authorize URL with client_id, comma-joined scopes and no PKCE', () => {
+  it('builds the authorize URL with client_id, comma-joined scopes, force_reauth and no PKCE', () => {
     const url = new InstagramProvider(
       { ...CLIENT, redirectUri: REDIRECT_URI, baseUrl: null },
       { timeoutMs: 1000 },
@@ -59,6 +72,7 @@ describe('InstagramProvider against the simulator', () => {
       response_type: 'code',
       scope: 'instagram_business_basic,x',
       state: 's-1',
+      force_reauth: 'true',
     });
   });
 
@@ -75,7 +89,7 @@ describe('InstagramProvider against the simulator', () => {
 
   it('keeps a 17-digit user_id exact (JSON.parse would round it past 2^53)', async () => {
     const { tokens } = await connect('17841405822304915');
-    expect(tokens.externalAccountId).toBe('17841405822304915');
+    expect(tokens.externalAccountId).toBe(instagramAppScopedId('17841405822304915'));
     await expect(provider.fetchProfile(tokens.accessToken)).resolves.toEqual({
       externalAccountId: '17841405822304915',
       displayName: 'user_17841405822304915',
@@ -86,7 +100,7 @@ describe('InstagramProvider against the simulator', () => {
     simulator.settings.instagramTokenShape = 'flat';
     try {
       const { tokens } = await connect('17841400000000777');
-      expect(tokens.externalAccountId).toBe('17841400000000777');
+      expect(tokens.externalAccountId).toBe(instagramAppScopedId('17841400000000777'));
     } finally {
       simulator.settings.instagramTokenShape = 'wrapped';
     }
@@ -98,7 +112,80 @@ describe('InstagramProvider against the simulator', () => {
       provider.createAuthorizationUrl({ state: 'st', codeVerifier: null, scopes: provider.defaultScopes }),
     );
     const tokens = await provider.exchangeAuthorizationCode(`${redirect.code}#_`, null);
-    expect(tokens.externalAccountId).toBe('17841400000000888');
+    expect(tokens.externalAccountId).toBe(instagramAppScopedId('17841400000000888'));
+  });
+
+  it('bug: a reconnect bound the Instagram account the browser was logged in to, not the one the user meant', async () => {
+    // The browser logs in as one account, then the user reconnects meaning another: only
+    // force_reauth=true shows the login screen where they can switch.
+    const first = await connect('17841400000000901');
+    await expect(provider.fetchProfile(first.tokens.accessToken)).resolves.toMatchObject({
+      externalAccountId: '17841400000000901',
+    });
+    const second = await connect('17841400000000902');
+    await expect(provider.fetchProfile(second.tokens.accessToken)).resolves.toMatchObject({
+      externalAccountId: '17841400000000902',
+    });
+  });
+
+  it('reports the app-scoped user_id of the code exchange, which is not the /me user_id accounts are keyed on', async () => {
+    const { tokens } = await connect('17841400000000903');
+    const profile = await provider.fetchProfile(tokens.accessToken);
+    expect(profile.externalAccountId).toBe('17841400000000903');
+    expect(tokens.externalAccountId).toBe(instagramAppScopedId('17841400000000903'));
+    expect(tokens.externalAccountId).not.toBe(profile.externalAccountId);
+  });
+
+  it('bug (partial consent): reports only the permissions the user granted, so a missing publish permission is seen at connect', async () => {
+    simulator.queueConsent('instagram', { externalAccountId: '17841400000000904' });
+    const authorize = provider.createAuthorizationUrl({
+      state: 'st',
+      codeVerifier: null,
+      scopes: provider.defaultScopes,
+    });
+    // The user switches off publishing on Instagram's consent screen.
+    authorize.searchParams.set('sim_decline', 'instagram_business_content_publish');
+    const redirect = await followAuthorizeRedirect(authorize);
+    const tokens = await provider.exchangeAuthorizationCode(redirect.code!, null);
+    expect(tokens.scopes).toEqual(['instagram_business_basic']);
+  });
+
+  it('asks /me under the pinned Graph API version (INSTAGRAM_GRAPH_VERSION, default the newest)', async () => {
+    expect(INSTAGRAM_DEFAULT_GRAPH_VERSION).toBe('v26.0');
+    expect(instagramProfileUrl('v25.0')).toBe('https://graph.instagram.com/v25.0/me?fields=user_id,username');
+    const pinned = new InstagramProvider(
+      {
+        ...CLIENT,
+        redirectUri: REDIRECT_URI,
+        baseUrl: simulator.baseUrlFor('instagram'),
+        apiVersion: 'v25.0',
+      },
+      { timeoutMs: 2000 },
+    );
+    const seeded = simulator.seedAccount('instagram', { externalAccountId: '17841400000000905' });
+    await expect(pinned.fetchProfile(seeded.accessToken)).resolves.toMatchObject({
+      externalAccountId: '17841400000000905',
+    });
+  });
+
+  it('bug: usage headers near 100 % were ignored until Meta throttled; now they hold further calls', async () => {
+    const holds: Array<[ProviderName, number]> = [];
+    // What the outbound gate is told: the hold Instagram's usage headers ask for (from time 0).
+    const reporting = providerWith(CLIENT.clientSecret, (p, headers) => {
+      const until = readInstagramUsageHint(headers, 0);
+      if (until !== null) holds.push([p, until]);
+    });
+    const seeded = simulator.seedAccount('instagram', { externalAccountId: '17841400000000906' });
+    try {
+      simulator.settings.instagramAppUsagePercent = 50;
+      await reporting.fetchProfile(seeded.accessToken);
+      expect(holds).toEqual([]);
+      simulator.settings.instagramAppUsagePercent = 90;
+      await reporting.fetchProfile(seeded.accessToken);
+      expect(holds).toEqual([['instagram', 21_600]]);
+    } finally {
+      simulator.settings.instagramAppUsagePercent = null;
+    }
   });
 
   it('reads "Error validating client secret" at the code exchange as our configuration', async () => {
@@ -275,6 +362,38 @@ describe('classifyInstagramError', () => {
       ProviderResponseInvalid,
     ],
     ['a bare 502 is transient', 502, undefined, TransientProviderError],
+    [
+      '190/467 (invalid session) arrives with HTTP 400, not 401, and means re-authorize',
+      400,
+      {
+        error: {
+          message: 'Error validating access token: The session is invalid because the user logged out.',
+          type: 'OAuthException',
+          code: 190,
+          error_subcode: 467,
+          fbtrace_id: 'A8dKcD2pPzT',
+        },
+      },
+      ReauthorizationRequired,
+    ],
+    [
+      '190 is re-authorize under HTTP 401 as well',
+      401,
+      graph(190, 'Invalid OAuth access token - Cannot parse access token'),
+      ReauthorizationRequired,
+    ],
+    [
+      '299 (last of the permission range) means re-authorize',
+      400,
+      graph(299, 'Requires extended permission'),
+      ReauthorizationRequired,
+    ],
+    [
+      '80002 (Instagram Business Use Case throttle) is rate limited',
+      400,
+      graph(80002, 'There have been too many calls to this Instagram account. Wait a bit and try again.'),
+      RateLimited,
+    ],
   ];
 
   it.each(cases)('%s', (_rule, status, body, expected) => {

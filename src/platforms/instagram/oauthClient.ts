@@ -35,7 +35,23 @@ export const INSTAGRAM_AUTHORIZE_URL = 'https://www.instagram.com/oauth/authoriz
 export const INSTAGRAM_SHORT_LIVED_TOKEN_URL = 'https://api.instagram.com/oauth/access_token';
 export const INSTAGRAM_LONG_LIVED_TOKEN_URL = 'https://graph.instagram.com/access_token';
 export const INSTAGRAM_REFRESH_URL = 'https://graph.instagram.com/refresh_access_token';
-export const INSTAGRAM_PROFILE_URL = 'https://graph.instagram.com/me?fields=user_id,username';
+const INSTAGRAM_GRAPH_HOST = 'https://graph.instagram.com';
+
+/**
+ * The Graph API version our node calls (/me) name, as every example in Meta's reference does
+ * (Instagram Platform reference, "Me": `GET https://graph.instagram.com/v26.0/me`). Unversioned
+ * calls are served by the oldest version still available (Graph API "Versioning"), which changes
+ * under us without notice; a pinned one changes when we decide. v26.0 is the newest (Graph API
+ * changelog, 29 July 2026). The token endpoints (/access_token, /refresh_access_token) are
+ * documented without a version and are called that way.
+ */
+export const INSTAGRAM_DEFAULT_GRAPH_VERSION = 'v26.0';
+export const INSTAGRAM_GRAPH_VERSION_PATTERN = /^v\d+\.\d+$/;
+
+/** `/me` under the pinned version: `user_id` is the professional account's id, which we key on. */
+export function instagramProfileUrl(graphVersion: string): string {
+  return `${INSTAGRAM_GRAPH_HOST}/${graphVersion}/me?fields=user_id,username`;
+}
 
 export const INSTAGRAM_CAPABILITIES: ProviderCapabilities = {
   rotatesRefreshToken: false,
@@ -109,7 +125,12 @@ const legacyErrorSchema = z.object({
   error_message: z.string().nullish(),
 });
 
-const THROTTLING_CODES = new Set([4, 17, 32, 613]);
+/**
+ * 4, 17, 32, 613: Handling Errors, "Error Codes"; 80002: the Business Use Case throttle of the
+ * Instagram Platform (Rate Limits, "Business Use Case Rate Limits", error codes 80000–80014 by use
+ * case), which Instagram API with Instagram Login calls are subject to.
+ */
+const THROTTLING_CODES = new Set([4, 17, 32, 613, 80002]);
 const TRANSIENT_CODES = new Set([1, 2]);
 /** "Error validating client secret", "Invalid platform app", "Invalid redirect_uri", … */
 const CLIENT_CONFIG_MESSAGE = /client secret|client_secret|client_id|platform app|redirect_uri/i;
@@ -251,6 +272,12 @@ export class InstagramProvider implements Provider {
     url.searchParams.set('response_type', 'code');
     url.searchParams.set('scope', input.scopes.join(this.capabilities.scopeSeparator));
     url.searchParams.set('state', input.state);
+    // Business Login for Instagram, "Step 1. Get authorization", query parameter `force_reauth`:
+    // without it the authorization window binds whichever Instagram account the browser is logged
+    // in to, silently. A reconnect must be able to pick the account it means, and at this point a
+    // connect cannot be told from a reconnect (the portal's Reconnect and the API start the same
+    // flow; the account is known only after the code exchange), so every connect asks for a login.
+    url.searchParams.set('force_reauth', 'true');
     // No PKCE: the Instagram authorize endpoint does not document code_challenge.
     return url;
   }
@@ -343,7 +370,10 @@ export class InstagramProvider implements Provider {
     const body = await this.send(
       {
         method: 'GET',
-        url: resolveEndpoint(this.settings.baseUrl, INSTAGRAM_PROFILE_URL),
+        url: resolveEndpoint(
+          this.settings.baseUrl,
+          instagramProfileUrl(this.settings.apiVersion ?? INSTAGRAM_DEFAULT_GRAPH_VERSION),
+        ),
         bearerToken: accessToken,
       },
       profileSchema,
@@ -358,6 +388,9 @@ export class InstagramProvider implements Provider {
     label: string,
   ): Promise<z.output<Schema>> {
     const answer = await sendProviderRequest(this.name, this.http, { ...request, label });
+    // Success or not, the usage headers (X-App-Usage, X-Business-Use-Case-Usage) reach the outbound
+    // gate through http.observeAnswer, which slows us down before code 4 or 80002
+    // (readInstagramUsageHint in ../rateLimitHints.ts).
     const json = parseInstagramJson(answer.text);
     if (isError(answer.status, json))
       throw classifyInstagramError(answer.status, json, answer.headers, Date.now());

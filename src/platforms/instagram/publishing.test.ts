@@ -216,7 +216,7 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
 
   it('the simulator refuses media_publish before the container is FINISHED: 9007 / 2207027', async () => {
     const token = simulator.issueTokens('instagram', IG_USER).accessToken;
-    const graph = `${simulator.baseUrlFor('instagram')}/v23.0/${IG_USER}`;
+    const graph = `${simulator.baseUrlFor('instagram')}/v26.0/${IG_USER}`;
     const form = (fields: Record<string, string>) => ({
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { RouteKind } from '../../simulator/faults.js';
 import {
   consentFromQuery,
@@ -7,7 +8,12 @@ import {
   retryAfterHeaders,
   scopeList,
 } from '../../simulator/platformRoutes.js';
-import { type AccessTokenRecord, DEFAULT_SCOPES, traceId } from '../../simulator/state.js';
+import {
+  type AccessTokenRecord,
+  DEFAULT_SCOPES,
+  type SimulatorState,
+  traceId,
+} from '../../simulator/state.js';
 import {
   json,
   presentedAccessToken,
@@ -20,16 +26,57 @@ import {
 /**
  * Instagram API with Instagram Login: the code buys a 1-hour token on api.instagram.com, which is
  * swapped for a 60-day one on graph.instagram.com, which refreshes itself (no refresh token) once
- * it is a day old.
+ * it is a day old. Each rule below names the page (and section) of Meta's documentation it comes
+ * from; docs/PLATFORMS.md lists them with the test that pins each.
  */
 
 const AUTHORIZE = '/oauth/authorize';
 const SHORT_LIVED = '/oauth/access_token';
 const LONG_LIVED = '/access_token';
 const REFRESH = '/refresh_access_token';
-const ME = '/me';
+/** `/me`, unversioned or under a Graph API version (`/v26.0/me`): Meta serves both. */
+const ME = /^(?:\/v\d+\.\d+)?\/me$/;
+
+/**
+ * The permissions of Instagram API with Instagram Login (Business Login for Instagram, warning at
+ * the top): the `business_*` names they replaced were retired on 27 January 2025.
+ */
+const KNOWN_SCOPES = new Set([
+  'instagram_business_basic',
+  'instagram_business_content_publish',
+  'instagram_business_manage_messages',
+  'instagram_business_manage_comments',
+  'instagram_business_manage_insights',
+]);
+/** "instagram_business_basic is required" (Oauth Authorize reference, `scope`): it cannot be declined. */
+const REQUIRED_SCOPE = 'instagram_business_basic';
+
+/**
+ * The Instagram account the simulated browser is logged in to, per simulator. Without
+ * `force_reauth=true` the authorization window binds it without asking who is logging in (Business
+ * Login for Instagram, "Step 1. Get authorization", `force_reauth`).
+ */
+const loggedIn = new WeakMap<SimulatorState, string>();
+
+/**
+ * The app-scoped user id the code exchange answers with ("The user's app-scoped User ID": Oauth
+ * Access Token reference, response), which is also `/me`'s `id`. It is not `/me`'s `user_id`, the
+ * professional account's id we key accounts on. Derived, 17 digits beyond 2^53 like real ones, so a
+ * test can compute what a Meta callback would carry.
+ */
+export function instagramAppScopedId(externalAccountId: string): string {
+  const digits = BigInt(`0x${createHash('sha256').update(externalAccountId).digest('hex').slice(0, 15)}`);
+  return `2${(digits % 10n ** 16n).toString().padStart(16, '0')}`;
+}
 
 const DAY_MS = 86_400_000;
+
+function listOf(value: string | null, separator: RegExp): string[] {
+  return (value ?? '')
+    .split(separator)
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
 
 /** The Graph API's error envelope; Meta answers OAuthException with 400. */
 function graphError(code: number, message: string, subcode?: number, status = 400): SimResponse {
@@ -65,6 +112,12 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
   if (!state.clientMatches('instagram', clientId)) return text(400, 'Invalid platform app');
   if (redirectUri === null || !URL.canParse(redirectUri)) return text(400, 'Invalid redirect_uri');
   if (request.query.get('response_type') !== 'code') return text(400, 'response_type must be code');
+  // Oauth Authorize reference, `scope`: "A comma-separated list, or URL-encoded space-separated
+  // list" (required), of which instagram_business_basic is required.
+  const requested = listOf(request.query.get('scope'), /[,\s]/);
+  const unknown = requested.filter((scope) => !KNOWN_SCOPES.has(scope));
+  if (unknown.length > 0) return text(400, `Invalid Scopes: ${unknown.join(', ')}`);
+  if (!requested.includes(REQUIRED_SCOPE)) return text(400, `Invalid Scopes: ${REQUIRED_SCOPE} is required`);
   const stateParam = request.query.get('state');
 
   const consent = state.takeConsent('instagram', consentFromQuery(request.query));
@@ -82,34 +135,56 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
       ),
     );
   }
-  const account = state.upsertAccount('instagram', consent.externalAccountId, consent.displayName);
+  // A browser still logged in to Instagram is not asked who logs in, unless force_reauth=true.
+  const session = request.query.get('force_reauth') === 'true' ? undefined : loggedIn.get(state);
+  const account =
+    session === undefined
+      ? state.upsertAccount('instagram', consent.externalAccountId, consent.displayName)
+      : state.account('instagram', session)!;
+  loggedIn.set(state, account.externalAccountId);
+  // The user may switch off any permission but the required one; the code exchange reports what
+  // was granted (Business Login for Instagram, "How it works": "a list of permissions the app user
+  // granted your app"). The sandbox's user declines with `sim_decline=a,b`.
+  const declined = new Set(listOf(request.query.get('sim_decline'), /[,\s]/));
+  declined.delete(REQUIRED_SCOPE);
   const code = state.createCode({
     provider: 'instagram',
     clientId: clientId ?? '',
     redirectUri,
     codeChallenge: null,
     codeChallengeMethod: null,
-    scopes: scopeList(request.query.get('scope'), ',', DEFAULT_SCOPES.instagram),
+    scopes: requested.filter((scope) => !declined.has(scope)),
     externalAccountId: account.externalAccountId,
     offline: true,
   });
-  // Instagram ends the redirect with `#_`, which users copy along with the code.
+  // Oauth Authorize reference: "we #_ append to the end of the redirect URI"; it is not part of the code.
   return redirect(redirectUrl(redirectUri, { code: code.code, state: stateParam }, '#_'));
 }
 
+/**
+ * Oauth Access Token reference (POST api.instagram.com/oauth/access_token): client_id,
+ * client_secret, code, grant_type=authorization_code and redirect_uri, which "must be the same URI
+ * or we will reject the request". Errors come in the Basic Display era's flat shape, HTTP 400.
+ */
 function shortLivedToken(request: SimRequest, context: RouteContext): SimResponse {
   const { state, settings } = context;
   const form = request.form;
+  for (const field of ['client_id', 'client_secret', 'code', 'grant_type', 'redirect_uri']) {
+    if (!form.get(field)) return legacyError(`Missing required field: ${field}`);
+  }
   if (!state.clientMatches('instagram', form.get('client_id'))) return legacyError('Invalid platform app');
   if (!state.secretMatches('instagram', form.get('client_secret'))) {
     return legacyError('Error validating client secret.');
   }
   if (form.get('grant_type') !== 'authorization_code') return legacyError('Invalid grant_type');
+  // Single use, and a code with the redirect's `#_` still on it is not a code Instagram issued.
   const code = state.redeemCode('instagram', form.get('code'));
+  if (code === 'used') return legacyError('This authorization code has been used');
+  if (code === 'expired') return legacyError('This authorization code has expired');
   if (typeof code === 'string') return legacyError('Matching code was not found or was already used.');
   if (code.redirectUri !== form.get('redirect_uri')) {
     return legacyError(
-      'Error validating verification code. Please make sure your redirect_uri is identical.',
+      'Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request',
     );
   }
   const token = state.issueAccessToken('instagram', code.externalAccountId, {
@@ -117,11 +192,10 @@ function shortLivedToken(request: SimRequest, context: RouteContext): SimRespons
     lifetimeSeconds: state.lifetimes.instagramShortSeconds,
     instagramKind: 'short',
   });
-  // user_id goes out as a bare JSON number, beyond 2^53 for real ids: clients must not round it.
-  const userId = /^\d+$/.test(code.externalAccountId)
-    ? code.externalAccountId
-    : JSON.stringify(code.externalAccountId);
-  const entry = `{"access_token":${JSON.stringify(token.token)},"user_id":${userId},"permissions":${JSON.stringify(code.scopes.join(','))}}`;
+  // user_id goes out as a bare JSON number ("Integer"), beyond 2^53: clients must not round it.
+  const entry = `{"access_token":${JSON.stringify(token.token)},"user_id":${instagramAppScopedId(code.externalAccountId)},"permissions":${JSON.stringify(code.scopes.join(','))}}`;
+  // Business Login for Instagram shows the answer wrapped in `data: [...]`; the Oauth Access Token
+  // reference shows it flat. Both are served (settings.instagramTokenShape).
   const body = settings.instagramTokenShape === 'wrapped' ? `{"data":[${entry}]}` : entry;
   return { kind: 'raw', status: 200, text: body, contentType: 'application/json; charset=utf-8' };
 }
@@ -181,14 +255,26 @@ function me(request: SimRequest, { state }: RouteContext): SimResponse {
   if (problem !== null || record === undefined)
     return problem ?? graphError(190, 'Invalid OAuth access token');
   const account = state.account('instagram', record.externalAccountId);
-  const fields = scopeList(request.query.get('fields'), ',', ['id']);
+  const fields = listOf(request.query.get('fields'), /,/);
+  if (fields.length === 0) fields.push('id');
   const all: Record<string, string> = {
-    // The app-scoped id differs from the professional account's user_id; we key on user_id.
-    id: `app-scoped-${record.externalAccountId}`,
+    // User reference: `id` is the app-scoped id, `user_id` the professional account's; we key on user_id.
+    id: instagramAppScopedId(record.externalAccountId),
     user_id: record.externalAccountId,
     username: account?.displayName ?? '',
   };
   return json(200, Object.fromEntries(Object.entries(all).filter(([field]) => fields.includes(field))));
+}
+
+/**
+ * graph.instagram.com answers carry X-App-Usage once the app has made enough calls (Rate Limits,
+ * "Headers"): `{call_count, total_cputime, total_time}` in whole percent.
+ */
+function withAppUsage(response: SimResponse, { settings }: RouteContext): SimResponse {
+  const percent = settings.instagramAppUsagePercent;
+  if (percent === null || response.kind === 'redirect') return response;
+  const usage = JSON.stringify({ call_count: percent, total_cputime: percent, total_time: percent });
+  return { ...response, headers: { ...response.headers, 'x-app-usage': usage } };
 }
 
 export const instagramRoutes: PlatformRoutes = {
@@ -198,7 +284,7 @@ export const instagramRoutes: PlatformRoutes = {
     if (request.method === 'POST' && request.path === SHORT_LIVED) return 'token';
     if (request.method === 'GET' && request.path === LONG_LIVED) return 'token';
     if (request.method === 'GET' && request.path === REFRESH) return 'refresh';
-    if (request.method === 'GET' && request.path === ME) return 'profile';
+    if (request.method === 'GET' && ME.test(request.path)) return 'profile';
     return null;
   },
   refreshSubject(request, state) {
@@ -207,9 +293,9 @@ export const instagramRoutes: PlatformRoutes = {
   handle(request, context) {
     if (request.path === AUTHORIZE) return authorize(request, context);
     if (request.path === SHORT_LIVED) return shortLivedToken(request, context);
-    if (request.path === LONG_LIVED) return longLivedToken(request, context);
-    if (request.path === REFRESH) return refresh(request, context);
-    if (request.path === ME) return me(request, context);
+    if (request.path === LONG_LIVED) return withAppUsage(longLivedToken(request, context), context);
+    if (request.path === REFRESH) return withAppUsage(refresh(request, context), context);
+    if (ME.test(request.path)) return withAppUsage(me(request, context), context);
     return graphError(100, 'Unsupported get request.', undefined, 404);
   },
   serverError(status) {
