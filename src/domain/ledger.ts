@@ -9,6 +9,8 @@ export const OAUTH_EVENT_TYPES = [
   'revoked',
   'deleted',
   'keys_rotated',
+  /** The grant dies at a known time, soon (refresh-token end of life): the owner should reconnect. */
+  'expiring',
 ] as const;
 export type OAuthEventType = (typeof OAUTH_EVENT_TYPES)[number];
 
