@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config.js';
 import type { SocialAccount } from '../../domain/account.js';
-import { ConfigurationError } from '../../domain/errors.js';
 import type { NewOAuthEvent } from '../../domain/ledger.js';
 import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
 import { startHttpService } from '../../http/server.js';
@@ -9,6 +8,7 @@ import { importAccounts } from '../../service/accountImport.js';
 import { createLogger } from '../../service/logging.js';
 import { SocialOAuth } from '../../service/socialOAuth.js';
 import { startProviderSimulator } from '../../simulator/simulator.js';
+import { CliError, EXIT } from '../context.js';
 import { waitForSignal } from './sandbox.js';
 
 /** Client credentials the sandbox simulator accepts; they exist only on this machine. */
@@ -43,8 +43,9 @@ export function registerStart(program: Command): void {
       if (options.interval !== undefined) {
         const seconds = Number(options.interval);
         if (!Number.isInteger(seconds) || seconds < 1) {
-          throw new ConfigurationError(
+          throw new CliError(
             `--interval must be a whole number of seconds >= 1, got "${options.interval}".`,
+            EXIT.usage,
           );
         }
         config.refresher.intervalMs = seconds * 1000;
