@@ -111,8 +111,14 @@ export class NotificationDispatcher {
     const now = clock.now();
     if (expiringNoticeMs > 0 && now - this.lastExpiringLook >= this.expiringLookMs) {
       this.lastExpiringLook = now;
-      const written = await outbox.recordExpiring({ now, noticeMs: expiringNoticeMs, limit: 500 });
-      if (written > 0) this.options.logger.info({ written }, 'grants about to expire: notifications written');
+      // Its own failure must not hold back the deliveries: logged, and tried again at the next look.
+      try {
+        const written = await outbox.recordExpiring({ now, noticeMs: expiringNoticeMs, limit: 500 });
+        if (written > 0)
+          this.options.logger.info({ written }, 'grants about to expire: notifications written');
+      } catch (error) {
+        this.options.logger.error({ err: describe(error) }, 'could not look for grants about to expire');
+      }
     }
     if (this.closing) return 0;
     const batch = await outbox.claimDue({
