@@ -218,7 +218,7 @@ for (const factory of DATABASES) {
       receiver.setMode('ok');
       const worker = spawnCli(['worker'], testEnv(database, { ...env(), WEBHOOK_POLL_SECONDS: '1' }));
       processes.push(worker);
-      await eventually(() => expect(receiver.forEvent(eventId).delivered).toBe(1), 30_000).catch((error) => {
+      await eventually(() => expect(receiver.forEvent(eventId).delivered).toBe(1), 90_000).catch((error) => {
         throw new Error(`${(error as Error).message}\n${worker.output()}`);
       });
       await stopGracefully(worker);
@@ -242,7 +242,7 @@ for (const factory of DATABASES) {
         state: 'delivered',
         attempts: left.attempts + 1,
       });
-    });
+    }, 120_000);
 
     it('two processes deliver each of 30 notifications exactly once', async () => {
       const lifecycle = new AccountLifecycle({
@@ -261,7 +261,7 @@ for (const factory of DATABASES) {
       }
       const workerEnv = testEnv(database, { ...env(), WEBHOOK_POLL_SECONDS: '1' });
       processes.push(spawnCli(['worker'], workerEnv), spawnCli(['worker'], workerEnv));
-      await eventually(async () => expect((await outbox.countByState()).delivered).toBe(30), 30_000).catch(
+      await eventually(async () => expect((await outbox.countByState()).delivered).toBe(30), 90_000).catch(
         (error) => {
           throw new Error(`${(error as Error).message}\n${processes.map((p) => p.output()).join('\n')}`);
         },
@@ -273,7 +273,7 @@ for (const factory of DATABASES) {
         expect(receiver.forEvent(id).all).toHaveLength(1);
         expect(await outbox.stateOf(id)).toMatchObject({ state: 'delivered', attempts: 1 });
       }
-    });
+    }, 120_000);
 
     it('a receiver that fails gets retries with backoff, the same event id each time; a refusal is final', async () => {
       const dispatcher = dispatcherOf(app);

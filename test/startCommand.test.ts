@@ -13,7 +13,7 @@ import { simulatorEnv, startTestSimulator } from './support/simulator.js';
 const DAY = 86_400_000;
 const SECRET = 'whsec-start-test';
 
-async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 30_000): Promise<T> {
+async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -124,12 +124,12 @@ for (const factory of DATABASES) {
       expect(await start.exited).toBe(0);
       expect(start.output()).toContain('Shutting down');
       expect(start.output()).toMatch(/instagram .* REFRESHED/);
-    });
+    }, 120_000);
 
     it('refuses a bad --interval with a usage error', async () => {
       const start = spawnCli(['start', '--interval', 'often'], testEnv(database, simulatorEnv(simulator)));
       expect(await start.exited).toBe(2);
       expect(start.output()).toContain('--interval must be a whole number');
-    });
+    }, 60_000);
   });
 }
