@@ -118,7 +118,14 @@ export interface HttpSettings {
   /** Where account status changes are POSTed (null = nowhere), and the HMAC-SHA256 secret that signs them. */
   webhookUrl: string | null;
   webhookSecret: string | null;
+  /** Attempts per notification, across every process and restart. */
   webhookMaxAttempts: number;
+  /** The longest wait between two attempts (the backoff doubles from 2 s up to this). */
+  webhookRetryMaxMs: number;
+  /** How often an idle process looks for notifications written by others (the outbox). */
+  webhookPollMs: number;
+  /** Notify `account.expiring` this long before a grant's known end; 0 = never. */
+  webhookExpiringNoticeMs: number;
   connectSessionTtlSeconds: number;
   portalSessionTtlSeconds: number;
   bodyLimitBytes: number;
@@ -167,7 +174,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       REFRESH_LEASE_SECONDS: integer('REFRESH_LEASE_SECONDS', 60, 1),
       REFRESH_WAIT_TIMEOUT_MS: integer('REFRESH_WAIT_TIMEOUT_MS', 90_000, 1),
       PORT: integer('PORT', 8080),
-      WEBHOOK_MAX_ATTEMPTS: integer('WEBHOOK_MAX_ATTEMPTS', 8, 1),
+      WEBHOOK_MAX_ATTEMPTS: integer('WEBHOOK_MAX_ATTEMPTS', 12, 1),
+      WEBHOOK_RETRY_MAX_SECONDS: integer('WEBHOOK_RETRY_MAX_SECONDS', 3600, 1),
+      WEBHOOK_POLL_SECONDS: integer('WEBHOOK_POLL_SECONDS', 5, 1),
+      WEBHOOK_EXPIRING_NOTICE_SECONDS: integer('WEBHOOK_EXPIRING_NOTICE_SECONDS', 86_400),
       CONNECT_SESSION_TTL_SECONDS: integer('CONNECT_SESSION_TTL_SECONDS', 600, 1),
       PORTAL_SESSION_TTL_SECONDS: integer('PORTAL_SESSION_TTL_SECONDS', 1800, 1),
       HTTP_BODY_LIMIT_BYTES: integer('HTTP_BODY_LIMIT_BYTES', 65_536, 1024),
@@ -259,6 +269,9 @@ function loadHttpSettings(
   n: {
     PORT: number;
     WEBHOOK_MAX_ATTEMPTS: number;
+    WEBHOOK_RETRY_MAX_SECONDS: number;
+    WEBHOOK_POLL_SECONDS: number;
+    WEBHOOK_EXPIRING_NOTICE_SECONDS: number;
     CONNECT_SESSION_TTL_SECONDS: number;
     PORTAL_SESSION_TTL_SECONDS: number;
     HTTP_BODY_LIMIT_BYTES: number;
@@ -289,6 +302,9 @@ function loadHttpSettings(
     webhookUrl,
     webhookSecret,
     webhookMaxAttempts: n.WEBHOOK_MAX_ATTEMPTS,
+    webhookRetryMaxMs: n.WEBHOOK_RETRY_MAX_SECONDS * 1000,
+    webhookPollMs: n.WEBHOOK_POLL_SECONDS * 1000,
+    webhookExpiringNoticeMs: n.WEBHOOK_EXPIRING_NOTICE_SECONDS * 1000,
     connectSessionTtlSeconds: n.CONNECT_SESSION_TTL_SECONDS,
     portalSessionTtlSeconds: n.PORTAL_SESSION_TTL_SECONDS,
     bodyLimitBytes: n.HTTP_BODY_LIMIT_BYTES,

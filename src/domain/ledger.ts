@@ -11,6 +11,8 @@ export const OAUTH_EVENT_TYPES = [
   'keys_rotated',
   /** A connect refused after consent (a required scope not granted): nothing was stored. */
   'connect_refused',
+  /** The grant dies at a known time, soon (refresh-token end of life): the owner should reconnect. */
+  'expiring',
 ] as const;
 export type OAuthEventType = (typeof OAUTH_EVENT_TYPES)[number];
 

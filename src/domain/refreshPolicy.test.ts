@@ -146,6 +146,11 @@ describe('keep-alive refresh time', () => {
     expect(latest(s, caps)).toBe(due);
   });
 
+  it('bug: a grant lifetime not divisible by ten gave a fractional time that PostgreSQL refused to store', () => {
+    const at = latest(state({ tokenIssuedAt: NOW, refreshTokenExpiresAt: NOW + 12 * HOUR + 7 }), tiktok);
+    expect(Number.isInteger(at)).toBe(true);
+  });
+
   it('a refresh on demand moves the Google deadline: the refresh token was just used', () => {
     const idle = state({ tokenIssuedAt: NOW - 100 * DAY, lastRefreshAt: NOW });
     expect(latest(idle, youtube)).toBe(NOW + 179 * DAY);

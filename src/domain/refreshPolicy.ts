@@ -161,7 +161,8 @@ export function keepAliveRefreshAt(
     return Math.max(input.now, deadline.at);
   } else {
     const lifetime = deadline.since === null ? Number.POSITIVE_INFINITY : deadline.at - deadline.since;
-    const margin = Math.min(settings.marginSeconds * SECOND, lifetime * settings.marginFraction);
+    // Whole milliseconds: the time is stored in a BIGINT column, which refuses a fraction.
+    const margin = Math.min(settings.marginSeconds * SECOND, Math.floor(lifetime * settings.marginFraction));
     latest = deadline.at - margin;
   }
   const window = Math.max(0, Math.min(settings.jitterSeconds * SECOND, latest - earliest));

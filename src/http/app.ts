@@ -127,7 +127,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   fastify.addHook('onClose', async () => {
     context.detach();
-    await context.notifier?.close(config.http.shutdownTimeoutMs);
+    await context.notifications?.close(config.http.shutdownTimeoutMs);
   });
 
   await fastify.register(healthRoutes, { context, routes });

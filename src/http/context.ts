@@ -4,9 +4,9 @@ import type { Clock } from '../domain/clock.js';
 import { AccountLifecycle } from '../service/accountLifecycle.js';
 import { ApiKeys } from '../service/apiKeys.js';
 import { ConnectFlow } from '../service/connectFlow.js';
+import type { NotificationDispatcher } from '../service/notificationDispatcher.js';
 import { PortalSessions } from '../service/portalSessions.js';
 import type { SocialOAuth } from '../service/socialOAuth.js';
-import { StatusNotifier } from '../service/statusNotifier.js';
 import { ApiKeyRepository } from '../store/apiKeyRepository.js';
 import { ConnectSessionRepository } from '../store/connectSessionRepository.js';
 import { PortalSessionRepository } from '../store/portalSessionRepository.js';
@@ -22,7 +22,8 @@ export interface HttpContext {
   connect: ConnectFlow;
   portal: PortalSessions;
   metrics: ServiceMetrics;
-  notifier: StatusNotifier | null;
+  /** Delivers the notification outbox to WEBHOOK_URL while the app runs (null: no receiver). */
+  notifications: NotificationDispatcher | null;
   /** Unsubscribes the listeners this context attached to the token service. */
   detach(): void;
 }
@@ -52,19 +53,13 @@ export function createHttpContext(
     },
   });
   const metrics = new ServiceMetrics(() => oauth.accounts.countByStatus());
-  const notifier =
-    config.http.webhookUrl !== null && config.http.webhookSecret !== null
-      ? new StatusNotifier({
-          url: config.http.webhookUrl,
-          secret: config.http.webhookSecret,
-          maxAttempts: config.http.webhookMaxAttempts,
-          clock,
-          logger: oauth.logger,
-          fetch: options.fetch,
-          backoff: options.notifierBackoff,
-          onOutcome: (outcome) => metrics.notifications.inc({ outcome }),
-        })
-      : null;
+  // Notifications are written to the outbox in the commit of their event, whatever happens here;
+  // the dispatcher delivers them (and those other processes wrote), and survives nothing it need not.
+  const notifications = oauth.createNotificationDispatcher({
+    fetch: options.fetch,
+    backoff: options.notifierBackoff,
+    onOutcome: (outcome) => metrics.notifications.inc({ outcome }),
+  });
   const unsubscribe: Array<() => void> = [];
   unsubscribe.push(
     oauth.tokens.onEvent((event, account) => {
@@ -75,9 +70,11 @@ export function createHttpContext(
       }
     }),
   );
-  if (notifier) {
-    unsubscribe.push(oauth.tokens.onEvent(notifier.listener));
-    lifecycle.onEvent(notifier.listener);
+  if (notifications) {
+    // An event of this process: deliver now rather than at the next poll.
+    unsubscribe.push(oauth.tokens.onEvent(notifications.listener));
+    lifecycle.onEvent(notifications.listener);
+    notifications.start();
   }
   return {
     oauth,
@@ -103,7 +100,7 @@ export function createHttpContext(
       config.http.portalSessionTtlSeconds,
     ),
     metrics,
-    notifier,
+    notifications,
     detach: () => {
       for (const off of unsubscribe) off();
     },

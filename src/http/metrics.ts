@@ -114,7 +114,7 @@ export class ServiceMetrics {
   );
   readonly notifications = new Counter(
     'social_oauth_notifications_total',
-    'Outgoing webhook notifications, by outcome (delivered, failed, abandoned).',
+    'Outgoing webhook notification attempts, by outcome (delivered, retried, failed, handed_back).',
   );
   readonly httpRequests = new Counter(
     'social_oauth_http_requests_total',

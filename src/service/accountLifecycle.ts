@@ -150,17 +150,25 @@ export class AccountLifecycle {
     // Re-read: a refresh on the way (TikTok) bumped the row.
     const account = (await this.deps.accounts.findById(accountId)) ?? found;
     const now = this.deps.clock.now();
-    await this.deps.accounts.setStatus(account.id, 'revoked', null, now);
+    const event: NewOAuthEvent = {
+      accountId: account.id,
+      type: 'revoked',
+      reason,
+      providerErrorCode: attempt.error?.providerErrorCode ?? null,
+      detail: { platformRevoked: attempt.revoked, previousStatus: account.status },
+    };
+    // The status, its ledger event and the outgoing notification in one commit: a process that
+    // stops here loses none of them. Revoking a revoked account again writes no second event.
+    await this.deps.accounts.setStatus(
+      account.id,
+      'revoked',
+      null,
+      now,
+      undefined,
+      account.status === 'revoked' ? undefined : event,
+    );
     const updated = (await this.deps.accounts.findById(account.id))!;
-    if (account.status !== 'revoked') {
-      await this.announce(updated, {
-        accountId: account.id,
-        type: 'revoked',
-        reason,
-        providerErrorCode: attempt.error?.providerErrorCode ?? null,
-        detail: { platformRevoked: attempt.revoked, previousStatus: account.status },
-      });
-    }
+    if (account.status !== 'revoked') this.tell(event, updated);
     return { account: updated, platformRevoked: attempt.revoked };
   }
 
@@ -175,18 +183,31 @@ export class AccountLifecycle {
     reason: RevokeReason,
     detail: Record<string, unknown>,
   ): Promise<SocialAccount | null> {
-    const account = await this.deps.accounts.findByExternalId(provider, externalAccountId);
-    if (!account) return null;
-    if (account.status === 'revoked') return account;
-    await this.deps.accounts.setStatus(account.id, 'revoked', null, this.deps.clock.now());
-    const updated = (await this.deps.accounts.findById(account.id))!;
-    await this.announce(updated, {
-      accountId: account.id,
-      type: 'revoked',
-      reason,
-      detail: { ...detail, previousStatus: account.status },
-    });
-    return updated;
+    // Conditioned on the version read, so that two deliveries racing write one event; a refresh
+    // that moved the version meanwhile only makes us read again.
+    for (let round = 1; ; round++) {
+      const account = await this.deps.accounts.findByExternalId(provider, externalAccountId);
+      if (!account) return null;
+      if (account.status === 'revoked') return account;
+      const event: NewOAuthEvent = {
+        accountId: account.id,
+        type: 'revoked',
+        reason,
+        detail: { ...detail, previousStatus: account.status },
+      };
+      const changed = await this.deps.accounts.setStatus(
+        account.id,
+        'revoked',
+        null,
+        this.deps.clock.now(),
+        round < 10 ? account.version : undefined,
+        event,
+      );
+      if (!changed) continue;
+      const updated = (await this.deps.accounts.findById(account.id))!;
+      this.tell(event, updated);
+      return updated;
+    }
   }
 
   /** Revokes at the platform (best effort), then deletes the row; the ledger keeps its history. */
@@ -320,6 +341,11 @@ export class AccountLifecycle {
 
   private async announce(account: SocialAccount, event: NewOAuthEvent): Promise<void> {
     await this.deps.ledger.append(event, this.deps.clock.now());
+    this.tell(event, account);
+  }
+
+  /** Tells the listeners of an event that is already committed. */
+  private tell(event: NewOAuthEvent, account: SocialAccount): void {
     for (const listener of this.listeners) {
       try {
         listener(event, account);

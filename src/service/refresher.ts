@@ -139,17 +139,24 @@ export class Refresher {
     };
   }
 
-  /** Runs `concurrency` lanes over batches from `source` until it returns an empty batch. */
+  /**
+   * Runs `concurrency` lanes over batches from `source` until it returns an empty batch. The pass
+   * ends only when every lane has: a lane never throws (an account whose bookkeeping the database
+   * refused is logged and counted `failed`; its claim lapses by itself), and a failed claim stops
+   * every lane from taking more, then is rethrown once all of them have finished. Whatever was
+   * claimed but not started is handed back, so the next pass never starts beside this one.
+   */
   private async drain(
     source: () => Promise<ClaimedAccount[]>,
     summary: PassSummary,
     options: PassOptions,
   ): Promise<void> {
-    const { accounts, clock, settings } = this.deps;
+    const { accounts, clock, settings, logger } = this.deps;
     const queue: ClaimedAccount[] = [];
     let exhausted = false;
+    let sourceFailure: { error: unknown } | null = null;
     let claiming: Promise<void> | null = null;
-    const stopped = () => options.signal?.aborted === true;
+    const stopped = () => options.signal?.aborted === true || sourceFailure !== null;
 
     const next = async (): Promise<ClaimedAccount | null> => {
       for (;;) {
@@ -158,11 +165,16 @@ export class Refresher {
         if (item) return item;
         if (exhausted) return null;
         claiming ??= source()
-          .then((batch) => {
-            summary.claimed += batch.length;
-            if (batch.length === 0) exhausted = true;
-            queue.push(...batch);
-          })
+          .then(
+            (batch) => {
+              summary.claimed += batch.length;
+              if (batch.length === 0) exhausted = true;
+              queue.push(...batch);
+            },
+            (error: unknown) => {
+              sourceFailure ??= { error };
+            },
+          )
           .finally(() => {
             claiming = null;
           });
@@ -172,18 +184,35 @@ export class Refresher {
 
     const lane = async () => {
       for (let claim = await next(); claim !== null; claim = await next()) {
-        const outcome = await this.refreshClaimed(claim);
+        let outcome: KeepAliveOutcome;
+        try {
+          outcome = await this.refreshClaimed(claim);
+        } catch (error) {
+          logger.error({ accountId: claim.id, err: describe(error) }, 'keep-alive refresh failed');
+          outcome = 'failed';
+        }
         summary.outcomes[outcome]++;
         summary.byProvider[claim.provider][outcome]++;
-        options.onAccount?.(outcome, claim);
+        try {
+          options.onAccount?.(outcome, claim);
+        } catch (error) {
+          logger.error({ err: describe(error) }, 'refresher progress callback failed');
+        }
       }
     };
     await Promise.all(Array.from({ length: settings.concurrency }, lane));
     // Stopped early: hand back what was claimed but not started, instead of letting claims lapse.
-    if (options.everyActive) return;
-    for (const claim of queue.splice(0)) {
-      await accounts.scheduleRefreshAt(claim.id, claim.version, clock.now()).catch(() => {});
+    if (!options.everyActive) {
+      for (const claim of queue.splice(0)) {
+        await accounts.scheduleRefreshAt(claim.id, claim.version, clock.now()).catch((error: unknown) => {
+          logger.warn(
+            { accountId: claim.id, err: describe(error) },
+            'could not hand back a claimed account; its claim lapses by itself',
+          );
+        });
+      }
     }
+    if (sourceFailure !== null) throw (sourceFailure as { error: unknown }).error;
   }
 
   /**
@@ -217,7 +246,7 @@ export class Refresher {
     } catch (error) {
       if (error instanceof AccountNotFound) return 'skipped';
       logger.error({ accountId: claim.id, err: describe(error) }, 'keep-alive refresh failed');
-      await this.retryLater(claim, claim.version, null, null).catch(() => {});
+      await this.recordPlan(claim, () => this.retryLater(claim, claim.version, null, null));
       return 'failed';
     }
     if (result === null) return 'skipped';
@@ -230,10 +259,8 @@ export class Refresher {
         return 'needs_reauth';
       case 'refresh_in_progress':
         // Someone else holds the lease; their refresh will reschedule it. If they die, we try again.
-        await accounts.scheduleRefreshAt(
-          claim.id,
-          account.version,
-          clock.now() + this.deps.leaseSeconds * 1000,
+        await this.recordPlan(claim, () =>
+          accounts.scheduleRefreshAt(claim.id, account.version, clock.now() + this.deps.leaseSeconds * 1000),
         );
         return 'postponed';
       case 'token_too_young': {
@@ -242,16 +269,33 @@ export class Refresher {
           keepAliveStateOf(scheduleInputOfAccount(account), capabilities),
           capabilities,
         );
-        await accounts.scheduleRefreshAt(
-          claim.id,
-          account.version,
-          Math.max(earliest ?? 0, clock.now() + 60_000),
+        await this.recordPlan(claim, () =>
+          accounts.scheduleRefreshAt(
+            claim.id,
+            account.version,
+            Math.max(earliest ?? 0, clock.now() + 60_000),
+          ),
         );
         return 'postponed';
       }
       default:
-        await this.retryLater(claim, account.version, account, result.retryAt);
+        await this.recordPlan(claim, () => this.retryLater(claim, account.version, account, result.retryAt));
         return 'failed';
+    }
+  }
+
+  /**
+   * Writes when to try an account next. A database that refuses the write costs only the plan: the
+   * account keeps its claim, which lapses after `claimSeconds`, and the lane goes on.
+   */
+  private async recordPlan(claim: ClaimedAccount, write: () => Promise<unknown>): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      this.deps.logger.error(
+        { accountId: claim.id, err: describe(error) },
+        'could not schedule the next keep-alive refresh; the claim lapses by itself',
+      );
     }
   }
 

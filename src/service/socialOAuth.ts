@@ -14,12 +14,15 @@ import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest, migrationStatus } from '../store/migrations.js';
+import { NotificationOutboxRepository } from '../store/notificationOutboxRepository.js';
 import { checkClockSkew } from './clockSkew.js';
+import { type DispatchOutcome, NotificationDispatcher } from './notificationDispatcher.js';
 import { createOutboundGate } from './outboundGate.js';
 import { Refresher } from './refresher.js';
 import { RefreshJournal } from './refreshJournal.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
 import { RequiredScopes } from './requiredScopes.js';
+import { StatusNotifier } from './statusNotifier.js';
 import { TokenService } from './tokenService.js';
 
 export interface SocialOAuthOptions {
@@ -155,6 +158,42 @@ export class SocialOAuth {
       logger: this.logger,
       settings: { ...this.config.refresher, ...overrides },
       leaseSeconds: this.config.refresh.leaseSeconds,
+    });
+  }
+
+  /**
+   * The outbox dispatcher that delivers notifications to WEBHOOK_URL (`serve`, `worker`, `start`),
+   * or null when no receiver is configured. Notifications are written to the outbox whatever the
+   * configuration; whichever process has a dispatcher delivers them.
+   */
+  createNotificationDispatcher(
+    options: {
+      fetch?: typeof fetch;
+      backoff?: { baseMs: number; maxMs: number };
+      onOutcome?: (outcome: DispatchOutcome) => void;
+    } = {},
+  ): NotificationDispatcher | null {
+    const { webhookUrl, webhookSecret } = this.config.http;
+    if (webhookUrl === null || webhookSecret === null) return null;
+    const timeoutMs = 10_000;
+    return new NotificationDispatcher({
+      outbox: new NotificationOutboxRepository(this.database),
+      notifier: new StatusNotifier({
+        url: webhookUrl,
+        secret: webhookSecret,
+        clock: this.clock,
+        fetch: options.fetch,
+        timeoutMs,
+      }),
+      clock: this.clock,
+      logger: this.logger,
+      maxAttempts: this.config.http.webhookMaxAttempts,
+      backoff: options.backoff ?? { baseMs: 2_000, maxMs: this.config.http.webhookRetryMaxMs },
+      pollMs: this.config.http.webhookPollMs,
+      // One attempt (connect to answer) fits in a claim, with room for the outcome's write.
+      claimMs: timeoutMs + 20_000,
+      expiringNoticeMs: this.config.http.webhookExpiringNoticeMs,
+      onOutcome: options.onOutcome,
     });
   }
 

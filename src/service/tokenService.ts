@@ -689,12 +689,23 @@ export class TokenService {
     const message = error
       ? `${error.code}: ${error.providerErrorCode ?? ''} ${error.providerErrorDescription ?? ''}`.trim()
       : reason;
+    const event: NewOAuthEvent = {
+      accountId: account.id,
+      type: 'needs_reauth',
+      reason,
+      providerErrorCode,
+      detail: error
+        ? { httpStatus: error.httpStatus, attempts, ...extraDetail }
+        : { attempts, ...extraDetail },
+    };
+    // The status, its ledger event and the outgoing notification (outbox) in one commit.
     const changed = await this.deps.accounts.setStatus(
       account.id,
       'needs_reauth',
       message,
       now,
       account.version,
+      event,
     );
     const updated = await this.requireAccount(account.id);
     if (!changed) {
@@ -705,15 +716,7 @@ export class TokenService {
         result: updated.status === 'active' ? this.sharedSuccess(updated) : this.inactiveResult(updated),
       };
     }
-    await this.announce(updated, {
-      accountId: account.id,
-      type: 'needs_reauth',
-      reason,
-      providerErrorCode,
-      detail: error
-        ? { httpStatus: error.httpStatus, attempts, ...extraDetail }
-        : { attempts, ...extraDetail },
-    });
+    this.tell(event, updated);
     this.deps.logger.warn(
       { accountId: account.id, provider: account.provider, reason, providerErrorCode },
       'account needs re-authorization',

@@ -6,7 +6,7 @@ import type { NewOAuthEvent } from '../domain/ledger.js';
 import type { ProviderName } from '../domain/providerName.js';
 import { Batcher } from './batcher.js';
 import type { StoreDatabase } from './database.js';
-import { ledgerRow } from './ledgerRepository.js';
+import { inTransaction, ledgerRow, writeLedgerEvent } from './ledgerRepository.js';
 import type { SocialAccountsTable } from './schema.js';
 import type { StatementCache } from './sqliteConnection.js';
 import type { SqliteWriter } from './sqliteWriter.js';
@@ -623,14 +623,19 @@ export class AccountRepository {
     return this.rescheduled((await this.findById(id))!, now);
   }
 
-  /** Moves an account out of `active`. Revoking also deletes its tokens. */
-  /** With `expectedVersion`, changes nothing (and returns false) if the row moved on meanwhile. */
+  /**
+   * Moves an account out of `active`. Revoking also deletes its tokens. With `expectedVersion`,
+   * changes nothing (and returns false) if the row moved on meanwhile. With `event`, its ledger row
+   * (and, for needs_reauth and revoked, its outbox row: the outgoing notification) is written in the
+   * same commit as the status, and only if the status changed.
+   */
   async setStatus(
     id: string,
     status: AccountStatus,
     lastError: string | null,
     now: number,
     expectedVersion?: number,
+    event?: NewOAuthEvent,
   ): Promise<boolean> {
     const values: Partial<Row> = { status, last_error: lastError, updated_at: now };
     // Only active accounts are kept alive: a dead one is never retried in the background.
@@ -641,13 +646,19 @@ export class AccountRepository {
       values.oauth_expires_at = null;
       values.oauth_refresh_expires_at = null;
     }
-    let query = this.db
-      .updateTable('social_accounts')
-      .set((eb) => ({ ...values, version: eb('version', '+', 1) }))
-      .where('id', '=', id);
-    if (expectedVersion !== undefined) query = query.where('version', '=', expectedVersion);
-    const result = await query.executeTakeFirst();
-    if (Number(result.numUpdatedRows) === 0) return false;
+    const write = async (db: typeof this.db) => {
+      let query = db
+        .updateTable('social_accounts')
+        .set((eb) => ({ ...values, version: eb('version', '+', 1) }))
+        .where('id', '=', id);
+      if (expectedVersion !== undefined) query = query.where('version', '=', expectedVersion);
+      const result = await query.executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return false;
+      if (event) await writeLedgerEvent(db, event, now);
+      return true;
+    };
+    const changed = event ? await inTransaction(this.db, write) : await write(this.db);
+    if (!changed) return false;
     if (status === 'active') {
       const account = await this.findById(id);
       if (account) await this.rescheduled(account, now);

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Insertable, Selectable } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { NewOAuthEvent, OAuthEvent, OAuthEventType } from '../domain/ledger.js';
 import { GRANT_CONFIRMED_TYPES } from '../domain/lossDetection.js';
+import { NOTIFIED_EVENT_TYPES } from '../domain/notification.js';
 import type { StoreDatabase } from './database.js';
-import type { OAuthEventsTable } from './schema.js';
+import type { Database, OAuthEventsTable } from './schema.js';
 
 export interface LedgerPage {
   events: OAuthEvent[];
@@ -24,12 +25,77 @@ export function ledgerRow(event: NewOAuthEvent, now: number): Insertable<OAuthEv
   };
 }
 
+/**
+ * Writes a ledger event and, when its type is one that notifies (needs_reauth, revoked, expiring),
+ * its outbox row with the same id, built from the account row as this commit sees it. Run it inside
+ * the transaction that makes the change the event records: then the change, the event and the
+ * notification are committed together or not at all, and no process can stop between them.
+ *
+ * With `expiresAt` (an `expiring` event) the outbox row is written only if none exists yet for that
+ * account and expiry (a unique index): then nothing is written and null is returned, so that the
+ * warning goes out once however many processes notice it.
+ */
+export async function writeLedgerEvent(
+  db: Kysely<Database>,
+  event: NewOAuthEvent,
+  now: number,
+  options: { expiresAt?: number } = {},
+): Promise<string | null> {
+  const row = ledgerRow(event, now);
+  const type = NOTIFIED_EVENT_TYPES[event.type];
+  if (type !== undefined) {
+    const account = await db
+      .selectFrom('social_accounts')
+      .select(['owner_id', 'provider', 'external_account_id', 'display_name', 'status'])
+      .where('id', '=', event.accountId)
+      .executeTakeFirst();
+    // An account deleted in the same breath has nobody left to tell.
+    if (account) {
+      const inserted = await db
+        .insertInto('notification_outbox')
+        .values({
+          event_id: row.id,
+          type,
+          account_id: event.accountId,
+          owner_id: account.owner_id,
+          provider: account.provider,
+          external_account_id: account.external_account_id,
+          display_name: account.display_name,
+          account_status: account.status,
+          reason: event.reason ?? null,
+          provider_error_code: event.providerErrorCode ?? null,
+          expires_at: options.expiresAt ?? null,
+          created_at: now,
+          next_attempt_at: now,
+        })
+        .onConflict((conflict) => conflict.columns(['account_id', 'expires_at']).doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return null;
+    }
+  }
+  await db.insertInto('oauth_events').values(row).execute();
+  return row.id;
+}
+
+/** Runs `work` in a transaction, or in the one `db` already is. */
+export function inTransaction<T>(
+  db: Kysely<Database>,
+  work: (trx: Kysely<Database>) => Promise<T>,
+): Promise<T> {
+  return db.isTransaction ? work(db) : db.transaction().execute(work);
+}
+
 /** The append-only OAuth ledger. There is no update or delete here on purpose. */
 export class LedgerRepository {
   constructor(private readonly store: StoreDatabase) {}
 
+  /** Appends an event; one that notifies gets its outbox row in the same commit. */
   async append(event: NewOAuthEvent, now: number): Promise<void> {
-    await this.store.db.insertInto('oauth_events').values(ledgerRow(event, now)).execute();
+    if (NOTIFIED_EVENT_TYPES[event.type] === undefined) {
+      await this.store.db.insertInto('oauth_events').values(ledgerRow(event, now)).execute();
+      return;
+    }
+    await inTransaction(this.store.db, (trx) => writeLedgerEvent(trx, event, now));
   }
 
   async list(filter: {

@@ -216,6 +216,56 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
         await db.schema.alterTable('social_accounts').dropColumn('alternate_external_id').execute();
       },
     },
+    // Issue 10, item 7: notifications as a durable outbox. A row is written in the commit that
+    // writes its ledger event (needs_reauth, revoked, expiring), keyed by that event's id, and
+    // deleted never: `state` says whether it still has to be delivered. Any process delivers it
+    // (claims move `next_attempt_at` forward, FOR UPDATE SKIP LOCKED on PostgreSQL); attempts and
+    // the next try survive restarts. `expires_at` is set only on `account.expiring` rows, and the
+    // unique (account_id, expires_at) makes that warning once per grant expiry, whoever sees it first
+    // (NULLs never collide, so other types are unaffected).
+    '009_i10_outbox': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('notification_outbox')
+          .addColumn('event_id', 'text', (c) => c.primaryKey())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('account_id', 'text', (c) => c.notNull())
+          .addColumn('owner_id', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('external_account_id', 'text', (c) => c.notNull())
+          .addColumn('display_name', 'text')
+          .addColumn('account_status', 'text', (c) => c.notNull())
+          .addColumn('reason', 'text')
+          .addColumn('provider_error_code', 'text')
+          .addColumn('expires_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('state', 'text', (c) => c.notNull().defaultTo('pending'))
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint', (c) => c.notNull())
+          .addColumn('claimed_by', 'text')
+          .addColumn('delivered_at', 'bigint')
+          .addColumn('last_error', 'text')
+          .addCheckConstraint(
+            'notification_outbox_state_check',
+            sql`state in ('pending', 'delivered', 'failed')`,
+          )
+          .execute();
+        await db.schema
+          .createIndex('notification_outbox_due_idx')
+          .on('notification_outbox')
+          .columns(['state', 'next_attempt_at'])
+          .execute();
+        await db.schema
+          .createIndex('notification_outbox_expiring_once')
+          .on('notification_outbox')
+          .columns(['account_id', 'expires_at'])
+          .unique()
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('notification_outbox').execute();
+      },
+    },
   };
 }
 

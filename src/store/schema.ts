@@ -78,10 +78,41 @@ export interface PortalSessionsTable {
   expires_at: number;
 }
 
+/**
+ * One outgoing notification (issue 10): written in the commit of its ledger event, keyed by that
+ * event's id, delivered by whichever process claims it first.
+ */
+export interface NotificationOutboxTable {
+  /** The ledger event's id: the notification's `id` and `Social-OAuth-Event-Id`, stable across retries. */
+  event_id: string;
+  type: string;
+  account_id: string;
+  owner_id: string;
+  provider: string;
+  external_account_id: string;
+  display_name: string | null;
+  /** The account's status in the commit that wrote the event. */
+  account_status: string;
+  reason: string | null;
+  provider_error_code: string | null;
+  /** `account.expiring` only: when the grant dies (epoch ms). */
+  expires_at: number | null;
+  created_at: number;
+  state: Generated<string>;
+  attempts: Generated<number>;
+  /** When to try next (epoch ms); a claim moves it forward by the claim's length. */
+  next_attempt_at: number;
+  claimed_by: string | null;
+  delivered_at: number | null;
+  /** Why the last attempt failed (status code or error name; never the receiver's body). */
+  last_error: string | null;
+}
+
 export interface Database {
   social_accounts: SocialAccountsTable;
   oauth_events: OAuthEventsTable;
   connect_sessions: ConnectSessionsTable;
   api_keys: ApiKeysTable;
   portal_sessions: PortalSessionsTable;
+  notification_outbox: NotificationOutboxTable;
 }

@@ -1,11 +1,14 @@
 import type { Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config.js';
+import type { SocialAccount } from '../../domain/account.js';
+import type { NewOAuthEvent } from '../../domain/ledger.js';
 import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
 import { startHttpService } from '../../http/server.js';
 import { importAccounts } from '../../service/accountImport.js';
 import { createLogger } from '../../service/logging.js';
 import { SocialOAuth } from '../../service/socialOAuth.js';
 import { startProviderSimulator } from '../../simulator/simulator.js';
+import { CliError, EXIT } from '../context.js';
 import { waitForSignal } from './sandbox.js';
 
 /** Client credentials the sandbox simulator accepts; they exist only on this machine. */
@@ -31,10 +34,22 @@ export function registerStart(program: Command): void {
       'the quick start: migrate, run the HTTP service on HOST:PORT, print a first API key; ' +
         'without platform credentials, a sandbox with the provider simulator',
     )
-    .option('--interval <seconds>', 'seconds between background token checks', '10')
-    .action(async (options: { interval: string }) => {
-      const intervalMs = Math.max(1, Number(options.interval) || 10) * 1000;
+    .option(
+      '--interval <seconds>',
+      'seconds between looks for accounts due for a keep-alive refresh (default REFRESHER_INTERVAL_SECONDS)',
+    )
+    .action(async (options: { interval?: string }) => {
       const config = loadConfig();
+      if (options.interval !== undefined) {
+        const seconds = Number(options.interval);
+        if (!Number.isInteger(seconds) || seconds < 1) {
+          throw new CliError(
+            `--interval must be a whole number of seconds >= 1, got "${options.interval}".`,
+            EXIT.usage,
+          );
+        }
+        config.refresher.intervalMs = seconds * 1000;
+      }
       const logger = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel });
       const sandbox = Object.keys(config.providers).length === 0;
       // Short lifetimes so that refreshes happen while you watch.
@@ -49,6 +64,8 @@ export function registerStart(program: Command): void {
 
       const oauth = await SocialOAuth.open({ config, logger });
       let service: Awaited<ReturnType<typeof startHttpService>> | null = null;
+      const stopRefresher = new AbortController();
+      let refresher: Promise<void> | null = null;
       try {
         if (oauth.generatedKeyFile) {
           console.log(
@@ -58,6 +75,8 @@ export function registerStart(program: Command): void {
         console.log(`Database: ${oauth.database.description}`);
         if (simulator) await prepareSandboxAccounts(oauth, simulator);
 
+        // The service users run: the HTTP API, which also delivers the notification outbox when
+        // WEBHOOK_URL is set, and the background refresher over every account, as `serve` runs them.
         service = await startHttpService({ oauth, config, logger });
         const firstKey = await createFirstApiKey(service.app, config);
         printWelcome(config, service.url, firstKey, sandbox);
@@ -69,19 +88,15 @@ export function registerStart(program: Command): void {
           console.log(`  ${config.http.publicBaseUrl}/portal/s/${portal.token}`);
           console.log('');
         }
+        oauth.tokens.onEvent((event, account) => printTokenEvent(oauth, event, account));
+        if (config.refresher.enabled) refresher = oauth.createRefresher().run(stopRefresher.signal);
 
-        const stop = waitForSignal();
-        let stopped = false;
-        void stop.then(() => {
-          stopped = true;
-        });
-        while (!stopped) {
-          await checkAll(oauth);
-          await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, intervalMs))]);
-        }
+        await waitForSignal();
         console.log('Shutting down…');
       } finally {
+        stopRefresher.abort();
         await service?.stop();
+        await refresher;
         await oauth.close();
         await simulator?.close();
       }
@@ -148,9 +163,10 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
   if (existing.length === 0) {
     const now = app.clock.now();
     const lines = PROVIDER_NAMES.map((provider) => {
-      // Already expired, so the first check refreshes them through the simulator. Instagram cannot
-      // refresh an expired token (the user would have to log in again): its 59-day-old token has
-      // one minute left instead, so its refresh shows up a few seconds after start.
+      // Already expired, so the first API call for a token refreshes them through the simulator.
+      // Instagram cannot refresh an expired token (the user would have to log in again): its
+      // 59-day-old token has one minute left instead, past its keep-alive time (57 days), so the
+      // background refresher's first pass refreshes it a few seconds after start.
       const seeded = simulator.seedAccount(provider, {
         externalAccountId: `sample-${provider}`,
         accessExpiresAt: provider === 'instagram' ? now + 60_000 : now - 1000,
@@ -187,20 +203,15 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
   }
 }
 
-/** The background check: prints only what changed, so the service's own output stays readable. */
-async function checkAll(app: SocialOAuth): Promise<void> {
-  const accounts = await app.accounts.list({ limit: 1000 });
-  for (const summary of accounts) {
-    if (summary.status !== 'active') continue;
-    const { account, result } = await app.tokens.ensureValidAccessToken(summary.id);
-    if (result === null) continue;
-    const left =
-      account.expiresAt === null
-        ? 'no expiry'
-        : `${Math.round((account.expiresAt - app.clock.now()) / 1000)}s left`;
-    const what = result.success ? 'REFRESHED' : `refresh failed: ${result.reason}`;
-    console.log(
-      `${new Date(app.clock.now()).toISOString()}  ${account.provider.padEnd(9)} ${(account.displayName ?? account.externalAccountId).padEnd(24)} ${account.status.padEnd(12)} ${what} (${left})`,
-    );
-  }
+/** Prints what the refresher (or an API call) did to a token, so the service's output stays readable. */
+function printTokenEvent(app: SocialOAuth, event: NewOAuthEvent, account: SocialAccount): void {
+  if (event.type !== 'refreshed' && event.type !== 'refresh_failed' && event.type !== 'needs_reauth') return;
+  const left =
+    account.expiresAt === null
+      ? 'no expiry'
+      : `${Math.round((account.expiresAt - app.clock.now()) / 1000)}s left`;
+  const what = event.type === 'refreshed' ? 'REFRESHED' : `refresh failed: ${event.reason ?? event.type}`;
+  console.log(
+    `${new Date(app.clock.now()).toISOString()}  ${account.provider.padEnd(9)} ${(account.displayName ?? account.externalAccountId).padEnd(24)} ${account.status.padEnd(12)} ${what} (${left})`,
+  );
 }

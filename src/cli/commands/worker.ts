@@ -24,10 +24,21 @@ export function registerWorker(program: Command): void {
           const stop = new AbortController();
           void waitForSignal().then(() => stop.abort());
           const { concurrency, intervalMs } = app.config.refresher;
+          // Notifications (needs_reauth, revoked, expiring) written by any process are delivered
+          // from the outbox here too, when WEBHOOK_URL is set.
+          const notifications = app.createNotificationDispatcher();
+          const unsubscribe = notifications ? app.tokens.onEvent(notifications.listener) : null;
+          notifications?.start();
           process.stderr.write(
-            `social-oauth worker: ${app.database.description}, ${concurrency} at a time, looking every ${intervalMs / 1000}s\n`,
+            `social-oauth worker: ${app.database.description}, ${concurrency} at a time, looking every ${intervalMs / 1000}s` +
+              `${notifications ? ', delivering notifications' : ''}\n`,
           );
-          await refresher.run(stop.signal);
+          try {
+            await refresher.run(stop.signal);
+          } finally {
+            unsubscribe?.();
+            await notifications?.close(app.config.http.shutdownTimeoutMs);
+          }
           process.stderr.write('social-oauth worker: stopped\n');
         },
         { migrate: true },
