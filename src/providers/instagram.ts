@@ -45,6 +45,9 @@ export const INSTAGRAM_CAPABILITIES: ProviderCapabilities = {
   supportsPkce: false,
   hasRevocationEndpoint: false,
   scopeSeparator: ',',
+  // Content Publishing with Instagram Login: `video_url` only ("Instagram API with Instagram Login",
+  // Content Publishing); the resumable byte upload is documented for Facebook Login apps alone.
+  publishesFromPublicUrl: true,
 };
 
 /** user_id arrives as a JSON number, but Instagram ids (1784…, 17 digits) exceed 2^53. */
