@@ -14,7 +14,12 @@ export const PUBLICATION_STATUSES = [
 ] as const satisfies readonly PublicationStatus[];
 
 /** Statuses a publication never leaves: its media can go, and no worker takes it again. */
-export const FINAL_STATUSES: readonly PublicationStatus[] = ['published', 'sent_to_inbox', 'failed', 'needs_reauth'];
+export const FINAL_STATUSES: readonly PublicationStatus[] = [
+  'published',
+  'sent_to_inbox',
+  'failed',
+  'needs_reauth',
+];
 
 /** Statuses a worker takes: not started, interrupted mid-upload, or waiting for the platform. */
 export const WORKABLE_STATUSES: readonly PublicationStatus[] = ['queued', 'uploading', 'processing'];

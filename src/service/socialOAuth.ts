@@ -8,11 +8,18 @@ import { type Logger, silentLogger } from '../domain/logger.js';
 import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
 import type { Provider, ProviderHttpOptions } from '../providers/provider.js';
 import { createProvider } from '../providers/registry.js';
+import type { PlatformPublisher } from '../publishing/platformPublisher.js';
 import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest, migrationStatus } from '../store/migrations.js';
+import { PublicationRepository } from '../store/publicationRepository.js';
 import { createOutboundGate } from './outboundGate.js';
+import { MediaStore } from './publications/media.js';
+import { MediaLinks } from './publications/mediaLinks.js';
+import { PublicationRunner } from './publications/publicationRunner.js';
+import { PublicationService } from './publications/publicationService.js';
+import { PublicationWorker } from './publications/publicationWorker.js';
 import { Refresher } from './refresher.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
 import { TokenService } from './tokenService.js';
@@ -30,6 +37,8 @@ export interface SocialOAuthOptions {
   random?: () => number;
   /** Overrides the providers built from config (tests, custom platforms). */
   providers?: Partial<Record<ProviderName, Provider>>;
+  /** Issue 13: each platform's publishing client (src/platforms/<name>/publishing.ts); tests inject their own. */
+  publishers?: Partial<Record<ProviderName, PlatformPublisher>>;
 }
 
 /**
@@ -51,6 +60,14 @@ export class SocialOAuth {
     readonly generatedKeyFile: string | null,
     /** The connection pool to the platforms, when this instance made it (and so closes it). */
     private readonly ownDispatcher: Agent | null,
+    /** Issue 13: publications (create, read, drive) and what they need. */
+    readonly publications: PublicationService,
+    readonly publishing: {
+      repository: PublicationRepository;
+      runner: PublicationRunner;
+      mediaLinks: MediaLinks;
+      publishers: Partial<Record<ProviderName, PlatformPublisher>>;
+    },
   ) {}
 
   static async open(options: SocialOAuthOptions = {}): Promise<SocialOAuth> {
@@ -101,6 +118,35 @@ export class SocialOAuth {
       random: options.random,
       outbound: createOutboundGate(config.refresher.outbound),
     });
+    // Issue 13. The platform clients come from the registry of src/platforms (merged separately);
+    // until then only injected ones publish.
+    const publishers: Partial<Record<ProviderName, PlatformPublisher>> = { ...options.publishers };
+    const repository = new PublicationRepository(database, keyring.cipher);
+    const media = new MediaStore(config.publishing.mediaDir);
+    const mediaLinks = new MediaLinks(repository, clock, config.http.publicBaseUrl);
+    const runner = new PublicationRunner({
+      publications: repository,
+      accounts,
+      tokens,
+      publishers,
+      media,
+      mediaLinks,
+      clock,
+      logger,
+      settings: config.publishing,
+      random: options.random,
+    });
+    const publications = new PublicationService({
+      publications: repository,
+      accounts,
+      runner,
+      media,
+      publishers,
+      clock,
+      logger,
+      settings: config.publishing,
+      instanceId: tokens.instanceId,
+    });
     return new SocialOAuth(
       config,
       database,
@@ -113,7 +159,23 @@ export class SocialOAuth {
       logger,
       keyring.generated ? keyring.keyFile : null,
       ownDispatcher,
+      publications,
+      { repository, runner, mediaLinks, publishers },
     );
+  }
+
+  /** Issue 13: the publication worker over this instance (`serve`, `worker`). */
+  createPublicationWorker(): PublicationWorker {
+    return new PublicationWorker({
+      publications: this.publishing.repository,
+      runner: this.publishing.runner,
+      clock: this.clock,
+      logger: this.logger,
+      settings: this.config.publishing,
+      providers: PROVIDER_NAMES.filter((name) => this.publishing.publishers[name] !== undefined),
+      instanceId: this.tokens.instanceId,
+      onWake: (listener) => this.publications.onWake(listener),
+    });
   }
 
   /** A background refresher over this instance's database and token service (`worker`, `serve`). */

@@ -415,9 +415,7 @@ export class PublicationRepository {
       if (event !== null) {
         await db
           .insertInto('oauth_events')
-          .values(
-            ledgerRow(eventOf(publication.accountId, publication.id, publication.provider, event), now),
-          )
+          .values(ledgerRow(eventOf(publication.accountId, publication.id, publication.provider, event), now))
           .execute();
       }
       return true;
