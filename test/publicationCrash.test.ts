@@ -15,7 +15,11 @@ import { startUploadServer, type UploadServer } from './support/uploadServer.js'
 const CHUNK = 256 * 1024;
 const CHUNKS = 16;
 
-async function until(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+async function until(
+  check: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -23,7 +27,11 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs: number,
   }
 }
 
-function startWorkerProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; ready: Promise<void>; stderr: () => string } {
+function startWorkerProcess(env: NodeJS.ProcessEnv): {
+  child: ChildProcess;
+  ready: Promise<void>;
+  stderr: () => string;
+} {
   const script = scriptBeside(import.meta.url, './support/publicationWorkerProcess');
   const child = spawn(process.execPath, [...script.nodeArgs, script.path], {
     env: { ...process.env, ...env },
@@ -39,7 +47,9 @@ function startWorkerProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; read
 }
 
 const exited = (child: ChildProcess) =>
-  new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+  new Promise<void>((resolve) =>
+    child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve()),
+  );
 
 for (const factory of DATABASES) {
   describe(`a publication whose worker is SIGKILLed mid-upload, on ${factory.kind}`, () => {
@@ -62,7 +72,9 @@ for (const factory of DATABASES) {
     });
 
     it('is resumed by another process in the same session, and the platform counts exactly one post', async () => {
-      const account = await insertSeededAccount(app.accounts, simulator, 'youtube', { externalAccountId: 'yt-crash' });
+      const account = await insertSeededAccount(app.accounts, simulator, 'youtube', {
+        externalAccountId: 'yt-crash',
+      });
       const size = CHUNKS * CHUNK - 999;
       const content = randomBytes(size);
       const path = join(database.dataDir, 'crash.mp4');
@@ -73,7 +85,14 @@ for (const factory of DATABASES) {
           id: 'pub_crash',
           accountId: account.id,
           provider: 'youtube',
-          request: { title: 'Crash', description: null, privacy: null, mode: null, options: {}, contentType: 'video/mp4' },
+          request: {
+            title: 'Crash',
+            description: null,
+            privacy: null,
+            mode: null,
+            options: {},
+            contentType: 'video/mp4',
+          },
           mediaPath: path,
           mediaOwned: false,
           sourceUrl: null,

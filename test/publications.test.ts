@@ -44,7 +44,9 @@ for (const factory of DATABASES) {
     });
 
     async function account() {
-      return insertSeededAccount(app.accounts, simulator, 'youtube', { externalAccountId: `yt-pub-${++counter}` });
+      return insertSeededAccount(app.accounts, simulator, 'youtube', {
+        externalAccountId: `yt-pub-${++counter}`,
+      });
     }
 
     function video(bytes: number): { path: string; sha256: string } {
@@ -93,7 +95,9 @@ for (const factory of DATABASES) {
       expect(ids.size).toBe(1);
       expect(outcomes.filter((o) => o.created)).toHaveLength(1);
       const [id] = [...ids];
-      const files = readdirSync(app.config.publishing.mediaDir).filter((name) => name.startsWith(id!) || !name.includes('.'));
+      const files = readdirSync(app.config.publishing.mediaDir).filter(
+        (name) => name.startsWith(id!) || !name.includes('.'),
+      );
       expect(readdirSync(app.config.publishing.mediaDir).filter((n) => n.endsWith('.part'))).toEqual([]);
       expect(files.filter((name) => outcomes.some((o) => o.publication.id === name))).toEqual([id]);
       expect(await publicationEvents(accountId)).toEqual(['publication_queued']);
@@ -218,11 +222,22 @@ for (const factory of DATABASES) {
         title: 'Sealed',
         media: { kind: 'file', path, owned: false },
       });
-      const claimed = await app.publishing.repository.claimById(publication.id, 'test-owner', Date.now(), 60_000);
+      const claimed = await app.publishing.repository.claimById(
+        publication.id,
+        'test-owner',
+        Date.now(),
+        60_000,
+      );
       expect(claimed).not.toBeNull();
       const secret = 'https://upload.example/session/SECRET-SESSION-URI';
       expect(
-        await app.publishing.repository.saveProgress(publication, 'test-owner', Date.now(), { state: { secret } }, null),
+        await app.publishing.repository.saveProgress(
+          publication,
+          'test-owner',
+          Date.now(),
+          { state: { secret } },
+          null,
+        ),
       ).toBe(true);
       const raw = await app.database.db
         .selectFrom('publications')
@@ -248,8 +263,12 @@ for (const factory of DATABASES) {
       // Not free while the first holds it; free once it lapsed.
       expect(await repo.claimById(publication.id, 'second', now + 500, 1_000)).toBeNull();
       expect(await repo.claimById(publication.id, 'second', now + 1_001, 1_000)).not.toBeNull();
-      expect(await repo.saveProgress(publication, 'first', now + 1_002, { state: { late: true } }, null)).toBe(false);
-      expect(await repo.saveProgress(publication, 'second', now + 1_002, { state: { mine: true } }, null)).toBe(true);
+      expect(
+        await repo.saveProgress(publication, 'first', now + 1_002, { state: { late: true } }, null),
+      ).toBe(false);
+      expect(
+        await repo.saveProgress(publication, 'second', now + 1_002, { state: { mine: true } }, null),
+      ).toBe(true);
     });
 
     it('getProviderClientForAccount uploads a stream and reports progress; the same key does not post again', async () => {
@@ -277,10 +296,16 @@ for (const factory of DATABASES) {
     });
 
     it('a platform this service cannot publish to is refused before anything is stored', async () => {
-      const seeded = await insertSeededAccount(app.accounts, simulator, 'tiktok', { externalAccountId: `tt-${++counter}` });
+      const seeded = await insertSeededAccount(app.accounts, simulator, 'tiktok', {
+        externalAccountId: `tt-${++counter}`,
+      });
       const { path } = video(10);
       await expect(
-        app.publications.create({ accountId: seeded.id, title: 'x', media: { kind: 'file', path, owned: false } }),
+        app.publications.create({
+          accountId: seeded.id,
+          title: 'x',
+          media: { kind: 'file', path, owned: false },
+        }),
       ).rejects.toMatchObject({ code: 'provider_not_configured' });
     });
   });

@@ -179,9 +179,16 @@ export class TokenService {
     const account = await this.requireAccount(accountId);
     if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
     if (account.version !== expectedVersion) return { account, result: this.sharedSuccess(account) };
-    return this.markNeedsReauth(account, 'needs_reauth', error?.providerErrorCode ?? null, 0, error ?? undefined, {
-      refusedBy: 'publishing',
-    });
+    return this.markNeedsReauth(
+      account,
+      'needs_reauth',
+      error?.providerErrorCode ?? null,
+      0,
+      error ?? undefined,
+      {
+        refusedBy: 'publishing',
+      },
+    );
   }
 
   private async requireAccount(accountId: string): Promise<SocialAccount> {

@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Insertable, Selectable } from 'kysely';
-import { type NewOAuthEvent, type OAuthEvent, type OAuthEventType, PUBLICATION_EVENT_TYPES } from '../domain/ledger.js';
+import {
+  type NewOAuthEvent,
+  type OAuthEvent,
+  type OAuthEventType,
+  PUBLICATION_EVENT_TYPES,
+} from '../domain/ledger.js';
 import type { StoreDatabase } from './database.js';
 import type { OAuthEventsTable } from './schema.js';
 

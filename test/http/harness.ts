@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../../src/domain/clock.js';
 import type { ProviderName } from '../../src/domain/providerName.js';
 import { buildApp } from '../../src/http/app.js';
-import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import type { SocialOAuth, SocialOAuthOptions } from '../../src/service/socialOAuth.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { openTestApp } from '../support/app.js';
 import type { TestDatabase } from '../support/databases.js';
@@ -51,6 +51,8 @@ export async function startTestService(
     env?: Record<string, string>;
     simulator?: ProviderSimulator;
     fetch?: typeof fetch;
+    /** Issue 13: publishing clients to publish with. */
+    publishers?: SocialOAuthOptions['publishers'];
   } = {},
 ): Promise<TestService> {
   const simulator = options.simulator ?? (await startTestSimulator());
@@ -58,6 +60,7 @@ export async function startTestService(
   const baseUrl = `http://127.0.0.1:${port}`;
   const oauth = await openTestApp(database, {
     clock: options.clock,
+    publishers: options.publishers,
     env: {
       ...simulatorEnv(simulator, baseUrl),
       HOST: '127.0.0.1',

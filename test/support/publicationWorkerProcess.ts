@@ -10,7 +10,11 @@ const app = await SocialOAuth.open({
   config: loadConfig(process.env),
   migrate: false,
   publishers: {
-    youtube: new TestPublisher('youtube', process.env.UPLOAD_SERVER_URL!, Number(process.env.UPLOAD_CHUNK_BYTES)),
+    youtube: new TestPublisher(
+      'youtube',
+      process.env.UPLOAD_SERVER_URL!,
+      Number(process.env.UPLOAD_CHUNK_BYTES),
+    ),
   },
 });
 const stop = new AbortController();

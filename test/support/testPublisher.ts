@@ -35,7 +35,11 @@ export class TestPublisher implements PlatformPublisher {
     };
   }
 
-  async publish(request: PublishRequest, state: ResumableState | null, io: PublishIO): Promise<PublishOutcome> {
+  async publish(
+    request: PublishRequest,
+    state: ResumableState | null,
+    io: PublishIO,
+  ): Promise<PublishOutcome> {
     let sessionId = typeof state?.sessionId === 'string' ? state.sessionId : null;
     if (sessionId === null) {
       const created = await this.authed(io, 'POST', '/sessions', { total: request.totalBytes });
@@ -68,14 +72,22 @@ export class TestPublisher implements PlatformPublisher {
       const end = Math.min(offset + this.chunkBytes, total);
       const answer = await this.call('PUT', `/sessions/${sessionId}`, null, io, {
         body: io.openMedia(offset, end),
-        headers: { 'content-range': `bytes ${offset}-${end - 1}/${total}`, 'content-length': String(end - offset) },
+        headers: {
+          'content-range': `bytes ${offset}-${end - 1}/${total}`,
+          'content-length': String(end - offset),
+        },
       });
       offset = Number(answer.offset);
       io.onProgress(offset);
     }
   }
 
-  private async authed(io: PublishIO, method: 'POST', path: string, body: unknown): Promise<Record<string, unknown>> {
+  private async authed(
+    io: PublishIO,
+    method: 'POST',
+    path: string,
+    body: unknown,
+  ): Promise<Record<string, unknown>> {
     let token = await io.accessToken();
     for (let refreshed = false; ; refreshed = true) {
       try {
@@ -107,7 +119,9 @@ export class TestPublisher implements PlatformPublisher {
         method,
         headers: {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(extra.body !== undefined && typeof extra.body === 'string' ? { 'content-type': 'application/json' } : {}),
+          ...(extra.body !== undefined && typeof extra.body === 'string'
+            ? { 'content-type': 'application/json' }
+            : {}),
           ...extra.headers,
         },
         body: extra.body as string | undefined,
@@ -115,12 +129,19 @@ export class TestPublisher implements PlatformPublisher {
       });
     } catch (error) {
       if (io.signal.aborted) throw error;
-      throw new TransientProviderError('network error', { provider: this.provider, providerErrorCode: 'network_error', cause: error });
+      throw new TransientProviderError('network error', {
+        provider: this.provider,
+        providerErrorCode: 'network_error',
+        cause: error,
+      });
     }
     const text = await answer.body.text().catch(() => '');
     if (answer.statusCode === 401) throw new Unauthorized();
     if (answer.statusCode >= 500 || answer.statusCode === 416) {
-      throw new TransientProviderError(`HTTP ${answer.statusCode}`, { provider: this.provider, httpStatus: answer.statusCode });
+      throw new TransientProviderError(`HTTP ${answer.statusCode}`, {
+        provider: this.provider,
+        httpStatus: answer.statusCode,
+      });
     }
     if (answer.statusCode >= 400) throw new Error(`HTTP ${answer.statusCode}: ${text}`);
     return JSON.parse(text) as Record<string, unknown>;

@@ -36,28 +36,54 @@ export class MediaStore {
   }
 
   /**
-   * Streams `source` into the store, never holding more than the stream's own buffers: refuses
-   * (MediaTooLarge, partial file deleted) as soon as more than `maxBytes` arrive.
+   * A file being received for a publication: written as chunks come (waiting for the disk when it
+   * is behind), refused with MediaTooLarge as soon as it passes `maxBytes`, renamed to its final
+   * name by `finish`, deleted by `abort`.
    */
-  async receive(publicationId: string, source: AsyncIterable<Buffer>, maxBytes: number): Promise<number> {
+  async createWriter(publicationId: string, maxBytes: number): Promise<MediaWriter> {
     await mkdir(this.dir, { recursive: true });
-    const partial = `${this.pathOf(publicationId)}.part`;
+    const final = this.pathOf(publicationId);
+    const partial = `${final}.part`;
     const file = createWriteStream(partial, { flags: 'wx' });
+    let failure: Error | null = null;
+    file.on('error', (error) => {
+      failure = error;
+    });
     let size = 0;
-    try {
-      for await (const chunk of source) {
+    return {
+      get size() {
+        return size;
+      },
+      async write(chunk: Buffer) {
+        if (failure) throw failure;
         size += chunk.length;
         if (size > maxBytes) throw new MediaTooLarge(maxBytes);
         if (!file.write(chunk)) await waitForDrain(file);
-      }
-      await new Promise<void>((done, fail) =>
-        file.end((error?: Error | null) => (error ? fail(error) : done())),
-      );
-      await rename(partial, this.pathOf(publicationId));
-      return size;
+      },
+      async finish() {
+        if (failure) throw failure;
+        await new Promise<void>((done, fail) =>
+          file.end((error?: Error | null) => (error ? fail(error) : done())),
+        );
+        await rename(partial, final);
+        return final;
+      },
+      async abort() {
+        file.destroy();
+        await rm(partial, { force: true });
+      },
+    };
+  }
+
+  /** Streams `source` into the store (see createWriter); returns the size. */
+  async receive(publicationId: string, source: AsyncIterable<Buffer>, maxBytes: number): Promise<number> {
+    const writer = await this.createWriter(publicationId, maxBytes);
+    try {
+      for await (const chunk of source) await writer.write(chunk);
+      await writer.finish();
+      return writer.size;
     } catch (error) {
-      file.destroy();
-      await rm(partial, { force: true });
+      await writer.abort();
       throw error;
     }
   }
@@ -67,6 +93,14 @@ export class MediaStore {
     const inside = resolve(path).startsWith(resolve(this.dir) + sep);
     if (inside) await rm(path, { force: true });
   }
+}
+
+export interface MediaWriter {
+  readonly size: number;
+  write(chunk: Buffer): Promise<void>;
+  /** Completes the file; returns its path. */
+  finish(): Promise<string>;
+  abort(): Promise<void>;
 }
 
 function waitForDrain(stream: Writable): Promise<void> {
@@ -128,7 +162,7 @@ export async function probeSourceUrl(url: string): Promise<SourceUrlInfo> {
   } catch {
     throw new ServiceError('invalid_request', 'source_url could not be reached');
   }
-  answer.body.destroy();
+  discard(answer.body);
   if (answer.statusCode >= 400) {
     throw new ServiceError('invalid_request', `source_url answered HTTP ${answer.statusCode}`);
   }
@@ -165,7 +199,7 @@ export function openSourceRange(url: string, start: number, end: number, signal?
       signal,
     });
     if (answer.statusCode !== 200 && answer.statusCode !== 206) {
-      answer.body.destroy();
+      discard(answer.body);
       throw new MediaMissing(`source_url answered HTTP ${answer.statusCode}`);
     }
     let skip = answer.statusCode === 200 ? start : 0;
@@ -183,9 +217,15 @@ export function openSourceRange(url: string, start: number, end: number, signal?
       if (!out.write(piece)) await waitForDrain(out);
       if (left === 0) break;
     }
-    answer.body.destroy();
+    discard(answer.body);
     if (left > 0) throw new MediaMissing('source_url ended before the expected size');
     out.end();
   })().catch((error: unknown) => out.destroy(error instanceof Error ? error : new Error(String(error))));
   return out;
+}
+
+/** Drops the rest of an answer's body; its abort error has nobody to tell. */
+function discard(body: Readable): void {
+  body.on('error', () => {});
+  body.destroy();
 }
