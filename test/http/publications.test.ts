@@ -298,6 +298,24 @@ for (const factory of DATABASES) {
       expect(mediaFiles()).toEqual(before);
     });
 
+    it("the status page shows each account's recent publications", async () => {
+      const account = await insertSeededAccount(
+        service.oauth.accounts,
+        simulator,
+        'youtube',
+        { externalAccountId: `yt-portal-${++counter}` },
+        { ownerId: 'owner-publications' },
+      );
+      const created = await upload(account.id, randomBytes(1000), {}, { title: 'Shown on the page' });
+      await service.oauth.createPublicationWorker().runUntilIdle();
+      const link = await service.api('POST', '/v1/portal-sessions', { owner_id: 'owner-publications' });
+      const opened = await fetch(link.body.url, { redirect: 'manual' });
+      const cookie = opened.headers.get('set-cookie')!.split(';')[0]!;
+      const page = await (await fetch(`${service.baseUrl}/portal`, { headers: { cookie } })).text();
+      expect(page).toContain(`data-publication-id="${created.body.publication.id}" data-status="published"`);
+      expect(page).toContain('Shown on the page');
+    });
+
     it('lists publications newest first, by account and status, a page at a time', async () => {
       const account = await youtubeAccount();
       const ids: string[] = [];

@@ -1,5 +1,6 @@
 import type { SocialAccount } from '../../domain/account.js';
 import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
+import type { Publication } from '../../domain/publication.js';
 import { type Html, html } from '../html.js';
 import { describeConnectError, PLATFORM_LABELS } from '../routes/connect.js';
 
@@ -12,6 +13,36 @@ export interface StatusPageModel {
   base: string;
   now: number;
   banner: { tone: 'success' | 'error' | 'info'; text: string } | null;
+  /** Issue 13: each account's most recent publications, newest first. */
+  publications?: ReadonlyMap<string, readonly Publication[]>;
+}
+
+const PUBLICATION_LABELS: Record<Publication['status'], string> = {
+  queued: 'Queued',
+  uploading: 'Uploading',
+  processing: 'Processing',
+  published: 'Published',
+  sent_to_inbox: 'Sent to inbox',
+  failed: 'Failed',
+  needs_reauth: 'Needs reconnect',
+};
+
+function publicationsList(account: SocialAccount, model: StatusPageModel): Html | string {
+  const recent = model.publications?.get(account.id) ?? [];
+  if (recent.length === 0) return '';
+  const row = (publication: Publication) => {
+    const progress =
+      publication.status === 'uploading' && publication.totalBytes
+        ? ` ${Math.floor((publication.bytesSent / publication.totalBytes) * 100)}%`
+        : '';
+    const detail = publication.error
+      ? html`<span class="error-text">${publication.error.code}: ${publication.error.message}</span>`
+      : publication.platformPostId
+        ? html`<span class="external">${publication.platformPostId}</span>`
+        : '';
+    return html`<li data-publication-id="${publication.id}" data-status="${publication.status}"><strong>${publication.request.title}</strong> <span class="badge badge-publication">${PUBLICATION_LABELS[publication.status]}${progress}</span> ${relativeTime(publication.createdAt, model.now)} ${detail}</li>`;
+  };
+  return html`<div class="publications"><dt>Recent publications</dt><ul>${recent.map(row)}</ul></div>`;
 }
 
 const STATUS_LABELS = { active: 'Active', needs_reauth: 'Needs reconnect', revoked: 'Revoked' } as const;
@@ -60,6 +91,7 @@ function accountRow(account: SocialAccount, model: StatusPageModel): Html {
       <div><dt>Last refresh</dt><dd>${lastRefresh}</dd></div>
       <div><dt>Last error</dt><dd class="${account.lastError ? 'error-text' : ''}">${account.lastError ?? 'none'}</dd></div>
     </dl>
+    ${publicationsList(account, model)}
   </div>
   <div class="actions">
     ${model.configured.has(account.provider) ? reconnect : ''}
