@@ -1,3 +1,5 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config.js';
 import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
@@ -70,16 +72,23 @@ export function registerStart(program: Command): void {
           console.log('');
         }
 
+        if (sandbox) await printPublishingHints(oauth, config, firstKey);
+
         const stop = waitForSignal();
         let stopped = false;
+        // Issue 13: publications are worked here too (in the sandbox, to the simulated platforms).
+        const stopPublications = new AbortController();
+        const publications = oauth.createPublicationWorker().run(stopPublications.signal);
         void stop.then(() => {
           stopped = true;
+          stopPublications.abort();
         });
         while (!stopped) {
           await checkAll(oauth);
           await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, intervalMs))]);
         }
         console.log('Shutting down…');
+        await publications;
       } finally {
         await service?.stop();
         await oauth.close();
@@ -185,6 +194,45 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
       issuedAt: account.tokenIssuedAt ?? undefined,
     });
   }
+}
+
+/**
+ * Issue 13: a small sample video in DATA_DIR and, for each sample account whose platform this build
+ * can publish to, the command that posts it (to the simulated platform).
+ */
+async function printPublishingHints(
+  app: SocialOAuth,
+  config: AppConfig,
+  firstKey: string | null,
+): Promise<void> {
+  const accounts = (await app.accounts.list({ ownerId: SAMPLE_OWNER, limit: 100 })).filter(
+    (account) => app.publishing.publishers[account.provider] !== undefined,
+  );
+  if (accounts.length === 0) return;
+  const sample = join(config.dataDir, 'sample-video.mp4');
+  if (!existsSync(sample)) writeFileSync(sample, sampleVideoBytes());
+  const key = firstKey ?? '<api key>';
+  console.log('Publish the sample video (the simulated platforms count every post):');
+  for (const account of accounts) {
+    console.log(
+      `  curl -s -H "Authorization: Bearer ${key}" -F file=@${sample} ` +
+        `-F 'metadata={"title":"Hello from the sandbox"};type=application/json' ` +
+        `${config.http.publicBaseUrl}/v1/accounts/${account.id}/publications   # ${account.provider}`,
+    );
+  }
+  console.log(`  or: social-oauth publish ${accounts[0]!.id} ${sample} --wait`);
+  console.log('');
+}
+
+/**
+ * Bytes that start like an MP4 (an ISO BMFF `ftyp` box), then filler: enough for the simulated
+ * platforms, which count and hash bytes and do not decode video.
+ */
+function sampleVideoBytes(): Buffer {
+  const ftyp = Buffer.from('000000186674797069736f6d0000020069736f6d69736f32', 'hex');
+  const filler = Buffer.alloc(1_500_000);
+  for (let i = 0; i < filler.length; i++) filler[i] = (i * 31 + 7) % 251;
+  return Buffer.concat([ftyp, filler]);
 }
 
 /** The background check: prints only what changed, so the service's own output stays readable. */
