@@ -295,6 +295,22 @@ for (const factory of DATABASES) {
       expect(server.postedHashes().at(-1)).toBe(createHash('sha256').update(content).digest('hex'));
     });
 
+    it('a publication whose account was deleted fails with account_not_found, not a retry loop', async () => {
+      const doomed = await account();
+      const { path } = video(10);
+      const { publication } = await app.publications.create({
+        accountId: doomed.id,
+        title: 'Orphan',
+        media: { kind: 'file', path, owned: false },
+      });
+      await app.accounts.delete(doomed.id);
+      await app.createPublicationWorker().runUntilIdle();
+      const ended = (await app.publications.get(publication.id))!;
+      expect(ended.status).toBe('failed');
+      expect(ended.error?.code).toBe('account_not_found');
+      expect(ended.attempts).toBe(0);
+    });
+
     it('a platform this service cannot publish to is refused before anything is stored', async () => {
       const seeded = await insertSeededAccount(app.accounts, simulator, 'tiktok', {
         externalAccountId: `tt-${++counter}`,

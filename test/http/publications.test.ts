@@ -291,6 +291,8 @@ for (const factory of DATABASES) {
         'content-type': 'text/plain',
       });
       expect(text.status).toBe(415);
+      const nul = await upload(account.id, Buffer.alloc(10), {}, { title: 'a\u0000b' });
+      expect(nul.status).toBe(400);
       const noUrl = await service.api('POST', `/v1/accounts/${account.id}/publications`, { title: 'x' });
       expect(noUrl.status).toBe(400);
       expect((await service.api('GET', '/v1/publications/pub_missing')).status).toBe(404);

@@ -305,6 +305,10 @@ export const publicationsRoutes: FastifyPluginAsync<{ context: HttpContext }> = 
       } catch {
         throw new HttpError('invalid_request', 'The `metadata` part is not JSON');
       }
+      // PostgreSQL refuses U+0000 in text (the JSON body is checked by the app's preValidation hook).
+      if (containsNul(metadata)) {
+        throw new HttpError('invalid_request', 'Text must not contain NUL characters');
+      }
       const parsed = metadataSchema.safeParse(metadata);
       if (!parsed.success) throw new HttpError('invalid_request', `metadata: ${describeZod(parsed.error)}`);
       const path = await (writer as MediaWriter).finish();
@@ -403,6 +407,15 @@ export const publicationsRoutes: FastifyPluginAsync<{ context: HttpContext }> = 
     },
   );
 };
+
+function containsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(containsNul);
+  if (typeof value === 'object' && value !== null) {
+    return Object.entries(value).some(([key, inner]) => key.includes('\u0000') || containsNul(inner));
+  }
+  return false;
+}
 
 /** Service failures about the media become API errors. */
 async function createOrMap<T>(create: () => Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 import type { PublishingSettings } from '../../config.js';
 import type { Clock } from '../../domain/clock.js';
 import {
+  AccountNotFound,
   isRetryable,
   OAuthProviderError,
   ProviderConfigError,
@@ -116,6 +117,16 @@ export class PublicationRunner {
           status: 'failed',
           errorCode: 'provider_not_available',
           message: `Publishing to ${publication.provider} is not available in this service`,
+          retryAt: null,
+        });
+        return;
+      }
+      if (publication.status === 'processing' && publication.resumableState === null) {
+        // Nothing to poll with, and publishing again could post twice: end it, loudly.
+        finished = await this.end(publication, owner, io.currentStatus, {
+          status: 'failed',
+          errorCode: 'missing_state',
+          message: 'The publication is processing but its platform state is gone; it was not published again',
           retryAt: null,
         });
         return;
@@ -274,6 +285,7 @@ export class PublicationRunner {
         { type: 'publication_failed', reason: code, providerErrorCode, detail: { message } },
       );
     if (error instanceof MediaMissing) return finalFailure('media_missing', error.message);
+    if (error instanceof AccountNotFound) return finalFailure('account_not_found', 'The account was deleted');
     if (error instanceof ProviderConfigError) {
       return finalFailure('provider_config_error', error.message, error.providerErrorCode);
     }
