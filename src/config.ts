@@ -81,6 +81,32 @@ export interface AppConfig {
    * lacks one is refused; stored accounts that lack one are reported.
    */
   requiredScopes: Record<ProviderName, string[]>;
+  /** Publications (issue 13). */
+  publishing: PublishingSettings;
+}
+
+/** Publications (issue 13): where received media lives, limits, and the publication worker. */
+export interface PublishingSettings {
+  /** MEDIA_DIR (default DATA_DIR/media): shared storage when workers run on several hosts. */
+  mediaDir: string;
+  /** PUBLISH_MAX_BYTES (default 4 GiB, TikTok's maximum): larger uploads are refused with 413. */
+  maxBytes: number;
+  /** Whether `serve` runs the publication worker in its process (PUBLISH_WORKER_ENABLED); `worker` always does. */
+  workerEnabled: boolean;
+  /** How long a worker holds a publication before another may take it over (renewed while it works). */
+  leaseSeconds: number;
+  /** Publications worked at the same time per platform by one process. */
+  concurrency: number;
+  /** Publications started (or resumed) per minute per platform by one process (0 = no limit). */
+  startsPerMinute: number;
+  /** How often a publication in `processing` is looked at. */
+  pollIntervalMs: number;
+  /** How often an idle worker looks for due publications. */
+  intervalMs: number;
+  /** Tries after transient failures before a publication fails for good. */
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
 }
 
 /** The background refresher and the limits on calls to the platforms (issue 4). */
@@ -246,6 +272,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     http: loadHttpSettings(env, host, n),
     refresher: loadRefresherSettings(env),
     requiredScopes: loadRequiredScopes(env),
+    publishing: loadPublishingSettings(env, dataDir),
+  };
+}
+
+function loadPublishingSettings(env: NodeJS.ProcessEnv, dataDir: string): PublishingSettings {
+  const parsed = z
+    .object({
+      PUBLISH_MAX_BYTES: integer('PUBLISH_MAX_BYTES', 4 * 1024 ** 3, 1),
+      PUBLISH_LEASE_SECONDS: integer('PUBLISH_LEASE_SECONDS', 60, 1),
+      PUBLISH_CONCURRENCY: integer('PUBLISH_CONCURRENCY', 4, 1),
+      PUBLISH_STARTS_PER_MINUTE: integer('PUBLISH_STARTS_PER_MINUTE', 30),
+      PUBLISH_POLL_INTERVAL_MS: integer('PUBLISH_POLL_INTERVAL_MS', 15_000, 1),
+      PUBLISH_INTERVAL_MS: integer('PUBLISH_INTERVAL_MS', 2_000, 1),
+      PUBLISH_MAX_ATTEMPTS: integer('PUBLISH_MAX_ATTEMPTS', 8, 1),
+      PUBLISH_RETRY_BASE_MS: integer('PUBLISH_RETRY_BASE_MS', 5_000, 1),
+      PUBLISH_RETRY_MAX_MS: integer('PUBLISH_RETRY_MAX_MS', 10 * 60_000, 1),
+    })
+    .safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigurationError(parsed.error.issues.map((issue) => issue.message).join('; '));
+  }
+  const n = parsed.data;
+  const enabled = (optionalString(env, 'PUBLISH_WORKER_ENABLED') ?? 'true').toLowerCase();
+  if (!['true', 'false', '1', '0', 'yes', 'no'].includes(enabled)) {
+    throw new ConfigurationError(`PUBLISH_WORKER_ENABLED must be true or false, got "${enabled}".`);
+  }
+  return {
+    mediaDir: resolve(optionalString(env, 'MEDIA_DIR') ?? resolve(dataDir, 'media')),
+    maxBytes: n.PUBLISH_MAX_BYTES,
+    workerEnabled: ['true', '1', 'yes'].includes(enabled),
+    leaseSeconds: n.PUBLISH_LEASE_SECONDS,
+    concurrency: n.PUBLISH_CONCURRENCY,
+    startsPerMinute: n.PUBLISH_STARTS_PER_MINUTE,
+    pollIntervalMs: n.PUBLISH_POLL_INTERVAL_MS,
+    intervalMs: n.PUBLISH_INTERVAL_MS,
+    maxAttempts: n.PUBLISH_MAX_ATTEMPTS,
+    retryBaseMs: n.PUBLISH_RETRY_BASE_MS,
+    retryMaxMs: n.PUBLISH_RETRY_MAX_MS,
   };
 }
 

@@ -5,6 +5,8 @@
  *   const { account, result } = await ensureValidAccessToken(oauth, accountId);
  */
 import type { OAuthTokenInfo } from './domain/token.js';
+import { createPublishingClient, type PublishingClient } from './service/publications/publishingClient.js';
+import { ServiceError } from './service/serviceError.js';
 import type { SocialOAuth } from './service/socialOAuth.js';
 import type { EnsureOptions, EnsureResult } from './service/tokenService.js';
 
@@ -26,6 +28,13 @@ export {
 export type { NewOAuthEvent, OAuthEvent, OAuthEventType } from './domain/ledger.js';
 export type { Logger } from './domain/logger.js';
 export { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
+// Issue 13: publishing.
+export type {
+  Publication,
+  PublicationError,
+  PublicationStatus,
+  PublicationSummary,
+} from './domain/publication.js';
 export {
   type KeepAlivePolicySettings,
   keepAliveRefreshAt,
@@ -41,6 +50,20 @@ export {
   type RefreshFailureReason,
 } from './domain/token.js';
 export type { Provider, ProviderCapabilities, ProviderTokens } from './platforms/provider.js';
+export type {
+  PlatformIdentity,
+  PlatformPublisher,
+  PublishIO,
+  PublishOutcome,
+  PublishRequest,
+  ResumableState,
+} from './publishing/platformPublisher.js';
+export { PublicationWorker } from './service/publications/publicationWorker.js';
+export type {
+  PublishingClient,
+  UploadVideoInput,
+  UploadVideoOptions,
+} from './service/publications/publishingClient.js';
 export { type KeepAliveOutcome, type PassSummary, Refresher } from './service/refresher.js';
 export { SocialOAuth, type SocialOAuthOptions } from './service/socialOAuth.js';
 export type { EnsureOptions, EnsureResult, OAuthEventListener } from './service/tokenService.js';
@@ -66,4 +89,30 @@ export function ensureValidAccessToken(
   options?: EnsureOptions,
 ): Promise<EnsureResult> {
   return oauth.tokens.ensureValidAccessToken(accountId, options);
+}
+
+/**
+ * The seed's get_provider_client_for_account: makes sure the account has a valid token (the
+ * exactly-once path), then returns its platform's publishing client: `authenticate()` reads the
+ * profile and says whether the account can publish; `uploadVideo()` posts a video exactly once.
+ */
+export function getProviderClientForAccount(
+  oauth: SocialOAuth,
+  accountId: string,
+): Promise<PublishingClient> {
+  return createPublishingClient(accountId, {
+    tokens: oauth.tokens,
+    publications: oauth.publications,
+    now: () => oauth.clock.now(),
+    publisherFor: (account) => {
+      const publisher = oauth.publishing.publishers[account.provider];
+      if (!publisher) {
+        throw new ServiceError(
+          'provider_not_configured',
+          `Publishing to ${account.provider} is not available`,
+        );
+      }
+      return publisher;
+    },
+  });
 }

@@ -4,6 +4,8 @@ import { registerAccounts } from './commands/accounts.js';
 import { registerApiKeys } from './commands/apiKeys.js';
 import { registerKeys } from './commands/keys.js';
 import { registerMigrate } from './commands/migrate.js';
+import { registerPublications } from './commands/publications.js';
+import { registerPublish } from './commands/publish.js';
 import { registerSandbox } from './commands/sandbox.js';
 import { registerServe } from './commands/serve.js';
 import { registerStart } from './commands/start.js';
@@ -27,6 +29,8 @@ export function buildProgram(): Command {
   registerSandbox(program);
   registerServe(program);
   registerApiKeys(program);
+  registerPublish(program);
+  registerPublications(program);
   const override = (command: Command): void => {
     command.exitOverride();
     command.commands.forEach(override);

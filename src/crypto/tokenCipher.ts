@@ -14,10 +14,14 @@ const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 
 export type TokenField = 'access_token' | 'refresh_token';
 
+/** Issue 13: a publication's capabilities (the platform's resumable state, a caller's source URL). */
+export type PublicationSecretField = 'resumable_state' | 'source_url' | 'media_link';
+
 export interface TokenBinding {
+  /** The row the value belongs to: an account id, or a publication id for publication fields. */
   accountId: string;
-  /** A column, or `refresh_journal`: tokens kept on disk until a refused save succeeds. */
-  field: TokenField | 'refresh_journal';
+  /** A column, `refresh_journal` (tokens kept on disk until a refused save succeeds), or a publication's secret. */
+  field: TokenField | 'refresh_journal' | PublicationSecretField;
 }
 
 export class TokenDecryptionError extends Error {

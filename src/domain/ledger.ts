@@ -13,8 +13,19 @@ export const OAUTH_EVENT_TYPES = [
   'connect_refused',
   /** The grant dies at a known time, soon (refresh-token end of life): the owner should reconnect. */
   'expiring',
+  // Issue 13: every state change of a publication (detail.publicationId says which).
+  'publication_queued',
+  'publication_uploading',
+  'publication_processing',
+  'publication_published',
+  'publication_sent_to_inbox',
+  'publication_failed',
+  'publication_needs_reauth',
 ] as const;
 export type OAuthEventType = (typeof OAUTH_EVENT_TYPES)[number];
+
+/** The publication events (issue 13), apart from the OAuth ones. */
+export const PUBLICATION_EVENT_TYPES = OAUTH_EVENT_TYPES.filter((type) => type.startsWith('publication_'));
 
 export interface OAuthEvent {
   id: string;

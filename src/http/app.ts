@@ -18,6 +18,7 @@ import { connectRoutes } from './routes/connect.js';
 import { eventsRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
 import { portalRoutes } from './routes/portal.js';
+import { mediaLinkRoutes, publicationsRoutes } from './routes/publications.js';
 import { webhookRoutes } from './routes/webhooks.js';
 import { redactUrl } from './security.js';
 
@@ -136,21 +137,32 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await fastify.register(eventsRoutes, { context });
   await fastify.register(webhookRoutes, { context });
   await fastify.register(portalRoutes, { context });
+  await fastify.register(publicationsRoutes, { context });
+  await fastify.register(mediaLinkRoutes, { mediaLinks: context.oauth.publishing.mediaLinks });
   return fastify;
 }
 
-/** Iterative: a body of 64 KiB of `[` nests deeper than the call stack goes. */
+/**
+ * Iterative: a body of 64 KiB of `[` nests deeper than the call stack goes. Only parsed data
+ * (plain objects, arrays) is walked: a multipart body is still its request stream here.
+ */
 function containsNul(root: unknown): boolean {
   const pending: unknown[] = [root];
   while (pending.length > 0) {
     const value = pending.pop();
     if (typeof value === 'string') {
       if (value.includes('\u0000')) return true;
-    } else if (typeof value === 'object' && value !== null) {
-      pending.push(...Object.values(value));
+    } else if (Array.isArray(value) || isPlainObject(value)) {
+      pending.push(...Object.values(value as object));
     }
   }
   return false;
+}
+
+function isPlainObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }
 
 function hasHook(hooks: unknown, name: string): boolean {

@@ -13,6 +13,7 @@ export const ERROR_CATALOG = {
   not_found: 404,
   account_not_found: 404,
   api_key_not_found: 404,
+  publication_not_found: 404,
   method_not_allowed: 405,
   account_needs_reauth: 409,
   account_revoked: 409,

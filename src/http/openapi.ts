@@ -77,6 +77,7 @@ export function buildOpenApiDocument(
           };
     }
     const bodySchema = schema.body as Record<string, unknown> | undefined;
+    const requestBodyContent = schema.openapiRequestBody as Record<string, unknown> | undefined;
     const consumes = (schema.consumes as string[] | undefined) ?? ['application/json'];
     paths[path] ??= {};
     paths[path][route.method] = {
@@ -86,7 +87,10 @@ export function buildOpenApiDocument(
       tags: schema.tags,
       ...(route.authenticated ? { security: [{ apiKey: [] }] } : {}),
       parameters: [...parameters(schema, 'params', 'path'), ...parameters(schema, 'querystring', 'query')],
-      ...(bodySchema
+      ...(requestBodyContent
+        ? { requestBody: { required: true, content: withRefs(requestBodyContent) } }
+        : {}),
+      ...(bodySchema && !requestBodyContent
         ? {
             requestBody: {
               required: true,
@@ -127,5 +131,7 @@ declare module 'fastify' {
     hide?: boolean;
     consumes?: string[];
     openapiResponses?: Record<number, unknown>;
+    /** The request body by content type, where it is not validated by `body` (a streamed multipart upload). */
+    openapiRequestBody?: Record<string, unknown>;
   }
 }

@@ -6,7 +6,7 @@ import { HttpError } from './errorCatalog.js';
  * Paths whose last segment is a bearer secret, and query parameters that are one: a log line, a
  * metric or an error message shows them as "[redacted]".
  */
-const SECRET_PATH = /^(\/(?:connect|portal\/s)\/)[^/?#]+/;
+const SECRET_PATH = /^(\/(?:connect|portal\/s|media)\/)[^/?#]+/;
 const SECRET_PARAMS = new Set(['code', 'state', 'token', 'access_token', 'signed_request']);
 
 export function redactUrl(url: string): string {

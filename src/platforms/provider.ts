@@ -32,6 +32,11 @@ export interface ProviderCapabilities {
   accessTokenLifetime: LifetimeLimits;
   /** The same for refresh tokens; null where there is none (Instagram). */
   refreshTokenLifetime: LifetimeLimits | null;
+  /**
+   * Issue 13: the platform takes no video bytes, only a public URL it fetches them from (Instagram
+   * Login): a file given to us is served at an expiring link under PUBLIC_BASE_URL.
+   */
+  publishesFromPublicUrl?: boolean;
 }
 
 /** Tokens as a platform returned them, already validated against its schema. */

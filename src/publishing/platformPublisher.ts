@@ -65,6 +65,11 @@ export interface PublishIO {
   saveState(state: ResumableState, progress?: PublicationProgress): Promise<void>;
   /** Progress that need not be durable (bytes confirmed by the platform so far). */
   onProgress(bytesSent: number): void;
+  /**
+   * Optional for clients, always provided by the service: the platform has fetched the media from
+   * `request.mediaUrl` (Instagram: the container is FINISHED), so the link we serve can die now.
+   */
+  releaseMedia?(): Promise<void>;
   signal: AbortSignal;
   sleep(ms: number): Promise<void>;
   now(): number;

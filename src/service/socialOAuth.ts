@@ -10,14 +10,21 @@ import { type Logger, silentLogger } from '../domain/logger.js';
 import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
 import type { Provider, ProviderHttpOptions } from '../platforms/provider.js';
 import { createProvider } from '../platforms/registry.js';
+import type { PlatformPublisher } from '../publishing/platformPublisher.js';
 import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest, migrationStatus } from '../store/migrations.js';
 import { NotificationOutboxRepository } from '../store/notificationOutboxRepository.js';
+import { PublicationRepository } from '../store/publicationRepository.js';
 import { checkClockSkew } from './clockSkew.js';
 import { type DispatchOutcome, NotificationDispatcher } from './notificationDispatcher.js';
 import { createOutboundGate } from './outboundGate.js';
+import { MediaStore } from './publications/media.js';
+import { MediaLinks } from './publications/mediaLinks.js';
+import { PublicationRunner } from './publications/publicationRunner.js';
+import { PublicationService } from './publications/publicationService.js';
+import { PublicationWorker } from './publications/publicationWorker.js';
 import { Refresher } from './refresher.js';
 import { RefreshJournal } from './refreshJournal.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
@@ -38,6 +45,8 @@ export interface SocialOAuthOptions {
   random?: () => number;
   /** Overrides the providers built from config (tests, custom platforms). */
   providers?: Partial<Record<ProviderName, Provider>>;
+  /** Issue 13: each platform's publishing client (src/platforms/<name>/publishing.ts); tests inject their own. */
+  publishers?: Partial<Record<ProviderName, PlatformPublisher>>;
 }
 
 /**
@@ -59,6 +68,14 @@ export class SocialOAuth {
     readonly generatedKeyFile: string | null,
     /** The connection pool to the platforms, when this instance made it (and so closes it). */
     private readonly ownDispatcher: Agent | null,
+    /** Issue 13: publications (create, read, drive) and what they need. */
+    readonly publications: PublicationService,
+    readonly publishing: {
+      repository: PublicationRepository;
+      runner: PublicationRunner;
+      mediaLinks: MediaLinks;
+      publishers: Partial<Record<ProviderName, PlatformPublisher>>;
+    },
   ) {}
 
   static async open(options: SocialOAuthOptions = {}): Promise<SocialOAuth> {
@@ -118,6 +135,35 @@ export class SocialOAuth {
     await checkClockSkew(database, clock, logger);
     // Tokens an earlier run received but could not store: stored now, before any refresh.
     await tokens.replayJournal();
+    // Issue 13. The platform clients come from the registry of src/platforms (merged separately);
+    // until then only injected ones publish.
+    const publishers: Partial<Record<ProviderName, PlatformPublisher>> = { ...options.publishers };
+    const repository = new PublicationRepository(database, keyring.cipher);
+    const media = new MediaStore(config.publishing.mediaDir);
+    const mediaLinks = new MediaLinks(repository, clock, config.http.publicBaseUrl);
+    const runner = new PublicationRunner({
+      publications: repository,
+      accounts,
+      tokens,
+      publishers,
+      media,
+      mediaLinks,
+      clock,
+      logger,
+      settings: config.publishing,
+      random: options.random,
+    });
+    const publications = new PublicationService({
+      publications: repository,
+      accounts,
+      runner,
+      media,
+      publishers,
+      clock,
+      logger,
+      settings: config.publishing,
+      instanceId: tokens.instanceId,
+    });
     return new SocialOAuth(
       config,
       database,
@@ -130,6 +176,8 @@ export class SocialOAuth {
       logger,
       keyring.generated ? keyring.keyFile : null,
       ownDispatcher,
+      publications,
+      { repository, runner, mediaLinks, publishers },
     );
   }
 
@@ -147,6 +195,20 @@ export class SocialOAuth {
    */
   missingScopes(account: Pick<SocialAccount, 'provider' | 'scopes'>): string[] {
     return this.requiredScopes.missingScopes(account);
+  }
+
+  /** Issue 13: the publication worker over this instance (`serve`, `worker`). */
+  createPublicationWorker(): PublicationWorker {
+    return new PublicationWorker({
+      publications: this.publishing.repository,
+      runner: this.publishing.runner,
+      clock: this.clock,
+      logger: this.logger,
+      settings: this.config.publishing,
+      providers: PROVIDER_NAMES.filter((name) => this.publishing.publishers[name] !== undefined),
+      instanceId: this.tokens.instanceId,
+      onWake: (listener) => this.publications.onWake(listener),
+    });
   }
 
   /** A background refresher over this instance's database and token service (`worker`, `serve`). */

@@ -171,6 +171,32 @@ export class TokenService {
     );
   }
 
+  /**
+   * Issue 13: a platform refused the token a forced refresh had just issued (a publishing request's
+   * second auth failure). The grant is dead for that use: the account is flagged `needs_reauth`
+   * with a ledger row, as a refused refresh flags it. `expectedVersion` is the version that token
+   * came from: a reconnect since then is a new grant and is left alone.
+   */
+  async markRefusedAfterRefresh(
+    accountId: string,
+    expectedVersion: number,
+    error: OAuthProviderError | null,
+  ): Promise<EnsureResult> {
+    const account = await this.requireAccount(accountId);
+    if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
+    if (account.version !== expectedVersion) return { account, result: this.sharedSuccess(account) };
+    return this.markNeedsReauth(
+      account,
+      'needs_reauth',
+      error?.providerErrorCode ?? null,
+      0,
+      error ?? undefined,
+      {
+        refusedBy: 'publishing',
+      },
+    );
+  }
+
   private async requireAccount(accountId: string): Promise<SocialAccount> {
     const account = await this.deps.accounts.findById(accountId);
     if (!account) throw new AccountNotFound(accountId);

@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Insertable, Kysely, Selectable } from 'kysely';
-import type { NewOAuthEvent, OAuthEvent, OAuthEventType } from '../domain/ledger.js';
+import {
+  type NewOAuthEvent,
+  type OAuthEvent,
+  type OAuthEventType,
+  PUBLICATION_EVENT_TYPES,
+} from '../domain/ledger.js';
 import { GRANT_CONFIRMED_TYPES } from '../domain/lossDetection.js';
 import { NOTIFIED_EVENT_TYPES } from '../domain/notification.js';
 import type { StoreDatabase } from './database.js';
@@ -121,12 +126,17 @@ export class LedgerRepository {
     };
   }
 
-  /** The account's most recent event, or null. */
+  /**
+   * The account's most recent OAuth event, or null. Publication events (issue 13) are left out: the
+   * token service reads this to know how the last refresh ended, and a publication written since
+   * must not hide it.
+   */
   async latest(accountId: string): Promise<OAuthEvent | null> {
     const row = await this.store.db
       .selectFrom('oauth_events')
       .selectAll()
       .where('account_id', '=', accountId)
+      .where('type', 'not in', [...PUBLICATION_EVENT_TYPES])
       .orderBy('seq', 'desc')
       .limit(1)
       .executeTakeFirst();

@@ -266,6 +266,73 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
         await db.schema.dropTable('notification_outbox').execute();
       },
     },
+    // Issue 13, publishing. One row per video on its way to a platform; see PublicationsTable.
+    // Workers find due rows through (status, next_attempt_at) and take them with a lease; the
+    // idempotency key is unique per account (NULLs are distinct on both databases).
+    '010_i13_publications': {
+      async up(db: AnyDb) {
+        await db.schema
+          .createTable('publications')
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('account_id', 'text', (c) => c.notNull())
+          .addColumn('provider', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('title', 'text', (c) => c.notNull())
+          .addColumn('request_metadata', 'text', (c) => c.notNull())
+          .addColumn('media_path', 'text')
+          .addColumn('media_owned', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('source_url', 'text')
+          .addColumn('total_bytes', 'bigint')
+          .addColumn('bytes_sent', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addColumn('resumable_state', 'text')
+          .addColumn('platform_post_id', 'text')
+          .addColumn('platform_ref', 'text')
+          .addColumn('url', 'text')
+          .addColumn('error_code', 'text')
+          .addColumn('error_message', 'text')
+          .addColumn('retry_at', 'bigint')
+          .addColumn('idempotency_key', 'text')
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', 'bigint')
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', 'bigint')
+          .addColumn('media_link_hash', 'text')
+          .addColumn('media_link_token', 'text')
+          .addColumn('media_link_expires_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('finished_at', 'bigint')
+          .addUniqueConstraint('publications_account_idempotency_unique', ['account_id', 'idempotency_key'])
+          .addCheckConstraint(
+            'publications_status_check',
+            sql`status in ('queued', 'uploading', 'processing', 'published', 'sent_to_inbox', 'failed', 'needs_reauth')`,
+          )
+          .execute();
+        await db.schema
+          .createIndex('publications_due_idx')
+          .on('publications')
+          .columns(['status', 'next_attempt_at'])
+          .execute();
+        await db.schema
+          .createIndex('publications_account_created_idx')
+          .on('publications')
+          .columns(['account_id', 'created_at'])
+          .execute();
+        await db.schema
+          .createIndex('publications_created_idx')
+          .on('publications')
+          .columns(['created_at', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('publications_media_link_idx')
+          .on('publications')
+          .columns(['media_link_hash'])
+          .execute();
+      },
+      async down(db: AnyDb) {
+        await db.schema.dropTable('publications').execute();
+      },
+    },
   };
 }
 

@@ -108,6 +108,50 @@ export interface NotificationOutboxTable {
   last_error: string | null;
 }
 
+/**
+ * A publication (issue 13): one video on its way to one account's platform. `resumable_state` and
+ * `source_url` are ciphertexts of the token keyring bound to the row (a session URI or an upload URL
+ * is a capability, and a caller's URL may be a signed one).
+ */
+export interface PublicationsTable {
+  id: string;
+  account_id: string;
+  provider: string;
+  status: string;
+  title: string;
+  /** JSON: {description, privacy, mode, options, contentType}. */
+  request_metadata: string;
+  /** A file under MEDIA_DIR (or the library caller's own file), or null with a source URL. */
+  media_path: string | null;
+  /** Whether we delete media_path when the publication ends (we received it; not a caller's file). */
+  media_owned: number;
+  source_url: string | null;
+  total_bytes: number | null;
+  bytes_sent: number;
+  resumable_state: string | null;
+  platform_post_id: string | null;
+  platform_ref: string | null;
+  url: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  retry_at: number | null;
+  idempotency_key: string | null;
+  /** Failed tries so far (transient errors), for the backoff and the give-up. */
+  attempts: number;
+  /** When a worker should next take it (queued now, a poll of processing, a retry after backoff). */
+  next_attempt_at: number | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+  /** SHA-256 (hex) of the token of the media link served for the platform to fetch (Instagram). */
+  media_link_hash: string | null;
+  /** The same token sealed with the keyring: a resumed publication hands the platform the same URL. */
+  media_link_token: string | null;
+  media_link_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
 export interface Database {
   social_accounts: SocialAccountsTable;
   oauth_events: OAuthEventsTable;
@@ -115,4 +159,5 @@ export interface Database {
   api_keys: ApiKeysTable;
   portal_sessions: PortalSessionsTable;
   notification_outbox: NotificationOutboxTable;
+  publications: PublicationsTable;
 }

@@ -5,7 +5,7 @@ import type { Clock } from '../../src/domain/clock.js';
 import type { Logger } from '../../src/domain/logger.js';
 import type { ProviderName } from '../../src/domain/providerName.js';
 import { buildApp } from '../../src/http/app.js';
-import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import type { SocialOAuth, SocialOAuthOptions } from '../../src/service/socialOAuth.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import type { Consent } from '../../src/simulator/state.js';
 import { openTestApp } from '../support/app.js';
@@ -54,6 +54,8 @@ export async function startTestService(
     simulator?: ProviderSimulator;
     fetch?: typeof fetch;
     logger?: Logger;
+    /** Issue 13: publishing clients to publish with. */
+    publishers?: SocialOAuthOptions['publishers'];
   } = {},
 ): Promise<TestService> {
   const simulator = options.simulator ?? (await startTestSimulator());
@@ -62,6 +64,7 @@ export async function startTestService(
   const oauth = await openTestApp(database, {
     clock: options.clock,
     logger: options.logger,
+    publishers: options.publishers,
     env: {
       ...simulatorEnv(simulator, baseUrl),
       HOST: '127.0.0.1',

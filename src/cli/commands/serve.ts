@@ -20,11 +20,16 @@ export function registerServe(program: Command): void {
         // (when dedicated `social-oauth worker` processes do the work).
         const stopRefresher = new AbortController();
         const refresher = config.refresher.enabled ? oauth.createRefresher().run(stopRefresher.signal) : null;
+        // Issue 13: the publication worker, unless PUBLISH_WORKER_ENABLED=false.
+        const publications = config.publishing.workerEnabled
+          ? oauth.createPublicationWorker().run(stopRefresher.signal)
+          : null;
         const signal = await waitForSignal();
         logger.info({ signal }, 'shutting down');
         stopRefresher.abort();
         await service.stop();
         await refresher;
+        await publications;
       } finally {
         await oauth.close();
       }

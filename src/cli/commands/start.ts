@@ -1,3 +1,5 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config.js';
 import type { SocialAccount } from '../../domain/account.js';
@@ -91,8 +93,16 @@ export function registerStart(program: Command): void {
         oauth.tokens.onEvent((event, account) => printTokenEvent(oauth, event, account));
         if (config.refresher.enabled) refresher = oauth.createRefresher().run(stopRefresher.signal);
 
+        if (sandbox) await printPublishingHints(oauth, config, firstKey);
+        // Issue 13: publications are worked here too (in the sandbox, to the simulated platforms).
+        const publications = config.publishing.workerEnabled
+          ? oauth.createPublicationWorker().run(stopRefresher.signal)
+          : null;
+
         await waitForSignal();
         console.log('Shutting down…');
+        stopRefresher.abort();
+        await publications;
       } finally {
         stopRefresher.abort();
         await service?.stop();
@@ -214,4 +224,43 @@ function printTokenEvent(app: SocialOAuth, event: NewOAuthEvent, account: Social
   console.log(
     `${new Date(app.clock.now()).toISOString()}  ${account.provider.padEnd(9)} ${(account.displayName ?? account.externalAccountId).padEnd(24)} ${account.status.padEnd(12)} ${what} (${left})`,
   );
+}
+
+/**
+ * Issue 13: a small sample video in DATA_DIR and, for each sample account whose platform this build
+ * can publish to, the command that posts it (to the simulated platform).
+ */
+async function printPublishingHints(
+  app: SocialOAuth,
+  config: AppConfig,
+  firstKey: string | null,
+): Promise<void> {
+  const accounts = (await app.accounts.list({ ownerId: SAMPLE_OWNER, limit: 100 })).filter(
+    (account) => app.publishing.publishers[account.provider] !== undefined,
+  );
+  if (accounts.length === 0) return;
+  const sample = join(config.dataDir, 'sample-video.mp4');
+  if (!existsSync(sample)) writeFileSync(sample, sampleVideoBytes());
+  const key = firstKey ?? '<api key>';
+  console.log('Publish the sample video (the simulated platforms count every post):');
+  for (const account of accounts) {
+    console.log(
+      `  curl -s -H "Authorization: Bearer ${key}" -F file=@${sample} ` +
+        `-F 'metadata={"title":"Hello from the sandbox"};type=application/json' ` +
+        `${config.http.publicBaseUrl}/v1/accounts/${account.id}/publications   # ${account.provider}`,
+    );
+  }
+  console.log(`  or: social-oauth publish ${accounts[0]!.id} ${sample} --wait`);
+  console.log('');
+}
+
+/**
+ * Bytes that start like an MP4 (an ISO BMFF `ftyp` box), then filler: enough for the simulated
+ * platforms, which count and hash bytes and do not decode video.
+ */
+function sampleVideoBytes(): Buffer {
+  const ftyp = Buffer.from('000000186674797069736f6d0000020069736f6d69736f32', 'hex');
+  const filler = Buffer.alloc(1_500_000);
+  for (let i = 0; i < filler.length; i++) filler[i] = (i * 31 + 7) % 251;
+  return Buffer.concat([ftyp, filler]);
 }

@@ -10,14 +10,19 @@ import { waitForSignal } from './sandbox.js';
 export function registerWorker(program: Command): void {
   program
     .command('worker')
-    .description('keep every account alive: refresh accounts as they come due, until stopped')
+    .description(
+      'keep every account alive and work publications: refresh accounts as they come due, until stopped',
+    )
     .option('--once', 'run one pass and exit (like refresh --due, without the progress bar)')
     .action((options: { once?: boolean }) =>
       withApp(
         async (app) => {
           const refresher = app.createRefresher();
+          // Issue 13: publications are worked beside the refresher, in the same process.
+          const publications = app.createPublicationWorker();
           if (options.once) {
             const summary = await refresher.runPass();
+            await publications.runUntilIdle();
             console.log(JSON.stringify(summary));
             return;
           }
@@ -34,7 +39,7 @@ export function registerWorker(program: Command): void {
               `${notifications ? ', delivering notifications' : ''}\n`,
           );
           try {
-            await refresher.run(stop.signal);
+            await Promise.all([refresher.run(stop.signal), publications.run(stop.signal)]);
           } finally {
             unsubscribe?.();
             await notifications?.close(app.config.http.shutdownTimeoutMs);

@@ -1,5 +1,6 @@
 import type { SocialAccount } from '../../domain/account.js';
 import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
+import type { Publication } from '../../domain/publication.js';
 import { grantEndsAt } from '../../domain/refreshPolicy.js';
 import { PROVIDER_CAPABILITIES } from '../../platforms/capabilities.js';
 import { type Html, html } from '../html.js';
@@ -16,6 +17,36 @@ export interface StatusPageModel {
   banner: { tone: 'success' | 'error' | 'info'; text: string } | null;
   /** Required scopes an account lacks (RequiredScopes.missingScopes). */
   missingScopesOf: (account: SocialAccount) => string[];
+  /** Issue 13: each account's most recent publications, newest first. */
+  publications?: ReadonlyMap<string, readonly Publication[]>;
+}
+
+const PUBLICATION_LABELS: Record<Publication['status'], string> = {
+  queued: 'Queued',
+  uploading: 'Uploading',
+  processing: 'Processing',
+  published: 'Published',
+  sent_to_inbox: 'Sent to inbox',
+  failed: 'Failed',
+  needs_reauth: 'Needs reconnect',
+};
+
+function publicationsList(account: SocialAccount, model: StatusPageModel): Html | string {
+  const recent = model.publications?.get(account.id) ?? [];
+  if (recent.length === 0) return '';
+  const row = (publication: Publication) => {
+    const progress =
+      publication.status === 'uploading' && publication.totalBytes
+        ? ` ${Math.floor((publication.bytesSent / publication.totalBytes) * 100)}%`
+        : '';
+    const detail = publication.error
+      ? html`<span class="error-text">${publication.error.code}: ${publication.error.message}</span>`
+      : publication.platformPostId
+        ? html`<span class="external">${publication.platformPostId}</span>`
+        : '';
+    return html`<li data-publication-id="${publication.id}" data-status="${publication.status}"><strong>${publication.request.title}</strong> <span class="badge badge-publication">${PUBLICATION_LABELS[publication.status]}${progress}</span> ${relativeTime(publication.createdAt, model.now)} ${detail}</li>`;
+  };
+  return html`<div class="publications"><dt>Recent publications</dt><ul>${recent.map(row)}</ul></div>`;
 }
 
 const STATUS_LABELS = { active: 'Active', needs_reauth: 'Needs reconnect', revoked: 'Revoked' } as const;
@@ -79,6 +110,7 @@ function accountRow(account: SocialAccount, model: StatusPageModel): Html {
       ${grantEnd === null ? '' : html`<div data-fact="grant-ends"><dt>Connection ends</dt><dd class="error-text">${grantEnd <= model.now ? `ended ${relativeTime(grantEnd, model.now)}` : relativeTime(grantEnd, model.now)} (${new Date(grantEnd).toISOString().slice(0, 16).replace('T', ' ')} UTC): the platform ends it then whatever is refreshed (a Google app in Testing status). Reconnect before then.</dd></div>`}
       ${missing.length === 0 ? '' : html`<div data-fact="missing-scopes"><dt>Missing permissions</dt><dd class="error-text">${missing.join(', ')}: posting will fail. Reconnect and leave every permission ticked.</dd></div>`}
     </dl>
+    ${publicationsList(account, model)}
   </div>
   <div class="actions">
     ${model.configured.has(account.provider) ? reconnect : ''}

@@ -45,6 +45,11 @@ dl.facts dd { margin: 0; font-size: 14px; overflow-wrap: anywhere; }
 .badge-active { color: var(--ok); background: var(--ok-bg); }
 .badge-needs_reauth { color: var(--warn); background: var(--warn-bg); }
 .badge-revoked { color: var(--off); background: var(--off-bg); }
+.badge-publication { color: var(--muted); background: var(--off-bg); }
+.publications { margin-top: 10px; }
+.publications dt { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
+.publications ul { margin: 4px 0 0; padding-left: 18px; font-size: 14px; }
+.publications li { margin: 2px 0; overflow-wrap: anywhere; }
 .actions { display: flex; gap: 8px; flex-wrap: wrap; justify-content: flex-end; }
 .actions form { margin: 0; }
 button, .button { font: inherit; font-size: 14px; font-weight: 600; border-radius: 10px; padding: 8px 14px; cursor: pointer;

@@ -161,6 +161,15 @@ export const portalRoutes: FastifyPluginAsync<{ context: HttpContext }> = async 
         if (page.length < 200) break;
         afterId = page.at(-1)!.id;
       }
+      // Issue 13: each account's last few publications.
+      const publications = new Map(
+        await Promise.all(
+          accounts.map(
+            async (account) =>
+              [account.id, await oauth.publications.list({ accountId: account.id, limit: 5 })] as const,
+          ),
+        ),
+      );
       return sendPage(
         reply,
         200,
@@ -174,6 +183,7 @@ export const portalRoutes: FastifyPluginAsync<{ context: HttpContext }> = async 
           now: clock.now(),
           banner: bannerFor(request.query),
           missingScopesOf: (account) => oauth.missingScopes(account),
+          publications,
         }),
       );
     },

@@ -64,6 +64,9 @@ export const INSTAGRAM_CAPABILITIES: ProviderCapabilities = {
   supportsPkce: false,
   hasRevocationEndpoint: false,
   scopeSeparator: ',',
+  // Content Publishing with Instagram Login: `video_url` only ("Instagram API with Instagram Login",
+  // Content Publishing); the resumable byte upload is documented for Facebook Login apps alone.
+  publishesFromPublicUrl: true,
   // "Refresh a long-lived token": the refreshed token is valid for 60 days. When an answer's
   // lifetime is unusable, 7 days: past the 24-hour minimum age, so the keep-alive can still
   // refresh it, and well before day 60 (an expired Instagram token cannot be brought back).
