@@ -7,6 +7,10 @@ import {
   INSTAGRAM_GRAPH_VERSION_PATTERN,
 } from './platforms/instagram/oauthClient.js';
 import type { ProviderSettings } from './platforms/provider.js';
+import {
+  loadPlatformPublishingSettings,
+  type PlatformPublishingSettings,
+} from './platforms/publishingSettings.js';
 import { PROVIDER_DEFAULT_SCOPES } from './platforms/registry.js';
 
 /** Environment variable names per platform. TikTok calls its client id a "client key". */
@@ -89,6 +93,8 @@ export interface AppConfig {
 export interface PublishingSettings {
   /** MEDIA_DIR (default DATA_DIR/media): shared storage when workers run on several hosts. */
   mediaDir: string;
+  /** What the platforms' publishing clients read (TIKTOK_CHUNK_BYTES, TIKTOK_DEFAULT_PRIVACY, …). */
+  platforms: PlatformPublishingSettings;
   /** PUBLISH_MAX_BYTES (default 4 GiB, TikTok's maximum): larger uploads are refused with 413. */
   maxBytes: number;
   /** Whether `serve` runs the publication worker in its process (PUBLISH_WORKER_ENABLED); `worker` always does. */
@@ -300,6 +306,7 @@ function loadPublishingSettings(env: NodeJS.ProcessEnv, dataDir: string): Publis
   }
   return {
     mediaDir: resolve(optionalString(env, 'MEDIA_DIR') ?? resolve(dataDir, 'media')),
+    platforms: loadPlatformPublishingSettings(env),
     maxBytes: n.PUBLISH_MAX_BYTES,
     workerEnabled: ['true', '1', 'yes'].includes(enabled),
     leaseSeconds: n.PUBLISH_LEASE_SECONDS,

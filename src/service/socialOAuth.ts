@@ -9,6 +9,7 @@ import { ConfigurationError } from '../domain/errors.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
 import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
 import type { Provider, ProviderHttpOptions } from '../platforms/provider.js';
+import { PLATFORM_PUBLISHERS } from '../platforms/publishers.js';
 import { createProvider } from '../platforms/registry.js';
 import type { PlatformPublisher } from '../publishing/platformPublisher.js';
 import { AccountRepository } from '../store/accountRepository.js';
@@ -135,9 +136,23 @@ export class SocialOAuth {
     await checkClockSkew(database, clock, logger);
     // Tokens an earlier run received but could not store: stored now, before any refresh.
     await tokens.replayJournal();
-    // Issue 13. The platform clients come from the registry of src/platforms (merged separately);
-    // until then only injected ones publish.
+    // Issue 13: a publishing client for each configured platform (injected ones win: tests). A chunk
+    // of many megabytes takes longer than a token call, so uploads get a longer deadline.
     const publishers: Partial<Record<ProviderName, PlatformPublisher>> = { ...options.publishers };
+    const uploadHttp: ProviderHttpOptions = {
+      ...http,
+      timeoutMs: Math.max(config.providerTimeoutMs, 120_000),
+    };
+    for (const name of PROVIDER_NAMES) {
+      const settings = config.providers[name];
+      if (publishers[name] === undefined && settings) {
+        publishers[name] = PLATFORM_PUBLISHERS[name](
+          { baseUrl: settings.baseUrl },
+          uploadHttp,
+          config.publishing.platforms,
+        );
+      }
+    }
     const repository = new PublicationRepository(database, keyring.cipher);
     const media = new MediaStore(config.publishing.mediaDir);
     const mediaLinks = new MediaLinks(repository, clock, config.http.publicBaseUrl);
