@@ -195,7 +195,7 @@ const CASES: AnswerCase[] = [
     expect: unreadable,
   },
   {
-    name: '2xx with a transient error envelope (server_error / internal_failure / code 2), platform refused',
+    name: '2xx with server_error, platform refused',
     skipsPlatform: true,
     rewrite: () => ({ status: 200, body: { error: 'server_error', error_description: 'try later' } }),
     expect: { tiktok: 'retried' },
