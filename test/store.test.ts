@@ -84,6 +84,33 @@ for (const factory of DATABASES) {
       expect(saved.version).toBe(created.version + 1);
     });
 
+    it('a reconnect without a refresh token keeps the stored one and its expiry (replaceGrant set it to NULL)', async () => {
+      const created = await app.accounts.insert(newAccount('ext-reconnect'), clock.now());
+      const grant = {
+        ownerId: 'owner-1',
+        displayName: 'Creator',
+        accessToken: 'reconnect-access',
+        refreshToken: null,
+        expiresAt: clock.now() + 3_600_000,
+        refreshTokenExpiresAt: null,
+        scopes: ['user.info.basic', 'video.publish'],
+        tokenIssuedAt: clock.now(),
+      };
+      const kept = await app.accounts.replaceGrant(created.id, grant, clock.now());
+      expect(kept.accessToken).toBe('reconnect-access');
+      expect(kept.refreshToken).toBe(REFRESH);
+      expect(kept.refreshTokenExpiresAt).toBe(created.refreshTokenExpiresAt);
+      expect(kept.scopes).toEqual(['user.info.basic', 'video.publish']);
+      // A grant that brings one replaces it, expiry included.
+      const replaced = await app.accounts.replaceGrant(
+        created.id,
+        { ...grant, refreshToken: 'reconnect-refresh', refreshTokenExpiresAt: clock.now() + 7 * 86_400_000 },
+        clock.now(),
+      );
+      expect(replaced.refreshToken).toBe('reconnect-refresh');
+      expect(replaced.refreshTokenExpiresAt).toBe(clock.now() + 7 * 86_400_000);
+    });
+
     it('a ciphertext copied into another row does not decrypt', async () => {
       // Inserting reads the row back, so A's ciphertext is in the decrypted-token cache: the copy in
       // B's row must still miss it (the cache key holds the account id) and fail authentication.
