@@ -27,7 +27,8 @@ async function cli(args: string[], env: NodeJS.ProcessEnv) {
 }
 
 for (const factory of DATABASES) {
-  describe(`publish and publications commands on ${factory.kind}`, () => {
+  // Each command is a process of its own: seconds apiece on a loaded 2-core machine.
+  describe(`publish and publications commands on ${factory.kind}`, { timeout: 120_000 }, () => {
     let database: TestDatabase;
     let simulator: ProviderSimulator;
     let app: SocialOAuth;

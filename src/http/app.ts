@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Stream } from 'node:stream';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -143,8 +144,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 }
 
 /**
- * Iterative: a body of 64 KiB of `[` nests deeper than the call stack goes. Only parsed data
- * (plain objects, arrays) is walked: a multipart body is still its request stream here.
+ * Iterative: a body of 64 KiB of `[` nests deeper than the call stack goes. A stream is not walked:
+ * a multipart body is still its request stream here (its socket, server, … would be walked too).
+ * Params and queries are objects of Fastify's own null-prototype classes: those are walked.
  */
 function containsNul(root: unknown): boolean {
   const pending: unknown[] = [root];
@@ -152,17 +154,11 @@ function containsNul(root: unknown): boolean {
     const value = pending.pop();
     if (typeof value === 'string') {
       if (value.includes('\u0000')) return true;
-    } else if (Array.isArray(value) || isPlainObject(value)) {
-      pending.push(...Object.values(value as object));
+    } else if (typeof value === 'object' && value !== null && !(value instanceof Stream)) {
+      pending.push(...Object.values(value));
     }
   }
   return false;
-}
-
-function isPlainObject(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  const prototype = Object.getPrototypeOf(value);
-  return prototype === Object.prototype || prototype === null;
 }
 
 function hasHook(hooks: unknown, name: string): boolean {
