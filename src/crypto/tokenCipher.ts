@@ -104,7 +104,8 @@ export class TokenCipher {
     const key = this.keys.get(keyId);
     if (!key) throw new TokenDecryptionError(`key "${keyId}" is not in the keyring`);
     const authTag = Buffer.from(tag, 'base64url');
-    if (authTag.length !== TAG_BYTES) throw new TokenDecryptionError(`authentication tag is not ${TAG_BYTES} bytes`);
+    if (authTag.length !== TAG_BYTES)
+      throw new TokenDecryptionError(`authentication tag is not ${TAG_BYTES} bytes`);
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), {
         authTagLength: TAG_BYTES,
