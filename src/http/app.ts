@@ -13,6 +13,7 @@ import { createHttpContext, type HttpContext, type HttpContextOptions } from './
 import { HttpError } from './errorCatalog.js';
 import { sendError } from './errorReply.js';
 import { type CollectedRoute, collectRoute } from './openapi.js';
+import { drainOversizedBody } from './oversizedBody.js';
 import { accountsRoutes } from './routes/accounts.js';
 import { connectRoutes } from './routes/connect.js';
 import { eventsRoutes } from './routes/events.js';
@@ -114,6 +115,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       },
       'request completed',
     );
+  });
+
+  // Before any error handler (the portal has its own): a 413 its sender can read.
+  fastify.addHook('onError', async (request, reply, error) => {
+    if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') drainOversizedBody(request, reply);
   });
 
   fastify.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply));
