@@ -237,6 +237,20 @@ describe('CLI configuration errors', () => {
     expect(result.stderr).toMatch(/TOKEN_ENCRYPTION_KEYS is not set/);
   });
 
+  it('refuses a production worker whose platform base URL is plain http (issue 10: secrets in clear)', async () => {
+    const result = await cli(['worker', '--once'], {
+      NODE_ENV: 'production',
+      TOKEN_ENCRYPTION_KEYS: generateKeyEntry('prod'),
+      DATA_DIR: '/tmp/so-prod-http-test',
+      TIKTOK_CLIENT_KEY: 'key',
+      TIKTOK_CLIENT_SECRET: 'tt-client-secret-value',
+      TIKTOK_BASE_URL: 'http://tiktok-proxy.example',
+    });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toMatch(/TIKTOK_BASE_URL must be https in production/);
+    expect(result.stderr).not.toContain('tt-client-secret-value');
+  });
+
   it('rejects a malformed setting by name', async () => {
     const result = await cli(['accounts', 'list'], { PROVIDER_TIMEOUT_MS: 'soon' });
     expect(result.code).toBe(78);
