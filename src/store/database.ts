@@ -116,6 +116,15 @@ class ImmediateSqliteDialect extends SqliteDialect {
  * wrong": a PostgreSQL server restarting or unreachable, a SQLite file that is locked too long or
  * on a full disk. Callers answer those with 503 and Retry-After, not 500.
  */
+/**
+ * A unique constraint refused a row (PostgreSQL SQLSTATE 23505; SQLite SQLITE_CONSTRAINT_UNIQUE or
+ * _PRIMARYKEY): another writer stored the same key first.
+ */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
