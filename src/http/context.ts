@@ -94,6 +94,7 @@ export function createHttpContext(
       new PortalSessionRepository(oauth.database),
       clock,
       config.http.portalSessionTtlSeconds,
+      oauth.logger,
     ),
     metrics,
     notifier,
