@@ -78,3 +78,56 @@ describe('INSTAGRAM_GRAPH_VERSION (issue 11)', () => {
     }
   });
 });
+
+/**
+ * Issue 10, item 13: plain HTTP in production used to be refused only by `serve` (buildApp), and
+ * only for redirect URIs and PUBLIC_BASE_URL: a `worker` with TIKTOK_BASE_URL=http://… sent the
+ * client secret and refresh tokens in clear. loadConfig runs for every command.
+ */
+describe('in production, nothing secret travels over plain HTTP, whatever the command', () => {
+  const tiktok = { TIKTOK_CLIENT_KEY: 'key', TIKTOK_CLIENT_SECRET: 'secret' };
+  const production = { NODE_ENV: 'production', ...tiktok };
+
+  it('refuses an http:// platform base URL (it receives the client secret and tokens)', () => {
+    expect(() => loadConfig({ ...production, TIKTOK_BASE_URL: 'http://tiktok-proxy.internal' })).toThrow(
+      /TIKTOK_BASE_URL must be https in production/,
+    );
+    expect(() => loadConfig({ ...production, TIKTOK_BASE_URL: 'http://tiktok-proxy.internal' })).toThrow(
+      ConfigurationError,
+    );
+  });
+
+  it('allows https, and http on a loopback address (the simulator, a local proxy)', () => {
+    for (const baseUrl of [
+      'https://tiktok-proxy.internal',
+      'http://127.0.0.1:4010/tiktok',
+      'http://localhost:4010',
+      'http://[::1]:4010',
+    ]) {
+      expect(loadConfig({ ...production, TIKTOK_BASE_URL: baseUrl }).providers.tiktok?.baseUrl).toBe(baseUrl);
+    }
+    expect(() => loadConfig({ ...production, TIKTOK_BASE_URL: 'http://127.0.0.1.example.com' })).toThrow(
+      ConfigurationError,
+    );
+  });
+
+  it('refuses an http:// redirect URI, PUBLIC_BASE_URL or WEBHOOK_URL once set', () => {
+    expect(() =>
+      loadConfig({ ...production, TIKTOK_REDIRECT_URI: 'http://svc.example/oauth/tiktok/callback' }),
+    ).toThrow(/TIKTOK_REDIRECT_URI must be https/);
+    expect(() => loadConfig({ ...production, PUBLIC_BASE_URL: 'http://svc.example' })).toThrow(
+      /PUBLIC_BASE_URL must be https/,
+    );
+    expect(() =>
+      loadConfig({ ...production, WEBHOOK_URL: 'http://backend.example/hooks', WEBHOOK_SECRET: 's' }),
+    ).toThrow(/WEBHOOK_URL must be https/);
+  });
+
+  it('leaves a command that hands out no links alone when PUBLIC_BASE_URL is not set (serve checks it)', () => {
+    expect(loadConfig(production).production).toBe(true);
+  });
+
+  it('applies none of this outside production (tests, the sandbox)', () => {
+    expect(loadConfig({ ...tiktok, TIKTOK_BASE_URL: 'http://tiktok-proxy.internal' }).production).toBe(false);
+  });
+});

@@ -256,7 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     );
   }
   const host = optionalString(env, 'HOST') ?? '127.0.0.1';
-  return {
+  const config: AppConfig = {
     production: env.NODE_ENV === 'production',
     dataDir,
     databaseUrl,
@@ -280,6 +280,60 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     requiredScopes: loadRequiredScopes(env),
     publishing: loadPublishingSettings(env, dataDir),
   };
+  // A PUBLIC_BASE_URL left to its default (http://HOST:PORT) matters only to `serve`: buildApp checks it.
+  requireSecureTransportInProduction(config, {
+    publicBaseUrl: optionalString(env, 'PUBLIC_BASE_URL') !== undefined,
+  });
+  return config;
+}
+
+/** 127.0.0.0/8, ::1 and localhost: traffic that never leaves the machine (the simulator, a local proxy). */
+function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * Issue 10: in production (NODE_ENV=production) nothing secret travels in clear, whatever the
+ * command. Checked here, when the configuration is read, so `worker`, `refresh` and `token` refuse
+ * too: they send the client secret and refresh tokens to <PROVIDER>_BASE_URL, and only `serve`
+ * used to check (and only the redirect URIs and PUBLIC_BASE_URL).
+ * - <PROVIDER>_BASE_URL (client secrets, codes, tokens) and WEBHOOK_URL: https, or a loopback
+ *   address (the simulator in tests and the sandbox, a local egress proxy).
+ * - <PROVIDER>_REDIRECT_URI and PUBLIC_BASE_URL (codes, connect states and portal links in browsers
+ *   elsewhere): https, as before (RFC 9700 §2.6 / §4.1; a loopback address is no use to a browser
+ *   on another machine).
+ * `serve` (buildApp) checks PUBLIC_BASE_URL even when it was left to its http://HOST:PORT default;
+ * other commands hand out no links and check it only when it is set.
+ */
+export function requireSecureTransportInProduction(
+  config: AppConfig,
+  check: { publicBaseUrl: boolean } = { publicBaseUrl: true },
+): void {
+  if (!config.production) return;
+  const https = (url: string) => url.startsWith('https://');
+  for (const name of PROVIDER_NAMES) {
+    const settings = config.providers[name];
+    if (!settings) continue;
+    const names = PROVIDER_ENV[name];
+    if (settings.baseUrl && !https(settings.baseUrl) && !isLoopback(settings.baseUrl)) {
+      throw new ConfigurationError(
+        `${names.baseUrl} must be https in production (it receives the client secret and tokens); http is allowed only for a loopback address.`,
+      );
+    }
+    if (settings.redirectUri && !https(settings.redirectUri)) {
+      throw new ConfigurationError(`${names.redirect} must be https in production.`);
+    }
+  }
+  if (check.publicBaseUrl && !https(config.http.publicBaseUrl)) {
+    throw new ConfigurationError('PUBLIC_BASE_URL must be https in production.');
+  }
+  const webhook = config.http.webhookUrl;
+  if (webhook !== null && !https(webhook) && !isLoopback(webhook)) {
+    throw new ConfigurationError(
+      'WEBHOOK_URL must be https in production; http is allowed only for a loopback address.',
+    );
+  }
 }
 
 function loadPublishingSettings(env: NodeJS.ProcessEnv, dataDir: string): PublishingSettings {

@@ -98,6 +98,41 @@ for (const factory of DATABASES) {
       expect(await listAccounts()).toEqual([]);
     });
 
+    it('bug: import stored "1" as 2001, -5 as 1969 and 1e300 (or failed on PostgreSQL without a line); each bad time is a numbered line, exit 2', async () => {
+      const good = seededLine('youtube', 'yt-times', Date.now() + 3_600_000);
+      const file = importFile('times.jsonl', [
+        good,
+        { ...good, external_account_id: 'yt-t2', expires_at: '1' },
+        { ...good, external_account_id: 'yt-t3', expires_at: -5 },
+        { ...good, external_account_id: 'yt-t4', expires_at: 1e300 },
+      ]);
+      const result = await cli(['accounts', 'import', file], env);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/times\.jsonl:2: expires_at: must be an ISO-8601 date/);
+      expect(result.stderr).toMatch(
+        /times\.jsonl:3: expires_at: must be a time between the years 2000 and 2100/,
+      );
+      expect(result.stderr).toMatch(
+        /times\.jsonl:4: expires_at: must be a time between the years 2000 and 2100/,
+      );
+      expect(result.stderr).toContain('3 bad line(s); nothing was imported');
+      expect(await listAccounts()).toEqual([]);
+    });
+
+    it('bug: a file saved with a UTF-8 byte order mark had line 1 "not valid JSON"', async () => {
+      const good = seededLine('youtube', 'yt-bom', Date.now() + 3_600_000);
+      const path = join(database.dataDir, 'bom.jsonl');
+      // Line 2 is bad so that nothing is imported (later tests count the stored accounts).
+      writeFileSync(
+        path,
+        `\uFEFF${JSON.stringify(good)}\n${JSON.stringify({ ...good, provider: 'myspace' })}\n`,
+      );
+      const result = await cli(['accounts', 'import', path], env);
+      expect(result.code).toBe(2);
+      expect(result.stderr).not.toMatch(/bom\.jsonl:1:/);
+      expect(result.stderr).toMatch(/bom\.jsonl:2: provider/);
+    });
+
     it('imports accounts and lists them without any token', async () => {
       const lines = [
         seededLine('tiktok', 'tt-expired', Date.now() - 60_000),
@@ -235,6 +270,20 @@ describe('CLI configuration errors', () => {
     });
     expect(result.code).toBe(78);
     expect(result.stderr).toMatch(/TOKEN_ENCRYPTION_KEYS is not set/);
+  });
+
+  it('refuses a production worker whose platform base URL is plain http (issue 10: secrets in clear)', async () => {
+    const result = await cli(['worker', '--once'], {
+      NODE_ENV: 'production',
+      TOKEN_ENCRYPTION_KEYS: generateKeyEntry('prod'),
+      DATA_DIR: '/tmp/so-prod-http-test',
+      TIKTOK_CLIENT_KEY: 'key',
+      TIKTOK_CLIENT_SECRET: 'tt-client-secret-value',
+      TIKTOK_BASE_URL: 'http://tiktok-proxy.example',
+    });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toMatch(/TIKTOK_BASE_URL must be https in production/);
+    expect(result.stderr).not.toContain('tt-client-secret-value');
   });
 
   it('rejects a malformed setting by name', async () => {

@@ -44,6 +44,20 @@ describe('TokenCipher', () => {
     expect(() => cipher.decrypt(parts.join('.'), binding)).toThrow(TokenDecryptionError);
   });
 
+  it('refuses a ciphertext whose tag was cut to 4 bytes (GCM would otherwise accept a short tag)', () => {
+    const sealed = cipher.encrypt('secret', binding);
+    const parts = sealed.split('.');
+    parts[4] = Buffer.from(parts[4]!, 'base64url').subarray(0, 4).toString('base64url');
+    expect(() => cipher.decrypt(parts.join('.'), binding)).toThrow(TokenDecryptionError);
+  });
+
+  it('refuses a ciphertext whose tag was cut to 12 bytes', () => {
+    const sealed = cipher.encrypt('secret', binding);
+    const parts = sealed.split('.');
+    parts[4] = Buffer.from(parts[4]!, 'base64url').subarray(0, 12).toString('base64url');
+    expect(() => cipher.decrypt(parts.join('.'), binding)).toThrow(TokenDecryptionError);
+  });
+
   it('decrypts with an older key after rotation, and encrypts only with the first key', () => {
     const oldEntry = generateKeyEntry('old');
     const before = new TokenCipher(parseKeyring(oldEntry));

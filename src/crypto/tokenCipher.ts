@@ -10,6 +10,12 @@ import { createCipheriv, createDecipheriv, randomBytes, randomFillSync } from 'n
 const FORMAT_VERSION = 'v1';
 const IV_BYTES = 12;
 const KEY_BYTES = 32;
+/**
+ * GCM's full 128-bit tag. Without `authTagLength`, Node's decipher accepts any tag of 4 to 16
+ * bytes, so a ciphertext whose tag was cut to 4 bytes could be forged with about 2^32 tries
+ * (NIST SP 800-38D, appendix C, on short tags). We only ever write 16-byte tags, so only those are read.
+ */
+const TAG_BYTES = 16;
 const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/;
 
 export type TokenField = 'access_token' | 'refresh_token';
@@ -89,7 +95,7 @@ export class TokenCipher {
   encrypt(plaintext: string, binding: TokenBinding): string {
     const key = this.keys.get(this.primaryKeyId)!;
     const iv = nextIv();
-    const cipher = createCipheriv('aes-256-gcm', key, iv);
+    const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(associatedData(this.primaryKeyId, binding));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     const tag = cipher.getAuthTag();
@@ -102,10 +108,15 @@ export class TokenCipher {
     const [, keyId, iv, body, tag] = parts as [string, string, string, string, string];
     const key = this.keys.get(keyId);
     if (!key) throw new TokenDecryptionError(`key "${keyId}" is not in the keyring`);
+    const authTag = Buffer.from(tag, 'base64url');
+    if (authTag.length !== TAG_BYTES)
+      throw new TokenDecryptionError(`authentication tag is not ${TAG_BYTES} bytes`);
     try {
-      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), {
+        authTagLength: TAG_BYTES,
+      });
       decipher.setAAD(associatedData(keyId, binding));
-      decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+      decipher.setAuthTag(authTag);
       return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString(
         'utf8',
       );

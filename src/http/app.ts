@@ -7,13 +7,13 @@ import Fastify, {
   type FastifyReply,
   LogController,
 } from 'fastify';
-import type { AppConfig } from '../config.js';
-import { ConfigurationError } from '../domain/errors.js';
+import { type AppConfig, requireSecureTransportInProduction } from '../config.js';
 import type { SocialOAuth } from '../service/socialOAuth.js';
 import { createHttpContext, type HttpContext, type HttpContextOptions } from './context.js';
 import { HttpError } from './errorCatalog.js';
 import { sendError } from './errorReply.js';
 import { type CollectedRoute, collectRoute } from './openapi.js';
+import { drainOversizedBody } from './oversizedBody.js';
 import { accountsRoutes } from './routes/accounts.js';
 import { connectRoutes } from './routes/connect.js';
 import { eventsRoutes } from './routes/events.js';
@@ -47,7 +47,8 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
  */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const config = options.config ?? options.app.config;
-  checkDeploymentSettings(config);
+  // loadConfig checks this already; a configuration built by hand is checked here.
+  requireSecureTransportInProduction(config);
   const context = createHttpContext(options.app, config, options);
   const routes: CollectedRoute[] = [];
 
@@ -118,6 +119,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     );
   });
 
+  // Before any error handler (the portal has its own): a 413 its sender can read.
+  fastify.addHook('onError', async (request, reply, error) => {
+    if ((error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE') drainOversizedBody(request, reply);
+  });
+
   fastify.setErrorHandler((error: FastifyError, request, reply) => sendError(error, request, reply));
   fastify.setNotFoundHandler((request, reply) =>
     sendError(
@@ -164,19 +170,6 @@ function containsNul(root: unknown): boolean {
 function hasHook(hooks: unknown, name: string): boolean {
   const list = Array.isArray(hooks) ? hooks : hooks ? [hooks] : [];
   return list.some((hook) => typeof hook === 'function' && hook.name === name);
-}
-
-/** Refuses to start a production service that would send codes or tokens over plain HTTP. */
-function checkDeploymentSettings(config: AppConfig): void {
-  if (!config.production) return;
-  for (const [name, settings] of Object.entries(config.providers)) {
-    if (settings?.redirectUri && !settings.redirectUri.startsWith('https://')) {
-      throw new ConfigurationError(`${name.toUpperCase()}_REDIRECT_URI must be https in production.`);
-    }
-  }
-  if (!config.http.publicBaseUrl.startsWith('https://')) {
-    throw new ConfigurationError('PUBLIC_BASE_URL must be https in production.');
-  }
 }
 
 function setSecurityHeaders(reply: FastifyReply, config: AppConfig): void {

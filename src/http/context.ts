@@ -98,6 +98,7 @@ export function createHttpContext(
       new PortalSessionRepository(oauth.database),
       clock,
       config.http.portalSessionTtlSeconds,
+      oauth.logger,
     ),
     metrics,
     notifications,

@@ -17,10 +17,15 @@ export const ERROR_CATALOG = {
   method_not_allowed: 405,
   account_needs_reauth: 409,
   account_revoked: 409,
+  // Issue 10: Instagram refreshes only tokens at least 24 hours old; nothing was sent. Retry-After says when.
+  token_too_young: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
   internal_error: 500,
+  // Issue 10: the platform refused our client id/secret or redirect URI: an operator must fix the
+  // configuration; retrying cannot help (it used to pass for a 502 from the platform).
+  provider_config_error: 500,
   refresh_failed: 502,
   refresh_in_progress: 503,
   unavailable: 503,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Clock } from '../domain/clock.js';
 import { PROVIDER_NAMES } from '../domain/providerName.js';
 import type { AccountRepository, NewAccount } from '../store/accountRepository.js';
+import { isUniqueViolation } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
 
 /**
@@ -9,10 +10,49 @@ import { LedgerRepository } from '../store/ledgerRepository.js';
  * Every line is checked first; if any is bad, the errors are reported by line number and nothing
  * is written. Otherwise all accounts are inserted in one transaction.
  */
+
+/**
+ * The dates an imported token can sensibly carry. Earlier or later is a unit or format mistake in
+ * the exporting system (`-5` read as 1969, `1e300`), not a token: refused with its line number
+ * rather than stored (an expiry in the year 3000 would never be refreshed), or failing the whole
+ * import on PostgreSQL's bigint.
+ */
+export const EARLIEST_IMPORTED_TIME = Date.UTC(2000, 0, 1);
+export const LATEST_IMPORTED_TIME = Date.UTC(2100, 0, 1);
+/** A token issued in the future would look too young to refresh (Instagram): an hour of skew at most. */
+const ISSUED_IN_FUTURE_TOLERANCE_MS = 3600_000;
+
+/**
+ * ISO-8601 / RFC 3339: a date, or a date and time with its offset (a time without one would be
+ * read in this machine's zone). Date.parse alone is too lenient: it reads "1" as 2001-01-01 and
+ * "2026-02-31" as 3 March.
+ */
+const ISO_DATE =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/;
+const TIMESTAMP_FORMAT =
+  'must be an ISO-8601 date ("2026-03-01" or "2026-03-01T12:00:00Z") or epoch seconds/milliseconds as a number';
+
+function isoToMs(value: string): number | null {
+  const text = value.trim().toUpperCase();
+  const match = ISO_DATE.exec(text);
+  if (!match) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0));
+  const daysInMonth = new Date(Date.UTC(year!, month!, 0)).getUTCDate();
+  if (month! < 1 || month! > 12 || day! < 1 || day! > daysInMonth) return null;
+  if (hour! > 23 || minute! > 59 || second! > 59) return null;
+  const ms = Date.parse(text);
+  return Number.isFinite(ms) ? ms : null;
+}
+
 const timestamp = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = typeof value === 'number' ? (value < 1e11 ? value * 1000 : value) : Date.parse(value);
-  if (!Number.isFinite(ms)) {
-    ctx.addIssue({ code: 'custom', message: 'must be an ISO-8601 date or epoch seconds/milliseconds' });
+  // Numbers below 1e11 are seconds (1e11 ms is 1973; 1e11 s the year 5138).
+  const ms = typeof value === 'number' ? Math.round(value < 1e11 ? value * 1000 : value) : isoToMs(value);
+  if (ms === null || !Number.isFinite(ms)) {
+    ctx.addIssue({ code: 'custom', message: TIMESTAMP_FORMAT });
+    return z.NEVER;
+  }
+  if (ms < EARLIEST_IMPORTED_TIME || ms >= LATEST_IMPORTED_TIME) {
+    ctx.addIssue({ code: 'custom', message: 'must be a time between the years 2000 and 2100' });
     return z.NEVER;
   }
   return ms;
@@ -48,11 +88,19 @@ export interface ImportOutcome {
   errors: ImportLineError[];
 }
 
-export function parseImportFile(text: string): { accounts: NewAccount[]; errors: ImportLineError[] } {
+/** A UTF-8 byte order mark (as Windows editors and Excel write) is not part of line 1's JSON. */
+function withoutByteOrderMark(text: string): string {
+  return text.startsWith('\uFEFF') ? text.slice(1) : text;
+}
+
+export function parseImportFile(
+  text: string,
+  now: number = Date.now(),
+): { accounts: NewAccount[]; errors: ImportLineError[] } {
   const accounts: NewAccount[] = [];
   const errors: ImportLineError[] = [];
   const seen = new Map<string, number>();
-  const lines = text.split(/\r?\n/);
+  const lines = withoutByteOrderMark(text).split(/\r?\n/);
   lines.forEach((raw, index) => {
     const line = index + 1;
     if (raw.trim() === '') return;
@@ -73,6 +121,10 @@ export function parseImportFile(text: string): { accounts: NewAccount[]; errors:
       return;
     }
     const row = parsed.data;
+    if (row.token_issued_at != null && row.token_issued_at > now + ISSUED_IN_FUTURE_TOLERANCE_MS) {
+      errors.push({ line, message: 'token_issued_at: must not be in the future' });
+      return;
+    }
     const key = `${row.provider}/${row.external_account_id}`;
     const earlier = seen.get(key);
     if (earlier !== undefined) {
@@ -110,7 +162,7 @@ export async function importAccounts(
   clock: Clock,
 ): Promise<ImportOutcome> {
   const now = clock.now();
-  const parsed = parseImportFile(text);
+  const parsed = parseImportFile(text, now);
   if (parsed.errors.length > 0) return { imported: 0, errors: parsed.errors };
   // Accounts already stored are reported like bad lines, before anything is written.
   const lineOf = lineNumbers(text);
@@ -124,21 +176,39 @@ export async function importAccounts(
     }
   }
   if (errors.length > 0) return { imported: 0, errors };
-  await accounts.transaction(async (trxAccounts, trxStore) => {
-    const ledger = new LedgerRepository(trxStore);
-    for (const account of parsed.accounts) {
-      const created = await trxAccounts.insert(account, now);
-      await ledger.append({ accountId: created.id, type: 'imported', reason: 'import' }, now);
+  try {
+    await accounts.transaction(async (trxAccounts, trxStore) => {
+      const ledger = new LedgerRepository(trxStore);
+      for (const account of parsed.accounts) {
+        const created = await trxAccounts.insert(account, now);
+        await ledger.append({ accountId: created.id, type: 'imported', reason: 'import' }, now);
+      }
+    });
+  } catch (error) {
+    if (!isUniqueViolation(error)) throw error;
+    // Another import of the same accounts (or a connect) committed between our check and our
+    // transaction, which rolled back whole: report the accounts it stored, by line.
+    for (const [index, account] of parsed.accounts.entries()) {
+      if (await accounts.findByExternalId(account.provider, account.externalAccountId)) {
+        errors.push({
+          line: lineOf[index]!,
+          message: `${account.provider}/${account.externalAccountId} was connected by another import or connect while this one ran`,
+        });
+      }
     }
-  });
+    if (errors.length === 0) throw error;
+    return { imported: 0, errors };
+  }
   return { imported: parsed.accounts.length, errors: [] };
 }
 
 /** Line numbers of the non-blank lines, in order. */
 function lineNumbers(text: string): number[] {
   const numbers: number[] = [];
-  text.split(/\r?\n/).forEach((raw, index) => {
-    if (raw.trim() !== '') numbers.push(index + 1);
-  });
+  withoutByteOrderMark(text)
+    .split(/\r?\n/)
+    .forEach((raw, index) => {
+      if (raw.trim() !== '') numbers.push(index + 1);
+    });
   return numbers;
 }

@@ -129,7 +129,9 @@ export class ConnectFlow {
       expiresAt,
     });
     // Housekeeping: expired sessions are kept a day to say "expired" rather than "unknown".
-    void this.deps.sessions.deleteExpiredBefore(now - 86_400_000).catch(() => {});
+    void this.deps.sessions.deleteExpiredBefore(now - 86_400_000).catch((error: unknown) => {
+      this.deps.logger.warn({ err: describeError(error) }, 'expired connect sessions could not be deleted');
+    });
     return { url: `${this.deps.publicBaseUrl}/connect/${state}`, expiresAt };
   }
 
@@ -219,7 +221,14 @@ export class ConnectFlow {
           'connect refused: the platform account belongs to another owner',
         );
         // The grant we were just given is not ours to keep; best effort, where the platform can.
-        await this.deps.lifecycle.revokeFreshGrant(session.provider, tokens);
+        const revocation = await this.deps.lifecycle.revokeFreshGrant(session.provider, tokens);
+        if (revocation.revoked === false) {
+          // The fresh grant stays alive at the platform (we store none of it): say so.
+          this.deps.logger.warn(
+            { provider: session.provider, err: describeError(revocation.error) },
+            "the refused connect's grant could not be revoked at the platform",
+          );
+        }
         return fail('account_owned_by_another_owner');
       }
       return {
@@ -269,4 +278,9 @@ function withOutcome(returnTo: string, params: Record<string, string>): string {
   const url = new URL(returnTo);
   for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
   return url.toString();
+}
+
+/** Name and message only: an OAuthProviderError's own fields carry no token either. */
+function describeError(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

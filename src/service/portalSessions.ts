@@ -1,5 +1,6 @@
 import { hmacSha256, randomOpaqueToken, sha256Hex } from '../crypto/opaqueToken.js';
 import type { Clock } from '../domain/clock.js';
+import { type Logger, silentLogger } from '../domain/logger.js';
 import type { PortalSessionRecord, PortalSessionRepository } from '../store/portalSessionRepository.js';
 
 /**
@@ -12,6 +13,7 @@ export class PortalSessions {
     private readonly repository: PortalSessionRepository,
     private readonly clock: Clock,
     private readonly ttlSeconds: number,
+    private readonly logger: Logger = silentLogger,
   ) {}
 
   async create(ownerId: string): Promise<{ token: string; expiresAt: number }> {
@@ -19,7 +21,12 @@ export class PortalSessions {
     const now = this.clock.now();
     const expiresAt = now + this.ttlSeconds * 1000;
     await this.repository.insert({ id: sha256Hex(token), ownerId, createdAt: now, expiresAt });
-    void this.repository.deleteExpiredBefore(now - 86_400_000).catch(() => {});
+    void this.repository.deleteExpiredBefore(now - 86_400_000).catch((error: unknown) => {
+      this.logger.warn(
+        { err: error instanceof Error ? `${error.name}: ${error.message}` : String(error) },
+        'expired portal sessions could not be deleted',
+      );
+    });
     return { token, expiresAt };
   }
 

@@ -93,6 +93,7 @@ export class SocialOAuth {
       databaseUrl: config.databaseUrl,
       sqlitePath: config.sqlitePath,
       poolSize: config.refresher.databasePoolSize,
+      logger,
     });
     try {
       if (options.migrate ?? true) await migrateToLatest(database);

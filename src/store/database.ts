@@ -11,6 +11,7 @@ import {
   SqliteDriver,
 } from 'kysely';
 import pg from 'pg';
+import { type Logger, silentLogger } from '../domain/logger.js';
 import type { Database } from './schema.js';
 import { StatementCache } from './sqliteConnection.js';
 import { SqliteWriter, WRITER_UNAVAILABLE_CODES } from './sqliteWriter.js';
@@ -35,16 +36,19 @@ export interface DatabaseLocation {
   sqlitePath: string;
   /** PostgreSQL pool size per process. */
   poolSize?: number;
+  /** Where an idle PostgreSQL connection's failure is reported (issue 10: it was swallowed). */
+  logger?: Logger;
 }
 
 const INT8_OID = 20;
 
 export function openDatabase(location: DatabaseLocation): StoreDatabase {
-  if (location.databaseUrl) return openPostgres(location.databaseUrl, location.poolSize ?? 10);
+  if (location.databaseUrl)
+    return openPostgres(location.databaseUrl, location.poolSize ?? 10, location.logger ?? silentLogger);
   return openSqlite(location.sqlitePath);
 }
 
-function openPostgres(url: string, poolSize: number): StoreDatabase {
+function openPostgres(url: string, poolSize: number, logger: Logger): StoreDatabase {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
@@ -57,8 +61,14 @@ function openPostgres(url: string, poolSize: number): StoreDatabase {
           : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
     },
   });
-  // An idle client losing its connection (server restart) must not crash the process.
-  pool.on('error', () => {});
+  // An idle client losing its connection (server restart) must not crash the process; the pool
+  // replaces it. Logged: a database that keeps dropping connections is worth knowing about.
+  pool.on('error', (error: Error & { code?: string }) => {
+    logger.warn(
+      { err: { name: error.name, message: error.message, code: error.code ?? null } },
+      'an idle PostgreSQL connection failed; the pool will open another',
+    );
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const parsed = new URL(url);
   return {
@@ -116,6 +126,15 @@ class ImmediateSqliteDialect extends SqliteDialect {
  * wrong": a PostgreSQL server restarting or unreachable, a SQLite file that is locked too long or
  * on a full disk. Callers answer those with 503 and Retry-After, not 500.
  */
+/**
+ * A unique constraint refused a row (PostgreSQL SQLSTATE 23505; SQLite SQLITE_CONSTRAINT_UNIQUE or
+ * _PRIMARYKEY): another writer stored the same key first.
+ */
+export function isUniqueViolation(error: unknown): boolean {
+  const code = error instanceof Error ? (error as { code?: unknown }).code : undefined;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;

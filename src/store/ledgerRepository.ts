@@ -165,6 +165,19 @@ export class LedgerRepository {
     return rows.reverse().map(toEvent);
   }
 
+  /** The account's newest event of one type (issue 10: the webhook replay guard's grant start). */
+  async latestOfType(accountId: string, type: OAuthEventType): Promise<OAuthEvent | null> {
+    const row = await this.store.db
+      .selectFrom('oauth_events')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('type', '=', type)
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row ? toEvent(row) : null;
+  }
+
   async count(filter: { accountId?: string; type?: OAuthEventType } = {}): Promise<number> {
     let query = this.store.db
       .selectFrom('oauth_events')

@@ -175,5 +175,48 @@ for (const factory of DATABASES) {
       expect(response.status).toBe(200);
       expect(await statusOf(id)).toBe('active');
     });
+
+    it('bug: after more than 500 reconnects the replay guard read the 500th, and an event older than the current grant revoked it', async () => {
+      const now = Date.now();
+      // Connected three days ago.
+      const seeded = service.simulator.seedAccount('tiktok', { externalAccountId: 'tiktok-many-reconnects' });
+      const { id } = await service.oauth.accounts.insert(
+        {
+          ownerId: 'owner-many-reconnects',
+          provider: 'tiktok',
+          externalAccountId: 'tiktok-many-reconnects',
+          displayName: null,
+          accessToken: seeded.accessToken,
+          refreshToken: seeded.refreshToken,
+          expiresAt: seeded.accessExpiresAt,
+          refreshTokenExpiresAt: seeded.refreshExpiresAt,
+          scopes: seeded.scopes,
+          tokenIssuedAt: now - 60_000,
+        },
+        now - 3 * 86_400_000,
+      );
+      // 500 reconnects two hours ago, then the one that began the current grant, a minute ago.
+      for (let i = 0; i < 500; i++) {
+        await service.oauth.ledger.append({ accountId: id, type: 'reconnected' }, now - 7_200_000 + i);
+      }
+      await service.oauth.ledger.append({ accountId: id, type: 'reconnected' }, now - 60_000);
+      // A removal from an hour ago: after the 500th reconnect, before the current grant.
+      const body = JSON.stringify({
+        client_key: SIM_CLIENTS.tiktok.clientId,
+        event: 'authorization.removed',
+        create_time: Math.floor((now - 3_600_000) / 1000),
+        user_openid: 'tiktok-many-reconnects',
+      });
+      const response = await fetch(`${service.baseUrl}/webhooks/tiktok`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'tiktok-signature': signTikTokBody(body, SIM_CLIENTS.tiktok.clientSecret, Math.floor(now / 1000)),
+        },
+        body,
+      });
+      expect(response.status).toBe(200);
+      expect(await statusOf(id)).toBe('active');
+    });
   });
 }

@@ -298,22 +298,22 @@ describe(`RFC 9700 checklist (${factory.kind})`, () => {
     const sim = simulatorEnv(service.simulator, 'http://svc.example');
     const open = (env: Record<string, string>) =>
       openTestApp(database, { env: { ...sim, NODE_ENV: 'production', ...env } });
-    const plain = await open({ PUBLIC_BASE_URL: 'https://svc.example' });
-    try {
-      await expect(buildApp({ app: plain })).rejects.toBeInstanceOf(ConfigurationError);
-    } finally {
-      await plain.close();
-    }
+    // Refused when the configuration is read (issue 10: for every command, not only `serve`).
+    await expect(open({ PUBLIC_BASE_URL: 'https://svc.example' })).rejects.toBeInstanceOf(ConfigurationError);
     const httpsRedirects = Object.fromEntries(
       Object.entries(simulatorEnv(service.simulator, 'https://svc.example')).filter(([k]) =>
         k.endsWith('_REDIRECT_URI'),
       ),
     );
-    const plainBase = await open({ ...httpsRedirects, PUBLIC_BASE_URL: 'http://svc.example' });
+    await expect(open({ ...httpsRedirects, PUBLIC_BASE_URL: 'http://svc.example' })).rejects.toBeInstanceOf(
+      ConfigurationError,
+    );
+    // Left to its http://HOST:PORT default, PUBLIC_BASE_URL is refused by the service that hands out links.
+    const defaultBase = await open({ ...httpsRedirects });
     try {
-      await expect(buildApp({ app: plainBase })).rejects.toBeInstanceOf(ConfigurationError);
+      await expect(buildApp({ app: defaultBase })).rejects.toBeInstanceOf(ConfigurationError);
     } finally {
-      await plainBase.close();
+      await defaultBase.close();
     }
     const secure = await open({ ...httpsRedirects, PUBLIC_BASE_URL: 'https://svc.example' });
     try {

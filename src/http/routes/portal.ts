@@ -6,7 +6,8 @@ import type { PortalSessionRecord } from '../../store/portalSessionRepository.js
 import type { HttpContext } from '../context.js';
 import { readCookie, serializeCookie } from '../cookies.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
-import { sendError, toErrorBody } from '../errorReply.js';
+import { sendError } from '../errorReply.js';
+import { portalErrorPage } from '../portal/errorPage.js';
 import { STYLESHEET_PATH, sendMessagePage, sendPage } from '../portal/layout.js';
 import { bannerFor, statusPageBody } from '../portal/statusPage.js';
 import { PORTAL_CSS } from '../portal/styles.js';
@@ -37,21 +38,11 @@ export const portalRoutes: FastifyPluginAsync<{ context: HttpContext }> = async 
   // People get pages, programs get JSON.
   fastify.setErrorHandler((error, request, reply) => {
     if (request.url.startsWith('/v1/')) return sendError(error, request, reply);
-    const body = toErrorBody(error);
-    const status =
-      body.code === 'internal_error' ? 500 : ((error as { statusCode?: number }).statusCode ?? 400);
-    if (status >= 500)
+    const page = portalErrorPage(error);
+    if (page.status >= 500)
       request.log.error({ err: { message: (error as Error).message } }, 'portal request failed');
-    return sendMessagePage(reply, status, {
-      title: status === 401 ? 'This page has expired' : status === 404 ? 'Not found' : 'Something went wrong',
-      text:
-        status === 401
-          ? 'Status page links are short-lived. Ask the app that sent you here for a new one.'
-          : status === 403
-            ? 'The form was stale or came from another site. Reload the page and try again.'
-            : body.message,
-      tone: 'error',
-    });
+    reply.headers(page.headers);
+    return sendMessagePage(reply, page.status, { title: page.title, text: page.text, tone: 'error' });
   });
 
   fastify.post<{ Body: { owner_id: string } }>(

@@ -51,8 +51,9 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
   const predatesGrant = async (account: SocialAccount, eventTimeMs: number | null): Promise<boolean> => {
     if (eventTimeMs === null) return false;
     let grantStart = account.createdAt;
-    const reconnects = await oauth.ledger.list({ accountId: account.id, type: 'reconnected', limit: 500 });
-    const last = reconnects.events.at(-1);
+    // The newest reconnect: the ledger lists oldest first, so a page of 500 ended at the 500th
+    // reconnect and, after more, let an event older than the current grant revoke it (issue 10).
+    const last = await oauth.ledger.latestOfType(account.id, 'reconnected');
     if (last) grantStart = Math.max(grantStart, last.createdAt);
     return eventTimeMs < grantStart;
   };
