@@ -29,6 +29,12 @@ export interface JournalEntry {
   detail: Record<string, unknown>;
   /** When the platform's answer arrived (epoch ms). */
   receivedAt: number;
+  /**
+   * The process that held the refresh lease (absent in older entries). Its lease is released when
+   * the entry is stored, whichever process stores it: otherwise, on PostgreSQL where leases follow
+   * the database's clock, the next refresh after a restart would wait out a lease nobody holds.
+   */
+  leaseOwner?: string;
 }
 
 interface JournalFile {

@@ -484,6 +484,7 @@ export class TokenService {
       update,
       detail,
       receivedAt: now,
+      leaseOwner: this.instanceId,
     };
     let journaled = false;
     let stored: StoreOutcome | null = null;
@@ -566,7 +567,7 @@ export class TokenService {
     const event: NewOAuthEvent = { accountId: from.id, type: 'refreshed', detail: entry.detail };
     const saved = await accounts.saveTokens(from.id, entry.update, clock.now(), entry.expectedVersion, {
       current: from,
-      releaseLeaseOf: this.instanceId,
+      releaseLeaseOf: entry.leaseOwner ?? this.instanceId,
       // In the same commit: a refresh is in the ledger exactly when its tokens are stored.
       event,
     });
@@ -588,7 +589,7 @@ export class TokenService {
       };
       const revived = await accounts.saveTokens(from.id, entry.update, clock.now(), current.version, {
         current,
-        releaseLeaseOf: this.instanceId,
+        releaseLeaseOf: entry.leaseOwner ?? this.instanceId,
         event: revival,
         reviveFromNeedsReauth: true,
       });
