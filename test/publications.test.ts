@@ -29,7 +29,7 @@ for (const factory of DATABASES) {
       server = await startUploadServer((token) => simulator.isAccessTokenValid('youtube', token));
       app = await openTestApp(database, {
         env: { ...simulatorEnv(simulator), PUBLISH_RETRY_BASE_MS: '10', PUBLISH_RETRY_MAX_MS: '50' },
-        publishers: { youtube: new TestPublisher('youtube', server.url, CHUNK) },
+        publishers: { youtube: new TestPublisher('youtube', server.url, CHUNK), tiktok: null },
       });
     });
     afterAll(async () => {

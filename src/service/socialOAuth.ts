@@ -47,7 +47,8 @@ export interface SocialOAuthOptions {
   /** Overrides the providers built from config (tests, custom platforms). */
   providers?: Partial<Record<ProviderName, Provider>>;
   /** Issue 13: each platform's publishing client (src/platforms/<name>/publishing.ts); tests inject their own. */
-  publishers?: Partial<Record<ProviderName, PlatformPublisher>>;
+  /** Publishing clients instead of the platforms' own (tests); null = none for that platform. */
+  publishers?: Partial<Record<ProviderName, PlatformPublisher | null>>;
 }
 
 /**
@@ -139,14 +140,17 @@ export class SocialOAuth {
     await tokens.replayJournal();
     // Issue 13: a publishing client for each configured platform (injected ones win: tests). A chunk
     // of many megabytes takes longer than a token call, so uploads get a longer deadline.
-    const publishers: Partial<Record<ProviderName, PlatformPublisher>> = { ...options.publishers };
+    // A platform given null in `options.publishers` publishes nowhere (tests of that refusal).
+    const publishers: Partial<Record<ProviderName, PlatformPublisher>> = {};
     const uploadHttp: ProviderHttpOptions = {
       ...http,
       timeoutMs: Math.max(config.providerTimeoutMs, 120_000),
     };
     for (const name of PROVIDER_NAMES) {
       const settings = config.providers[name];
-      if (publishers[name] === undefined && settings) {
+      const given = options.publishers?.[name];
+      if (given) publishers[name] = given;
+      else if (given === undefined && settings) {
         publishers[name] = PLATFORM_PUBLISHERS[name](
           { baseUrl: settings.baseUrl },
           uploadHttp,

@@ -97,7 +97,11 @@ describe(`RFC 9700 checklist (${factory.kind})`, () => {
         expect(consent.searchParams.get('code_challenge')).toBeNull();
       } else {
         expect(consent.searchParams.get('code_challenge_method')).toBe('S256');
-        expect(consent.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+        // TikTok takes the SHA-256 as lowercase hex (Login Kit for Desktop; docs/PLATFORMS.md), Google
+        // as RFC 7636's base64url.
+        expect(consent.searchParams.get('code_challenge')).toMatch(
+          provider === 'tiktok' ? /^[0-9a-f]{64}$/ : /^[A-Za-z0-9_-]{43}$/,
+        );
       }
       expect(consent.toString()).not.toMatch(/secret/i);
       expect(consent.searchParams.get('code_verifier')).toBeNull();
