@@ -337,7 +337,10 @@ export class TokenService {
     // never released it, a try without an answer, or a server error (the platform may fail after
     // it has rotated). Kept for the invalid_grant that may follow, here or at a later refresh.
     let lossCause: PossibleLossCause | null = afterAbandonedLease ? 'abandoned_lease' : null;
+    // The calls actually made: a failure that stops early (not retryable, a long Retry-After) says so.
+    let attemptsMade = 0;
     for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
+      attemptsMade = attempt;
       // Waiting for the platform's rate limit comes first, so that the lease is renewed after it.
       const release = this.deps.outbound ? await this.deps.outbound.acquire(account.provider) : null;
       // Renewing before the call means a refresher whose lease lapsed (a long stall, a long wait
@@ -440,14 +443,7 @@ export class TokenService {
     const carried: Record<string, unknown> =
       capabilities.rotatesRefreshToken && lossCause !== null ? { possibleLossCause: lossCause } : {};
     if (capabilities.rotatesRefreshToken && afterAbandonedLease) carried.afterAbandonedLease = true;
-    return this.recordFailure(
-      account,
-      reason,
-      lastError,
-      settings.maxAttempts,
-      lastError?.message ?? reason,
-      carried,
-    );
+    return this.recordFailure(account, reason, lastError, attemptsMade, lastError?.message ?? reason, carried);
   }
 
   /** Why the ledger says the grant may have been lost since it was last known good, or null. */
