@@ -121,7 +121,7 @@ for (const factory of DATABASES) {
       expect(events[1]!.detail).toMatchObject({ reactivated: true, previousStatus: 'needs_reauth' });
       expect(told).toContain('refreshed:reactivated');
       // The keep-alive schedule is back too: the account is refreshed again in time.
-      expect((await holder.accounts.readSchedule(account!.id))?.nextRefreshAt).not.toBeNull();
+      expect((await holder.accounts.scheduling.readSchedule(account!.id))?.nextRefreshAt).not.toBeNull();
       rmSync(journal, { force: true });
     }, 30_000);
 

@@ -66,7 +66,7 @@ for (const factory of DATABASES) {
       );
     }
 
-    const schedule = async (id: string) => (await app.accounts.readSchedule(id))!;
+    const schedule = async (id: string) => (await app.accounts.scheduling.readSchedule(id))!;
 
     it('schedules a new account at its keep-alive time: 3 days before its point of no return', async () => {
       const start = clock.now();
@@ -147,7 +147,7 @@ for (const factory of DATABASES) {
       const accounts = await Promise.all([connect('tiktok'), connect('tiktok'), connect('tiktok')]);
       clock.advance(178 * DAY);
       // A worker claims them, then dies without refreshing.
-      const claimed = await app.accounts.claimDueForRefresh({
+      const claimed = await app.accounts.scheduling.claimDueForRefresh({
         dueBy: clock.now(),
         now: clock.now(),
         limit: 10,
@@ -166,7 +166,7 @@ for (const factory of DATABASES) {
     it('a claim whose account was refreshed meanwhile makes no second call (TikTok would lose it)', async () => {
       const tiktok = await connect('tiktok');
       clock.advance(178 * DAY);
-      const [claim] = await app.accounts.claimDueForRefresh({
+      const [claim] = await app.accounts.scheduling.claimDueForRefresh({
         dueBy: clock.now(),
         now: clock.now(),
         limit: 10,

@@ -142,7 +142,7 @@ for (const factory of DATABASES) {
         expect((await app.accounts.findById(account.id))!.status).toBe('active');
       }
       // The refused write left the YouTube account claimed: it comes back when the claim lapses.
-      const schedule = (await app.accounts.readSchedule(youtube.id))!;
+      const schedule = (await app.accounts.scheduling.readSchedule(youtube.id))!;
       expect(schedule.refreshFailures).toBe(0);
       expect(schedule.nextRefreshAt).toBeGreaterThan(clock.now());
     });
@@ -172,7 +172,9 @@ for (const factory of DATABASES) {
         }
         // Handed back: due again at once, not hidden behind a claim for REFRESHER_CLAIM_SECONDS.
         expect(calls).toBe(0);
-        expect((await app.accounts.readSchedule(account.id))!.nextRefreshAt).toBeLessThanOrEqual(clock.now());
+        expect((await app.accounts.scheduling.readSchedule(account.id))!.nextRefreshAt).toBeLessThanOrEqual(
+          clock.now(),
+        );
       }
       await allowRetryWrites(app.database);
       simulator.faults.clear();

@@ -63,7 +63,7 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
         );
         ids.push(account.id);
       }
-      expect(await app.accounts.countDueForRefresh(Date.now())).toBe(ACCOUNTS);
+      expect(await app.accounts.scheduling.countDueForRefresh(Date.now())).toBe(ACCOUNTS);
 
       const env = testEnv(database, {
         ...simulatorEnv(simulator),
@@ -87,7 +87,7 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
         expect(account.status).toBe('active');
         expect(simulator.isRefreshTokenValid('tiktok', account.refreshToken!)).toBe(true);
       }
-      expect(await app.accounts.countDueForRefresh(Date.now())).toBe(0);
+      expect(await app.accounts.scheduling.countDueForRefresh(Date.now())).toBe(0);
     }, 120_000);
   });
 }

@@ -173,6 +173,33 @@ export class AccountLifecycle {
   }
 
   /**
+   * Webhooks' account lookups: the account a platform callback names by its external id, or (Meta,
+   * whose callbacks may carry either of the ids stored at connect) by either of them.
+   */
+  findByPlatformId(provider: ProviderName, externalAccountId: string): Promise<SocialAccount | null> {
+    return this.deps.accounts.findByExternalId(provider, externalAccountId);
+  }
+
+  findByAnyPlatformId(provider: ProviderName, id: string) {
+    return this.deps.accounts.findByAnyExternalId(provider, id);
+  }
+
+  /**
+   * A removal signed before the account's current grant began is about an older grant: replayed or
+   * late, it must not revoke a reconnect that came after it. `eventTimeMs` null: the platform did
+   * not date it, so it cannot be judged older.
+   */
+  async predatesGrant(account: SocialAccount, eventTimeMs: number | null): Promise<boolean> {
+    if (eventTimeMs === null) return false;
+    let grantStart = account.createdAt;
+    // The newest reconnect: the ledger lists oldest first, so a page of 500 ended at the 500th
+    // reconnect and, after more, let an event older than the current grant revoke it (issue 10).
+    const last = await this.deps.ledger.latestOfType(account.id, 'reconnected');
+    if (last) grantStart = Math.max(grantStart, last.createdAt);
+    return eventTimeMs < grantStart;
+  }
+
+  /**
    * The platform told us (deauthorize, data deletion, authorization.removed) that the user removed
    * our app. Idempotent, because platforms retry and may deliver twice: an account already revoked
    * gets no second event. Returns null when we hold no such account.

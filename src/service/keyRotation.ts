@@ -32,7 +32,7 @@ export async function rotateKeys(
   const outcome: RotationOutcome = { scanned: 0, reencrypted: 0, changedConcurrently: 0, undecryptable: [] };
   let afterId: string | null = null;
   for (;;) {
-    const rows = await accounts.ciphertextBatch(afterId, batchSize);
+    const rows = await accounts.ciphertexts.ciphertextBatch(afterId, batchSize);
     if (rows.length === 0) break;
     for (const row of rows) {
       let changed = false;
@@ -53,7 +53,7 @@ export async function rotateKeys(
           continue;
         }
         const resealed = cipher.encrypt(plaintext, binding);
-        if (await accounts.replaceCiphertext(row.id, field, sealed, resealed)) {
+        if (await accounts.ciphertexts.replaceCiphertext(row.id, field, sealed, resealed)) {
           outcome.reencrypted++;
           changed = true;
         } else {
@@ -87,7 +87,7 @@ export async function countTokensByKey(
   const counts = new Map<string, number>();
   let afterId: string | null = null;
   for (;;) {
-    const rows = await accounts.ciphertextBatch(afterId, batchSize);
+    const rows = await accounts.ciphertexts.ciphertextBatch(afterId, batchSize);
     if (rows.length === 0) break;
     for (const row of rows) {
       for (const sealed of [row.oauth_access_token, row.oauth_refresh_token]) {

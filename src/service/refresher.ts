@@ -92,7 +92,7 @@ export class Refresher {
 
   /** How many active accounts are due now. */
   countDue(): Promise<number> {
-    return this.deps.accounts.countDueForRefresh(this.deps.clock.now());
+    return this.deps.accounts.scheduling.countDueForRefresh(this.deps.clock.now());
   }
 
   /**
@@ -112,13 +112,13 @@ export class Refresher {
       durationMs: 0,
     };
     for (;;) {
-      const scheduled = await accounts.scheduleUnscheduled(clock.now(), settings.batchSize);
+      const scheduled = await accounts.scheduling.scheduleUnscheduled(clock.now(), settings.batchSize);
       summary.scheduled += scheduled;
       if (scheduled < settings.batchSize) break;
     }
     const dueBy = options.dueBy ?? clock.now();
     const claimDue = () =>
-      accounts.claimDueForRefresh({
+      accounts.scheduling.claimDueForRefresh({
         dueBy,
         now: clock.now(),
         limit: settings.batchSize,
@@ -133,7 +133,7 @@ export class Refresher {
   private everyActive(): () => Promise<ClaimedAccount[]> {
     let after: string | null = null;
     return async () => {
-      const page = await this.deps.accounts.activeAfter(after, this.deps.settings.batchSize);
+      const page = await this.deps.accounts.scheduling.activeAfter(after, this.deps.settings.batchSize);
       after = page.at(-1)?.id ?? after;
       return page;
     };
@@ -204,12 +204,14 @@ export class Refresher {
     // Stopped early: hand back what was claimed but not started, instead of letting claims lapse.
     if (!options.everyActive) {
       for (const claim of queue.splice(0)) {
-        await accounts.scheduleRefreshAt(claim.id, claim.version, clock.now()).catch((error: unknown) => {
-          logger.warn(
-            { accountId: claim.id, err: describe(error) },
-            'could not hand back a claimed account; its claim lapses by itself',
-          );
-        });
+        await accounts.scheduling
+          .scheduleRefreshAt(claim.id, claim.version, clock.now())
+          .catch((error: unknown) => {
+            logger.warn(
+              { accountId: claim.id, err: describe(error) },
+              'could not hand back a claimed account; its claim lapses by itself',
+            );
+          });
       }
     }
     if (sourceFailure !== null) throw (sourceFailure as { error: unknown }).error;
@@ -260,7 +262,11 @@ export class Refresher {
       case 'refresh_in_progress':
         // Someone else holds the lease; their refresh will reschedule it. If they die, we try again.
         await this.recordPlan(claim, () =>
-          accounts.scheduleRefreshAt(claim.id, account.version, clock.now() + this.deps.leaseSeconds * 1000),
+          accounts.scheduling.scheduleRefreshAt(
+            claim.id,
+            account.version,
+            clock.now() + this.deps.leaseSeconds * 1000,
+          ),
         );
         return 'postponed';
       case 'token_too_young': {
@@ -270,7 +276,7 @@ export class Refresher {
           capabilities,
         );
         await this.recordPlan(claim, () =>
-          accounts.scheduleRefreshAt(
+          accounts.scheduling.scheduleRefreshAt(
             claim.id,
             account.version,
             Math.max(earliest ?? 0, clock.now() + 60_000),
@@ -316,7 +322,7 @@ export class Refresher {
       },
       this.deps.settings.keepAlive,
     );
-    await this.deps.accounts.scheduleRetry(claim.id, version, at);
+    await this.deps.accounts.scheduling.scheduleRetry(claim.id, version, at);
   }
 }
 

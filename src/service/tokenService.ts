@@ -1,94 +1,44 @@
 import { randomUUID } from 'node:crypto';
-import type { RefreshSettings } from '../config.js';
 import type { SocialAccount } from '../domain/account.js';
-import type { Clock } from '../domain/clock.js';
-import {
-  AccountNotFound,
-  isRetryable,
-  OAuthProviderError,
-  ProviderConfigError,
-  ProviderResponseInvalid,
-  RateLimited,
-  ReauthorizationRequired,
-  TransientProviderError,
-} from '../domain/errors.js';
+import { AccountNotFound, type OAuthProviderError, RateLimited } from '../domain/errors.js';
 import type { NewOAuthEvent } from '../domain/ledger.js';
-import type { Logger } from '../domain/logger.js';
-import { type PossibleLossCause, possibleLossCause, UNANSWERED_CODES } from '../domain/lossDetection.js';
-import type { ProviderName } from '../domain/providerName.js';
-import { nextAttemptDelayMs } from '../domain/retryPolicy.js';
-import {
-  isAccessTokenExpired,
-  needsAccessTokenRefresh,
-  type OAuthRefreshResult,
-  type OAuthTokenInfo,
-  type RefreshFailureReason,
-} from '../domain/token.js';
+import type { OAuthTokenInfo, RefreshFailureReason } from '../domain/token.js';
 import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
-import type { Provider, ProviderCapabilities, RefreshedTokens } from '../platforms/provider.js';
-import type { AccountRepository, TokenUpdate } from '../store/accountRepository.js';
-import type { LedgerRepository } from '../store/ledgerRepository.js';
-import type { OutboundGate } from './outboundGate.js';
-import type { JournalEntry, RefreshJournal } from './refreshJournal.js';
+import type { ProviderCapabilities, RefreshedTokens } from '../platforms/provider.js';
+import { type AttemptHost, performRefresh } from './refreshAttempts.js';
+import { RefreshCoolDowns } from './refreshCoolDowns.js';
+import type { JournalEntry } from './refreshJournal.js';
+import {
+  credentialOf,
+  describe,
+  holdsIssuedTokens,
+  inactiveResult,
+  isStale,
+  refreshFailure,
+  type StoreOutcome,
+  sharedSuccess,
+  tokenUpdateOf,
+  toTokenInfo,
+} from './refreshOutcomes.js';
+import type {
+  EnsureOptions,
+  EnsureResult,
+  HeldLease,
+  OAuthEventListener,
+  RefreshOptions,
+  TokenServiceDeps,
+} from './tokenServiceTypes.js';
 
-export interface EnsureResult {
-  account: SocialAccount;
-  /** null when the stored token was good enough and nothing was refreshed (the seed's contract). */
-  result: OAuthRefreshResult | null;
-}
-
-export interface EnsureOptions {
-  /** Refresh when the token expires within this many seconds (default: config). */
-  thresholdSeconds?: number;
-  /** The token must still be valid at this time (epoch ms): warm-up for a scheduled post. */
-  validAt?: number | null;
-}
-
-/** Told after a ledger event has been committed, never before: save first, then announce. */
-export type OAuthEventListener = (event: NewOAuthEvent, account: SocialAccount) => void;
-
-export interface TokenServiceDeps {
-  accounts: AccountRepository;
-  ledger: LedgerRepository;
-  providers: Partial<Record<ProviderName, Provider>>;
-  clock: Clock;
-  settings: RefreshSettings;
-  logger: Logger;
-  sleep?: (ms: number) => Promise<void>;
-  random?: () => number;
-  /** Names this process in refresh leases. */
-  instanceId?: string;
-  /** Per-platform concurrency and rate limits on calls to the platform (none when absent). */
-  outbound?: OutboundGate;
-  /** Keeps issued tokens the database refused until a later save (none: they are lost, and flagged). */
-  journal?: RefreshJournal;
-}
-
-export interface RefreshOptions {
-  /**
-   * Refresh only if the account is still at this version: the background refresher claimed it at
-   * that version, and a newer one means someone refreshed (or reconnected) it since. `result` is
-   * then null, and the platform is not called.
-   */
-  expectedVersion?: number;
-}
+export { toTokenInfo } from './refreshOutcomes.js';
+export type {
+  EnsureOptions,
+  EnsureResult,
+  OAuthEventListener,
+  RefreshOptions,
+  TokenServiceDeps,
+} from './tokenServiceTypes.js';
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** The refresh lease this process holds on an account, as far as it knows. */
-interface HeldLease {
-  /** When it lapses unless renewed (epoch ms). */
-  until: number;
-  /** Set once a save released it in the same statement. */
-  released: boolean;
-}
-
-/** On-demand callers wait this long after a failed refresh, doubling per failure, up to the max. */
-const COOL_DOWN_BASE_MS = 5_000;
-const COOL_DOWN_MAX_MS = 5 * 60_000;
-
-/** Cool-downs whose backoff ended this long ago no longer double: they are dropped. */
-const COOL_DOWN_FORGET_AFTER_MS = COOL_DOWN_MAX_MS;
 
 /**
  * A commit of freshly issued tokens is retried at least this many times, and beyond that for as
@@ -113,19 +63,28 @@ const SAVE_RETRY_MAX_DELAY_MS = 1000;
  */
 export class TokenService {
   private readonly inFlight = new Map<string, Promise<EnsureResult>>();
-  private readonly coolDowns = new Map<
-    string,
-    { until: number; result: OAuthRefreshResult; failures: number }
-  >();
+  private readonly coolDowns: RefreshCoolDowns;
   private readonly listeners: OAuthEventListener[] = [];
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly random: () => number;
   readonly instanceId: string;
+  /** The attempt loop's view of this service (see refreshAttempts.ts). */
+  private readonly attemptHost: AttemptHost;
 
   constructor(private readonly deps: TokenServiceDeps) {
+    this.coolDowns = new RefreshCoolDowns(deps.clock);
     this.sleep = deps.sleep ?? defaultSleep;
     this.random = deps.random ?? Math.random;
     this.instanceId = deps.instanceId ?? `${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.attemptHost = {
+      deps,
+      instanceId: this.instanceId,
+      sleep: (ms) => this.sleep(ms),
+      random: () => this.random(),
+      recordFailure: (...args) => this.recordFailure(...args),
+      markNeedsReauth: (...args) => this.markNeedsReauth(...args),
+      commitRefresh: (...args) => this.commitRefresh(...args),
+    };
   }
 
   onEvent(listener: OAuthEventListener): () => void {
@@ -149,9 +108,10 @@ export class TokenService {
    */
   async ensureValidAccessToken(accountId: string, options: EnsureOptions = {}): Promise<EnsureResult> {
     const account = await this.requireAccount(accountId);
-    if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
-    if (!this.isStale(account, options)) return { account, result: null };
-    const cooling = this.coolingDown(account);
+    if (account.status !== 'active') return { account, result: inactiveResult(account) };
+    if (!isStale(this.deps.clock.now(), this.deps.settings.thresholdSeconds, account, options))
+      return { account, result: null };
+    const cooling = this.coolDowns.coolingDown(account);
     if (cooling) return { account, result: cooling };
     return this.singleFlight(`${accountId}:ensure`, () =>
       this.refreshUnderLease(account, { onlyIfStale: options }),
@@ -161,7 +121,7 @@ export class TokenService {
   /** Refreshes now, whatever the expiry (the seed's refreshOAuthToken; CLI `refresh`). */
   async refreshOAuthToken(accountId: string, options: RefreshOptions = {}): Promise<EnsureResult> {
     const account = await this.requireAccount(accountId);
-    if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
+    if (account.status !== 'active') return { account, result: inactiveResult(account) };
     if (options.expectedVersion !== undefined && account.version !== options.expectedVersion) {
       return { account, result: null };
     }
@@ -183,8 +143,8 @@ export class TokenService {
     error: OAuthProviderError | null,
   ): Promise<EnsureResult> {
     const account = await this.requireAccount(accountId);
-    if (account.status !== 'active') return { account, result: this.inactiveResult(account) };
-    if (account.version !== expectedVersion) return { account, result: this.sharedSuccess(account) };
+    if (account.status !== 'active') return { account, result: inactiveResult(account) };
+    if (account.version !== expectedVersion) return { account, result: sharedSuccess(account) };
     return this.markNeedsReauth(
       account,
       'needs_reauth',
@@ -201,20 +161,6 @@ export class TokenService {
     const account = await this.deps.accounts.findById(accountId);
     if (!account) throw new AccountNotFound(accountId);
     return account;
-  }
-
-  private isStale(account: SocialAccount, options: EnsureOptions): boolean {
-    const now = this.deps.clock.now();
-    const thresholdSeconds = options.thresholdSeconds ?? this.deps.settings.thresholdSeconds;
-    let validAt = options.validAt ?? null;
-    if (validAt !== null && account.expiresAt !== null && account.tokenIssuedAt !== null) {
-      // A token refreshed now would last about as long as the current one did. If even that
-      // would not cover `validAt`, refreshing now only burns a refresh (and would repeat on every
-      // call): judge by now, and let a later call, closer to the time, do it.
-      const lifetime = account.expiresAt - account.tokenIssuedAt;
-      if (validAt + thresholdSeconds * 1000 >= now + lifetime) validAt = null;
-    }
-    return needsAccessTokenRefresh(account, { thresholdSeconds, now, validAt });
   }
 
   private singleFlight(key: string, run: () => Promise<EnsureResult>): Promise<EnsureResult> {
@@ -252,18 +198,20 @@ export class TokenService {
             held.released = true;
             return journaled;
           }
-          if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
+          if (current.status !== 'active') return { account: current, result: inactiveResult(current) };
           // New tokens were written since this caller looked (another refresher, a reconnect):
           // they are the refresh it asked for.
-          if (current.version !== seen.version)
-            return { account: current, result: this.sharedSuccess(current) };
-          if (mode.onlyIfStale !== null && !this.isStale(current, mode.onlyIfStale)) {
+          if (current.version !== seen.version) return { account: current, result: sharedSuccess(current) };
+          if (
+            mode.onlyIfStale !== null &&
+            !isStale(this.deps.clock.now(), this.deps.settings.thresholdSeconds, current, mode.onlyIfStale)
+          ) {
             return { account: current, result: null };
           }
           // A lapsed lease that was never released: its holder died (or stalled) mid-refresh,
           // possibly after the platform had rotated the refresh token and before the new one was
           // committed. A crash leaves no ledger row; this is how it is noticed.
-          return await this.performRefresh(current, held, lease.previousOwner !== null);
+          return await performRefresh(this.attemptHost, current, held, lease.previousOwner !== null);
         } finally {
           // A successful save releases the lease in the same statement.
           if (!held.released)
@@ -283,172 +231,14 @@ export class TokenService {
       if (!state) throw new AccountNotFound(seen.id);
       if (state.version !== seen.version) {
         const current = await this.requireAccount(seen.id);
-        if (current.status !== 'active') return { account: current, result: this.inactiveResult(current) };
-        return { account: current, result: this.sharedSuccess(current) };
+        if (current.status !== 'active') return { account: current, result: inactiveResult(current) };
+        return { account: current, result: sharedSuccess(current) };
       }
       if (clock.now() >= deadline) {
         const current = await this.requireAccount(seen.id);
-        return { account: current, result: this.failure(current, 'refresh_in_progress', null, 0) };
+        return { account: current, result: refreshFailure(current, 'refresh_in_progress', null, 0) };
       }
     }
-  }
-
-  private async performRefresh(
-    account: SocialAccount,
-    lease: HeldLease,
-    afterAbandonedLease = false,
-  ): Promise<EnsureResult> {
-    const { clock, settings } = this.deps;
-    const provider = this.deps.providers[account.provider];
-    if (!provider) {
-      return this.recordFailure(
-        account,
-        'provider_config_error',
-        null,
-        0,
-        `${account.provider} is not configured`,
-      );
-    }
-    const capabilities = provider.capabilities;
-    const credential = capabilities.refreshesAccessTokenItself ? account.accessToken : account.refreshToken;
-    if (!credential) {
-      // Without a refresh token (or, on Instagram, a live token) only the user can bring it back.
-      return this.markNeedsReauth(account, 'no_refresh_token', null, 0);
-    }
-    if (capabilities.refreshesAccessTokenItself && isAccessTokenExpired(account, clock)) {
-      // Instagram cannot refresh an expired token: it is lost, the user must log in again.
-      return this.markNeedsReauth(account, 'needs_reauth', 'token_expired', 0);
-    }
-    const minimumAgeMs = capabilities.minimumTokenAgeForRefreshSeconds * 1000;
-    if (
-      minimumAgeMs > 0 &&
-      account.tokenIssuedAt !== null &&
-      clock.now() - account.tokenIssuedAt < minimumAgeMs
-    ) {
-      // Instagram refuses tokens younger than 24 h; asking would only earn an error.
-      return { account, result: this.failure(account, 'token_too_young', null, 0) };
-    }
-
-    let lastError: OAuthProviderError | null = null;
-    // A request that got no answer may still have been processed: with rotating refresh tokens
-    // (TikTok) the retry then sends a spent token and gets invalid_grant. That loss cannot be
-    // undone, but it is recorded as such in the ledger so that it can be counted.
-    // Why this refresh may already have spent the token: a lease taken over from a holder that
-    // never released it, a try without an answer, or a server error (the platform may fail after
-    // it has rotated). Kept for the invalid_grant that may follow, here or at a later refresh.
-    let lossCause: PossibleLossCause | null = afterAbandonedLease ? 'abandoned_lease' : null;
-    // The calls actually made: a failure that stops early (not retryable, a long Retry-After) says so.
-    let attemptsMade = 0;
-    for (let attempt = 1; attempt <= settings.maxAttempts; attempt++) {
-      attemptsMade = attempt;
-      // Waiting for the platform's rate limit comes first, so that the lease is renewed after it.
-      const release = this.deps.outbound ? await this.deps.outbound.acquire(account.provider) : null;
-      // Renewing before the call means a refresher whose lease lapsed (a long stall, a long wait
-      // for the rate limit) stops here instead of spending a refresh token that another process may
-      // be spending too. A lease with more than half its time left (just taken) needs no renewal:
-      // the call's timeout is at most half the lease (enforced by loadConfig).
-      const leaseMs = settings.leaseSeconds * 1000;
-      const renewAt = clock.now();
-      if (lease.until - renewAt < leaseMs / 2) {
-        let renewed: boolean;
-        try {
-          renewed = await this.deps.accounts.tryRenewRefreshLease(
-            account.id,
-            this.instanceId,
-            renewAt,
-            leaseMs,
-          );
-        } catch (error) {
-          release?.();
-          throw error;
-        }
-        if (!renewed) {
-          release?.();
-          return { account, result: this.failure(account, 'refresh_in_progress', null, attempt - 1) };
-        }
-        lease.until = renewAt + leaseMs;
-      }
-      try {
-        let tokens: RefreshedTokens;
-        try {
-          tokens = await provider.refreshAccessToken({
-            accessToken: account.accessToken,
-            refreshToken: account.refreshToken,
-          });
-        } finally {
-          release?.();
-        }
-        const missing = missingCredential(tokens, account, capabilities);
-        if (missing !== null) {
-          throw new ProviderResponseInvalid(`${account.provider} refresh answered 2xx without ${missing}`, {
-            provider: account.provider,
-            httpStatus: 200,
-          });
-        }
-        return await this.commitRefresh(account, tokens, attempt, lease, capabilities);
-      } catch (error) {
-        if (!(error instanceof OAuthProviderError)) throw error;
-        lastError = error;
-        if (error instanceof ReauthorizationRequired) {
-          // Judged on everything since the grant was last known good: an earlier unanswered try
-          // is not hidden by a later 503 or an unrelated row (keys_rotated).
-          const cause = capabilities.rotatesRefreshToken
-            ? (lossCause ?? (await this.possibleLossInHistory(account.id)))
-            : null;
-          return this.markNeedsReauth(account, 'needs_reauth', error.providerErrorCode, attempt, error, {
-            possiblyLostInFlight: cause !== null,
-            ...(cause !== null ? { possibleLossCause: cause } : {}),
-          });
-        }
-        if (UNANSWERED_CODES.has(error.providerErrorCode ?? '')) lossCause = 'unanswered_refresh';
-        else if (error instanceof TransientProviderError) lossCause ??= 'server_error';
-        if (
-          capabilities.rotatesRefreshToken &&
-          error instanceof ProviderResponseInvalid &&
-          (error.httpStatus ?? 0) >= 200 &&
-          (error.httpStatus ?? 0) < 300
-        ) {
-          // A 2xx means the platform accepted (and spent) the refresh token, and we could not
-          // read the new one: the grant is lost unless the platform did not rotate after all.
-          // Resending can only earn invalid_grant, so the account is flagged now, not at the next
-          // refresh (issue 10, item 1).
-          return this.markNeedsReauth(account, 'needs_reauth', 'unreadable_success', attempt, error, {
-            possiblyLostInFlight: true,
-            possibleLossCause: 'unreadable_success',
-            unreadableSuccess: true,
-          });
-        }
-        if (error instanceof ProviderConfigError) {
-          return this.recordFailure(account, 'provider_config_error', error, attempt, error.message);
-        }
-        if (!isRetryable(error) || attempt === settings.maxAttempts) break;
-        const retryAfterMs = error instanceof RateLimited ? error.retryAfterMs : null;
-        const delay = nextAttemptDelayMs(
-          attempt,
-          retryAfterMs,
-          { baseMs: settings.backoffBaseMs, maxMs: settings.backoffMaxMs },
-          this.random,
-        );
-        // A Retry-After longer than we may hold the account is reported, not slept through.
-        if (delay >= settings.leaseSeconds * 1000) break;
-        this.deps.logger.info(
-          { accountId: account.id, provider: account.provider, attempt, delayMs: delay, err: error.toJSON() },
-          'refresh failed, retrying',
-        );
-        await this.sleep(delay);
-      }
-    }
-    const reason: RefreshFailureReason = lastError instanceof RateLimited ? 'rate_limited' : 'provider_error';
-    // Carried forward: the invalid_grant that may follow is then still known as a possible loss.
-    const carried: Record<string, unknown> =
-      capabilities.rotatesRefreshToken && lossCause !== null ? { possibleLossCause: lossCause } : {};
-    if (capabilities.rotatesRefreshToken && afterAbandonedLease) carried.afterAbandonedLease = true;
-    return this.recordFailure(account, reason, lastError, attemptsMade, lastError?.message ?? reason, carried);
-  }
-
-  /** Why the ledger says the grant may have been lost since it was last known good, or null. */
-  private async possibleLossInHistory(accountId: string) {
-    return possibleLossCause(await this.deps.ledger.sinceLastConfirmedGrant(accountId));
   }
 
   private async commitRefresh(
@@ -523,12 +313,12 @@ export class TokenService {
       if (current === null) throw new AccountNotFound(account.id);
       return {
         account: current,
-        result: current.status === 'active' ? this.sharedSuccess(current) : this.inactiveResult(current),
+        result: current.status === 'active' ? sharedSuccess(current) : inactiveResult(current),
       };
     }
     lease.released = true;
     const saved = stored.account;
-    this.coolDowns.delete(account.id);
+    this.coolDowns.clear(account.id);
     if (stored.event !== null) this.tell(stored.event, saved);
     return {
       account: saved,
@@ -654,9 +444,9 @@ export class TokenService {
       return null;
     }
     this.deps.logger.info({ accountId, provider: entry.provider }, 'journaled refreshed tokens stored');
-    this.coolDowns.delete(accountId);
+    this.coolDowns.clear(accountId);
     if (stored.event !== null) this.tell(stored.event, stored.account);
-    return { account: stored.account, result: this.sharedSuccess(stored.account) };
+    return { account: stored.account, result: sharedSuccess(stored.account) };
   }
 
   /**
@@ -736,7 +526,7 @@ export class TokenService {
       // gone): do not flag a healthy account.
       return {
         account: updated,
-        result: updated.status === 'active' ? this.sharedSuccess(updated) : this.inactiveResult(updated),
+        result: updated.status === 'active' ? sharedSuccess(updated) : inactiveResult(updated),
       };
     }
     this.tell(event, updated);
@@ -744,7 +534,7 @@ export class TokenService {
       { accountId: account.id, provider: account.provider, reason, providerErrorCode },
       'account needs re-authorization',
     );
-    return { account: updated, result: this.failure(updated, reason, providerErrorCode, attempts) };
+    return { account: updated, result: refreshFailure(updated, reason, providerErrorCode, attempts) };
   }
 
   private async recordFailure(
@@ -769,53 +559,11 @@ export class TokenService {
       { accountId: account.id, provider: account.provider, reason, attempts, err: error?.toJSON() ?? null },
       'refresh failed',
     );
-    const result = this.failure(updated, reason, error?.providerErrorCode ?? null, attempts);
+    const result = refreshFailure(updated, reason, error?.providerErrorCode ?? null, attempts);
     if (error instanceof RateLimited && error.retryAfterMs !== null)
       result.retryAt = now + error.retryAfterMs;
-    this.startCoolDown(account.id, result, now);
+    this.coolDowns.start(account.id, result, now);
     return { account: updated, result };
-  }
-
-  /**
-   * After a failed refresh, callers of ensureValidAccessToken get the failure again (with the still
-   * valid old token) instead of a new round of calls, until a backoff that grows with each failure
-   * has passed or the platform's Retry-After is over. Without it, a publishing engine asking before
-   * every post would hammer a failing platform (peers have made 60,000 failed calls a day for one
-   * account). Per process; the background refresher keeps its own schedule in the database.
-   */
-  private coolingDown(account: SocialAccount): OAuthRefreshResult | null {
-    const coolDown = this.coolDowns.get(account.id);
-    const now = this.deps.clock.now();
-    if (!coolDown || coolDown.until <= now) return null;
-    // An expired token is worth another try, unless the platform asked us to wait.
-    if (isAccessTokenExpired(account, this.deps.clock) && coolDown.result.reason !== 'rate_limited')
-      return null;
-    return { ...coolDown.result, attempts: 0, retryAt: coolDown.until };
-  }
-
-  private startCoolDown(accountId: string, result: OAuthRefreshResult, now: number): void {
-    this.pruneCoolDowns(now);
-    const failures = (this.coolDowns.get(accountId)?.failures ?? 0) + 1;
-    const backoff = Math.min(COOL_DOWN_MAX_MS, COOL_DOWN_BASE_MS * 2 ** (failures - 1));
-    const until = Math.max(now + backoff, result.retryAt ?? 0);
-    // Tells the caller when asking again can lead to a new call to the platform.
-    result.retryAt = until;
-    this.coolDowns.set(accountId, { until, result, failures });
-  }
-
-  private lastCoolDownSweep = Number.NEGATIVE_INFINITY;
-
-  /**
-   * Forgets cool-downs that ended long enough ago that a new failure should start the backoff
-   * afresh: without this, every account that ever failed stayed in memory for the life of the
-   * process. At most one sweep a minute.
-   */
-  private pruneCoolDowns(now: number): void {
-    if (now - this.lastCoolDownSweep < 60_000) return;
-    this.lastCoolDownSweep = now;
-    for (const [accountId, coolDown] of this.coolDowns) {
-      if (coolDown.until + COOL_DOWN_FORGET_AFTER_MS <= now) this.coolDowns.delete(accountId);
-    }
   }
 
   /** How many accounts this process keeps a cool-down for (a gauge; also what the pruning test reads). */
@@ -846,116 +594,4 @@ export class TokenService {
       }
     }
   }
-
-  private inactiveResult(account: SocialAccount): OAuthRefreshResult {
-    return this.failure(
-      account,
-      account.status === 'needs_reauth' ? 'needs_reauth' : 'account_not_active',
-      null,
-      0,
-    );
-  }
-
-  private sharedSuccess(account: SocialAccount): OAuthRefreshResult {
-    return {
-      success: true,
-      provider: account.provider,
-      reason: null,
-      providerErrorCode: null,
-      newAccessToken: account.accessToken,
-      newExpiresAt: account.expiresAt,
-      retryAt: null,
-      attempts: 0,
-    };
-  }
-
-  private failure(
-    account: SocialAccount,
-    reason: RefreshFailureReason,
-    providerErrorCode: string | null,
-    attempts: number,
-  ): OAuthRefreshResult {
-    return {
-      success: false,
-      provider: account.provider,
-      reason,
-      providerErrorCode,
-      newAccessToken: null,
-      newExpiresAt: null,
-      retryAt: null,
-      attempts,
-    };
-  }
-}
-
-/** What became of issued tokens: stored (with the ledger row written, if this try wrote one), or not. */
-type StoreOutcome =
-  | { kind: 'saved'; account: SocialAccount; event: NewOAuthEvent | null }
-  | { kind: 'superseded'; account: SocialAccount | null };
-
-/** The credential a refresh spends: the refresh token, or on Instagram the access token itself. */
-function credentialOf(account: SocialAccount, capabilities: ProviderCapabilities): string | null {
-  return capabilities.refreshesAccessTokenItself ? account.accessToken : account.refreshToken;
-}
-
-/** The row already holds these tokens (an earlier try committed before its connection failed). */
-function holdsIssuedTokens(account: SocialAccount, update: TokenUpdate): boolean {
-  return (
-    account.accessToken === update.accessToken &&
-    (update.refreshToken === null || account.refreshToken === update.refreshToken)
-  );
-}
-
-/**
- * What a 2xx refresh answer lacks for the account to go on, or null. A rotating platform's answer
- * must carry the new refresh token (the old one is spent); Instagram's, the new access token (it
- * is the credential). Elsewhere whatever came is kept, the rest stays as stored.
- */
-function missingCredential(
-  tokens: RefreshedTokens,
-  account: SocialAccount,
-  capabilities: ProviderCapabilities,
-): string | null {
-  if (capabilities.refreshesAccessTokenItself) return tokens.accessToken === null ? 'an access token' : null;
-  if (capabilities.rotatesRefreshToken && tokens.refreshToken === null) return 'a new refresh token';
-  if (tokens.accessToken === null && account.accessToken === null) return 'an access token';
-  return null;
-}
-
-/**
- * The row's new token values. An answer without an access token (but with the new refresh token)
- * keeps the stored access token, its expiry and issue time: it is still valid until then.
- */
-function tokenUpdateOf(account: SocialAccount, tokens: RefreshedTokens, now: number): TokenUpdate {
-  const hasAccess = tokens.accessToken !== null;
-  return {
-    accessToken: tokens.accessToken ?? account.accessToken!,
-    refreshToken: tokens.refreshToken,
-    expiresAt: !hasAccess
-      ? account.expiresAt
-      : tokens.expiresInSeconds === null
-        ? null
-        : now + tokens.expiresInSeconds * 1000,
-    refreshTokenExpiresAt:
-      tokens.refreshTokenExpiresInSeconds === null ? null : now + tokens.refreshTokenExpiresInSeconds * 1000,
-    scopes: tokens.scopes,
-    tokenIssuedAt: hasAccess ? now : (account.tokenIssuedAt ?? now),
-  };
-}
-
-export function toTokenInfo(account: SocialAccount): OAuthTokenInfo {
-  return {
-    accountId: account.id,
-    provider: account.provider,
-    accessToken: account.accessToken,
-    refreshToken: account.refreshToken,
-    expiresAt: account.expiresAt,
-    refreshTokenExpiresAt: account.refreshTokenExpiresAt,
-    scopes: account.scopes,
-    tokenIssuedAt: account.tokenIssuedAt,
-  };
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -1,6 +1,7 @@
 import type { Selectable } from 'kysely';
 import type { NotificationType } from '../domain/notification.js';
 import type { StoreDatabase } from './database.js';
+import { dialectOf } from './dialect.js';
 import { inTransaction, writeLedgerEvent } from './ledgerRepository.js';
 import type { NotificationOutboxTable } from './schema.js';
 
@@ -53,7 +54,7 @@ export class NotificationOutboxRepository {
    */
   async claimDue(options: { now: number; limit: number; claimMs: number; owner: string }) {
     const { now, limit, claimMs, owner } = options;
-    const kind = this.store.kind;
+    const skipLocked = dialectOf(this.store).supportsSkipLocked;
     const rows = await this.db
       .updateTable('notification_outbox')
       .set({ next_attempt_at: now + claimMs, claimed_by: owner })
@@ -65,7 +66,7 @@ export class NotificationOutboxRepository {
           .where('next_attempt_at', '<=', now)
           .orderBy('next_attempt_at')
           .limit(limit);
-        return kind === 'postgres' ? due.forUpdate().skipLocked() : due;
+        return skipLocked ? due.forUpdate().skipLocked() : due;
       })
       .where('state', '=', 'pending')
       .returningAll()

@@ -11,6 +11,7 @@ import {
 } from '../domain/publication.js';
 import type { ResumableState } from '../publishing/platformPublisher.js';
 import type { StoreDatabase } from './database.js';
+import { dialectOf } from './dialect.js';
 import { ledgerRow } from './ledgerRepository.js';
 import type { Database, PublicationsTable } from './schema.js';
 
@@ -224,7 +225,7 @@ export class PublicationRepository {
   }): Promise<Publication[]> {
     const { owner, now, leaseMs, limit } = options;
     if (options.providers !== undefined && options.providers.length === 0) return [];
-    const kind = this.store.kind;
+    const skipLocked = dialectOf(this.store).supportsSkipLocked;
     const rows = await this.db
       .updateTable('publications')
       .set({ lease_owner: owner, lease_until: now + leaseMs })
@@ -238,7 +239,7 @@ export class PublicationRepository {
           .orderBy('next_attempt_at')
           .limit(limit);
         if (options.providers !== undefined) due = due.where('provider', 'in', [...options.providers]);
-        return kind === 'postgres' ? due.forUpdate().skipLocked() : due;
+        return skipLocked ? due.forUpdate().skipLocked() : due;
       })
       .where((w) => w.or([w('lease_until', 'is', null), w('lease_until', '<=', now)]))
       .returningAll()

@@ -274,7 +274,7 @@ for (const factory of DATABASES) {
         expect(api.body.refresh_token_expires_at).toBe(new Date(endsAt).toISOString());
         expect(api.body.grant_ends_at).toBe(new Date(endsAt).toISOString());
         // The keep-alive refresher looks at it only when it ends: a refresh cannot extend it.
-        expect((await service.oauth.accounts.readSchedule(accountId))?.nextRefreshAt).toBe(endsAt);
+        expect((await service.oauth.accounts.scheduling.readSchedule(accountId))?.nextRefreshAt).toBe(endsAt);
         const html = await statusPage('owner-testing');
         expect(html).toContain('Connection ends');
 
@@ -282,7 +282,7 @@ for (const factory of DATABASES) {
         clock.advance(2 * DAY);
         const refreshed = await service.api('POST', `/v1/accounts/${accountId}/refresh`);
         expect(refreshed.body.account.grant_ends_at).toBe(new Date(endsAt).toISOString());
-        expect((await service.oauth.accounts.readSchedule(accountId))?.nextRefreshAt).toBe(endsAt);
+        expect((await service.oauth.accounts.scheduling.readSchedule(accountId))?.nextRefreshAt).toBe(endsAt);
 
         clock.advance(5 * DAY);
         const dead = await service.api('POST', `/v1/accounts/${accountId}/refresh`);

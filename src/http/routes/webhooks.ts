@@ -1,7 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { randomOpaqueToken } from '../../crypto/opaqueToken.js';
-import type { SocialAccount } from '../../domain/account.js';
 import type { ProviderName } from '../../domain/providerName.js';
 import type { HttpContext } from '../context.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
@@ -44,20 +43,6 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     return secret;
   };
 
-  /**
-   * A removal signed before the account's current grant began is about an older grant: replayed or
-   * late, it must not revoke a reconnect that came after it.
-   */
-  const predatesGrant = async (account: SocialAccount, eventTimeMs: number | null): Promise<boolean> => {
-    if (eventTimeMs === null) return false;
-    let grantStart = account.createdAt;
-    // The newest reconnect: the ledger lists oldest first, so a page of 500 ended at the 500th
-    // reconnect and, after more, let an event older than the current grant revoke it (issue 10).
-    const last = await oauth.ledger.latestOfType(account.id, 'reconnected');
-    if (last) grantStart = Math.max(grantStart, last.createdAt);
-    return eventTimeMs < grantStart;
-  };
-
   const revokeFromPlatform = async (
     provider: ProviderName,
     externalId: string,
@@ -65,8 +50,8 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     eventTimeMs: number | null,
     detail: Record<string, unknown>,
   ): Promise<void> => {
-    const account = await oauth.accounts.findByExternalId(provider, externalId);
-    if (!account || (await predatesGrant(account, eventTimeMs))) return;
+    const account = await lifecycle.findByPlatformId(provider, externalId);
+    if (!account || (await lifecycle.predatesGrant(account, eventTimeMs))) return;
     await lifecycle.revokedByPlatform(provider, externalId, reason, detail);
   };
 
@@ -82,7 +67,7 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     eventTimeMs: number | null,
     detail: Record<string, unknown>,
   ): Promise<void> => {
-    const found = await oauth.accounts.findByAnyExternalId('instagram', userId);
+    const found = await lifecycle.findByAnyPlatformId('instagram', userId);
     if (!found) {
       oauth.logger.info(
         { provider: 'instagram', reason, platformUserId: userId },
@@ -90,7 +75,7 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
       );
       return;
     }
-    if (await predatesGrant(found.account, eventTimeMs)) return;
+    if (await lifecycle.predatesGrant(found.account, eventTimeMs)) return;
     await lifecycle.revokedByPlatform('instagram', found.account.externalAccountId, reason, {
       ...detail,
       matchedOn: found.matchedOn,
