@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PROVIDER_NAMES } from '../domain/providerName.js';
-import { createProvider, PROVIDER_FACTORIES } from './registry.js';
+import { createProvider, PROVIDER_FACTORIES, PROVIDER_NAMES } from './registry.js';
 
 describe('provider registry', () => {
   it('has a factory for every provider name, and each provider says its own name', () => {

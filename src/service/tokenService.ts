@@ -24,7 +24,7 @@ import {
   type OAuthTokenInfo,
   type RefreshFailureReason,
 } from '../domain/token.js';
-import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import { capabilitiesOf } from '../platforms/capabilities.js';
 import type { Provider, ProviderCapabilities, RefreshedTokens } from '../platforms/provider.js';
 import type { AccountRepository, TokenUpdate } from '../store/accountRepository.js';
 import type { LedgerRepository } from '../store/ledgerRepository.js';
@@ -636,7 +636,7 @@ export class TokenService {
     const entry = await journal.read(accountId);
     if (entry === null) return null;
     const provider = this.deps.providers[entry.provider];
-    const capabilities = provider?.capabilities ?? PROVIDER_CAPABILITIES[entry.provider];
+    const capabilities = provider?.capabilities ?? capabilitiesOf(entry.provider);
     const from = await this.deps.accounts.findById(accountId);
     if (from === null) {
       await this.forgetJournaled(entry);

@@ -8,7 +8,7 @@ import {
   scopeList,
 } from '../../simulator/platformRoutes.js';
 import {
-  DEFAULT_SCOPES,
+  defaultScopesFor,
   grantedScopes,
   type RefreshTokenRecord,
   traceId,
@@ -76,7 +76,7 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
     return text(400, 'Error 400: invalid_request (Missing required parameter: scope)');
   // Web server apps, "scope": "A space-delimited list of scopes". A comma-joined list is one
   // unknown scope, which Google answers with an error page, not a redirect.
-  const requested = scopeList(request.query.get('scope'), ' ', DEFAULT_SCOPES.youtube);
+  const requested = scopeList(request.query.get('scope'), ' ', defaultScopesFor('youtube'));
   if (requested.some((scope) => scope.includes(',')))
     return text(400, 'Error 400: invalid_scope (Some requested scopes were invalid)');
   const stateParam = request.query.get('state');
