@@ -9,7 +9,6 @@ import {
   type ClientCredentials,
   type Consent,
   DEFAULT_LIFETIMES,
-  defaultScopesFor,
   type RefreshLogEntry,
   type SeedAccountInput,
   type SeededTokens,
@@ -89,7 +88,12 @@ export async function startProviderSimulator(
 ): Promise<ProviderSimulator> {
   const clock = options.clock ?? systemClock;
   const lifetimes: SimulatorLifetimes = { ...DEFAULT_LIFETIMES, ...options.lifetimes };
-  const state = new SimulatorState(clock, lifetimes, options.clients ?? {});
+  const state = new SimulatorState(
+    clock,
+    lifetimes,
+    options.clients ?? {},
+    (name) => platform(name).simulator,
+  );
   const faults = new FaultInjector(options.random);
   const uploads = new UploadSimulatorState(clock);
   const settings: SimulatorSettings = {
@@ -192,7 +196,7 @@ export async function startProviderSimulator(
   function seedAccount(provider: ProviderName, input: SeedAccountInput): SeededTokens {
     const account = state.upsertAccount(provider, input.externalAccountId, input.displayName);
     const issuedAt = input.issuedAt ?? clock.now();
-    const scopes = input.scopes ?? defaultScopesFor(provider);
+    const scopes = input.scopes ?? state.defaultScopes(provider);
     const accessLifetime =
       {
         tiktok: lifetimes.tiktokAccessSeconds,

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import type { ProviderName } from '../domain/providerName.js';
-import { platform } from '../platforms/registry.js';
+import type { PlatformSimulator } from '../platforms/platform.js';
 
 /**
  * What the three fake platforms remember: accounts, tokens, authorization codes, queued consents
@@ -141,22 +141,11 @@ export interface SeedAccountInput {
 }
 
 /**
- * The scopes a consent grants when the authorize request names none: the platform's folder says
- * (src/platforms/<name>/index.ts, `simulator.defaultScopes`).
+ * What the state needs of each platform's folder (`simulator` of its PlatformDefinition): default
+ * scopes, default consent, token prefixes. Handed in by startProviderSimulator from the registry;
+ * the state does not import the registry, whose platform folders import this file (a cycle).
  */
-export function defaultScopesFor(provider: ProviderName): string[] {
-  return [...platform(provider).simulator.defaultScopes];
-}
-
-/** Who consents when a test queued nobody (the platform's folder says). */
-function defaultConsentFor(provider: ProviderName): Consent {
-  return { ...platform(provider).simulator.defaultConsent };
-}
-
-/** Token prefixes of the real platforms, so a token in a log says where it came from. */
-function prefixesOf(provider: ProviderName): { access: string; refresh: string; code: string } {
-  return platform(provider).simulator.tokenPrefixes;
-}
+export type PlatformSimulatorLookup = (provider: ProviderName) => PlatformSimulator;
 
 export class SimulatorState {
   private readonly accounts = new Map<string, SimAccount>();
@@ -173,7 +162,26 @@ export class SimulatorState {
     readonly clock: Clock,
     readonly lifetimes: SimulatorLifetimes,
     private readonly clients: Partial<Record<ProviderName, ClientCredentials>>,
+    private readonly platformOf: PlatformSimulatorLookup,
   ) {}
+
+  /**
+   * The scopes a consent grants when the authorize request names none: the platform's folder says
+   * (src/platforms/<name>/index.ts, `simulator.defaultScopes`).
+   */
+  defaultScopes(provider: ProviderName): string[] {
+    return [...this.platformOf(provider).defaultScopes];
+  }
+
+  /** Who consents when a test queued nobody (the platform's folder says). */
+  private defaultConsent(provider: ProviderName): Consent {
+    return { ...this.platformOf(provider).defaultConsent };
+  }
+
+  /** Token prefixes of the real platforms, so a token in a log says where it came from. */
+  private prefixesOf(provider: ProviderName): { access: string; refresh: string; code: string } {
+    return this.platformOf(provider).tokenPrefixes;
+  }
 
   now(): number {
     return this.clock.now();
@@ -223,7 +231,7 @@ export class SimulatorState {
   /** The next queued consent, else the one named in the query (sandbox), else the default user. */
   takeConsent(provider: ProviderName, fromQuery: Consent | null): Consent {
     const queued = this.consents.get(provider)?.shift();
-    return queued ?? fromQuery ?? defaultConsentFor(provider);
+    return queued ?? fromQuery ?? this.defaultConsent(provider);
   }
 
   /** Records the consent and says whether it is the account's first (for Google's refresh-token rule). */
@@ -239,7 +247,7 @@ export class SimulatorState {
   createCode(input: Omit<AuthorizationCodeRecord, 'code' | 'expiresAtMs' | 'used'>): AuthorizationCodeRecord {
     const record: AuthorizationCodeRecord = {
       ...input,
-      code: randomToken(prefixesOf(input.provider).code),
+      code: randomToken(this.prefixesOf(input.provider).code),
       expiresAtMs: this.now() + CODE_LIFETIME_MS,
       used: false,
     };
@@ -278,7 +286,7 @@ export class SimulatorState {
     const issuedAtMs = options.issuedAtMs ?? this.now();
     const record: AccessTokenRecord = {
       provider,
-      token: options.token ?? randomToken(prefixesOf(provider).access),
+      token: options.token ?? randomToken(this.prefixesOf(provider).access),
       externalAccountId,
       scopes: options.scopes,
       issuedAtMs,
@@ -298,7 +306,7 @@ export class SimulatorState {
     const issuedAtMs = options.issuedAtMs ?? this.now();
     const record: RefreshTokenRecord = {
       provider,
-      token: options.token ?? randomToken(prefixesOf(provider).refresh),
+      token: options.token ?? randomToken(this.prefixesOf(provider).refresh),
       externalAccountId,
       scopes: options.scopes,
       issuedAtMs,

@@ -6,7 +6,7 @@ import {
   redirectUrl,
   scopeList,
 } from '../../../../src/simulator/platformRoutes.js';
-import { defaultScopesFor, grantedScopes, verifierMatches } from '../../../../src/simulator/state.js';
+import { grantedScopes, verifierMatches } from '../../../../src/simulator/state.js';
 import {
   json,
   presentedAccessToken,
@@ -29,7 +29,7 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
   const redirectUri = request.query.get('redirect_uri');
   if (!state.clientMatches(NAME, clientId)) return text(401, 'invalid_client');
   if (redirectUri === null || !URL.canParse(redirectUri)) return text(400, 'invalid redirect_uri');
-  const requested = scopeList(request.query.get('scope'), ' ', defaultScopesFor(NAME));
+  const requested = scopeList(request.query.get('scope'), ' ', state.defaultScopes(NAME));
   const stateParam = request.query.get('state');
   const consent = state.takeConsent(NAME, consentFromQuery(request.query));
   if (consent.deny) return redirect(redirectUrl(redirectUri, { error: 'access_denied', state: stateParam }));
