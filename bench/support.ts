@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { generateKeyEntry } from '../src/crypto/tokenCipher.js';
 import type { ProviderName } from '../src/domain/providerName.js';
-import { PROVIDER_NAMES } from '../src/domain/providerName.js';
+import { PROVIDER_NAMES } from '../src/platforms/registry.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import type { SeedAccountInput, SeededTokens } from '../src/simulator/state.js';
 import { scriptBeside } from '../test/support/passWorker.js';

@@ -1,52 +1,13 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigurationError } from './domain/errors.js';
-import { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
-import {
-  INSTAGRAM_DEFAULT_GRAPH_VERSION,
-  INSTAGRAM_GRAPH_VERSION_PATTERN,
-} from './platforms/instagram/oauthClient.js';
+import type { ProviderName } from './domain/providerName.js';
 import type { ProviderSettings } from './platforms/provider.js';
 import {
   loadPlatformPublishingSettings,
   type PlatformPublishingSettings,
 } from './platforms/publishingSettings.js';
-import { PROVIDER_DEFAULT_SCOPES } from './platforms/registry.js';
-
-/** Environment variable names per platform. TikTok calls its client id a "client key". */
-const PROVIDER_ENV: Record<ProviderName, { id: string; secret: string; redirect: string; baseUrl: string }> =
-  {
-    instagram: {
-      id: 'INSTAGRAM_CLIENT_ID',
-      secret: 'INSTAGRAM_CLIENT_SECRET',
-      redirect: 'INSTAGRAM_REDIRECT_URI',
-      baseUrl: 'INSTAGRAM_BASE_URL',
-    },
-    tiktok: {
-      id: 'TIKTOK_CLIENT_KEY',
-      secret: 'TIKTOK_CLIENT_SECRET',
-      redirect: 'TIKTOK_REDIRECT_URI',
-      baseUrl: 'TIKTOK_BASE_URL',
-    },
-    youtube: {
-      id: 'YOUTUBE_CLIENT_ID',
-      secret: 'YOUTUBE_CLIENT_SECRET',
-      redirect: 'YOUTUBE_REDIRECT_URI',
-      baseUrl: 'YOUTUBE_BASE_URL',
-    },
-  };
-
-/** The pinned API version where a platform versions its API: its variable, default and form. */
-const PROVIDER_API_VERSION_ENV: Partial<
-  Record<ProviderName, { name: string; fallback: string; pattern: RegExp; example: string }>
-> = {
-  instagram: {
-    name: 'INSTAGRAM_GRAPH_VERSION',
-    fallback: INSTAGRAM_DEFAULT_GRAPH_VERSION,
-    pattern: INSTAGRAM_GRAPH_VERSION_PATTERN,
-    example: 'v26.0',
-  },
-};
+import { PROVIDER_DEFAULT_SCOPES, platforms } from './platforms/registry.js';
 
 export interface RefreshSettings {
   /** Refresh when the access token expires within this many seconds. */
@@ -231,20 +192,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (n.PORT > 65535) throw new ConfigurationError(`PORT must be at most 65535, got ${n.PORT}.`);
 
   const providers: AppConfig['providers'] = {};
-  for (const name of PROVIDER_NAMES) {
-    const names = PROVIDER_ENV[name];
-    const clientId = optionalString(env, names.id);
-    const clientSecret = optionalString(env, names.secret);
+  // Each platform's variable names come from its folder (src/platforms/<name>/index.ts).
+  for (const { name, env: names } of platforms()) {
+    const clientId = optionalString(env, names.clientId);
+    const clientSecret = optionalString(env, names.clientSecret);
     if ((clientId === undefined) !== (clientSecret === undefined)) {
-      throw new ConfigurationError(`${names.id} and ${names.secret} must be set together.`);
+      throw new ConfigurationError(`${names.clientId} and ${names.clientSecret} must be set together.`);
     }
     if (clientId === undefined || clientSecret === undefined) continue;
     providers[name] = {
       clientId,
       clientSecret,
-      redirectUri: validUrl(names.redirect, optionalString(env, names.redirect)),
+      redirectUri: validUrl(names.redirectUri, optionalString(env, names.redirectUri)),
       baseUrl: validUrl(names.baseUrl, optionalString(env, names.baseUrl)),
-      ...apiVersion(env, PROVIDER_API_VERSION_ENV[name]),
+      ...apiVersion(env, names.apiVersion),
     };
   }
 
@@ -312,17 +273,16 @@ export function requireSecureTransportInProduction(
 ): void {
   if (!config.production) return;
   const https = (url: string) => url.startsWith('https://');
-  for (const name of PROVIDER_NAMES) {
+  for (const { name, env: names } of platforms()) {
     const settings = config.providers[name];
     if (!settings) continue;
-    const names = PROVIDER_ENV[name];
     if (settings.baseUrl && !https(settings.baseUrl) && !isLoopback(settings.baseUrl)) {
       throw new ConfigurationError(
         `${names.baseUrl} must be https in production (it receives the client secret and tokens); http is allowed only for a loopback address.`,
       );
     }
     if (settings.redirectUri && !https(settings.redirectUri)) {
-      throw new ConfigurationError(`${names.redirect} must be https in production.`);
+      throw new ConfigurationError(`${names.redirectUri} must be https in production.`);
     }
   }
   if (check.publicBaseUrl && !https(config.http.publicBaseUrl)) {
@@ -377,11 +337,11 @@ function loadPublishingSettings(env: NodeJS.ProcessEnv, dataDir: string): Publis
 /** `TIKTOK_REQUIRED_SCOPES=user.info.basic,video.publish`; unset or empty = the platform's default. */
 function loadRequiredScopes(env: NodeJS.ProcessEnv): Record<ProviderName, string[]> {
   return Object.fromEntries(
-    PROVIDER_NAMES.map((name) => {
-      const value = optionalString(env, `${name.toUpperCase()}_REQUIRED_SCOPES`);
+    platforms().map(({ name, env: names }) => {
+      const value = optionalString(env, names.requiredScopes);
       const scopes =
         value === undefined
-          ? [...PROVIDER_DEFAULT_SCOPES[name]]
+          ? [...(PROVIDER_DEFAULT_SCOPES[name] ?? [])]
           : [...new Set(value.split(/[\s,]+/).filter((scope) => scope !== ''))];
       return [name, scopes];
     }),
@@ -437,8 +397,6 @@ function loadHttpSettings(
   };
 }
 
-export const PROVIDER_ENV_NAMES = PROVIDER_ENV;
-
 function apiVersion(
   env: NodeJS.ProcessEnv,
   spec: { name: string; fallback: string; pattern: RegExp; example: string } | undefined,
@@ -454,10 +412,7 @@ function apiVersion(
 
 function loadRefresherSettings(env: NodeJS.ProcessEnv): RefresherSettings {
   const rateNames = Object.fromEntries(
-    PROVIDER_NAMES.map((name) => [
-      `${name.toUpperCase()}_RATE_LIMIT_RPS`,
-      integer(`${name.toUpperCase()}_RATE_LIMIT_RPS`, 50),
-    ]),
+    platforms().map(({ env: names }) => [names.rateLimitRps, integer(names.rateLimitRps, 50)]),
   );
   const parsed = z
     .object({
@@ -497,9 +452,9 @@ function loadRefresherSettings(env: NodeJS.ProcessEnv): RefresherSettings {
       retryMaxSeconds: n.KEEPALIVE_RETRY_MAX_SECONDS!,
     },
     outbound: Object.fromEntries(
-      PROVIDER_NAMES.map((name) => [
+      platforms().map(({ name, env: names }) => [
         name,
-        { ratePerSecond: n[`${name.toUpperCase()}_RATE_LIMIT_RPS`]!, maxConcurrent: n.OUTBOUND_CONCURRENCY! },
+        { ratePerSecond: n[names.rateLimitRps]!, maxConcurrent: n.OUTBOUND_CONCURRENCY! },
       ]),
     ) as RefresherSettings['outbound'],
   };

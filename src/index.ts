@@ -27,7 +27,7 @@ export {
 } from './domain/errors.js';
 export type { NewOAuthEvent, OAuthEvent, OAuthEventType } from './domain/ledger.js';
 export type { Logger } from './domain/logger.js';
-export { PROVIDER_NAMES, type ProviderName } from './domain/providerName.js';
+export type { ProviderName } from './domain/providerName.js';
 // Issue 13: publishing.
 export type {
   Publication,
@@ -49,7 +49,17 @@ export {
   type OAuthTokenInfo,
   type RefreshFailureReason,
 } from './domain/token.js';
+// Issue 12: the platform registry (a platform is a folder; registerPlatform adds one more).
+export type { PlatformDefinition } from './platforms/platform.js';
+export { defaultEnvNames } from './platforms/platform.js';
 export type { Provider, ProviderCapabilities, ProviderTokens } from './platforms/provider.js';
+export {
+  isProviderName,
+  PROVIDER_NAMES,
+  platform,
+  platforms,
+  registerPlatform,
+} from './platforms/registry.js';
 export type {
   PlatformIdentity,
   PlatformPublisher,

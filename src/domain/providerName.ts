@@ -1,6 +1,6 @@
-export const PROVIDER_NAMES = ['instagram', 'tiktok', 'youtube'] as const;
-export type ProviderName = (typeof PROVIDER_NAMES)[number];
-
-export function isProviderName(value: unknown): value is ProviderName {
-  return typeof value === 'string' && (PROVIDER_NAMES as readonly string[]).includes(value);
-}
+/**
+ * A platform's name ("tiktok"). Which names exist is the platform registry's business
+ * (src/platforms/registry.ts: PROVIDER_NAMES, isProviderName), checked at the edges (config, HTTP
+ * schemas, import, CLI); the domain only carries the name.
+ */
+export type ProviderName = string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import { capabilitiesOf } from '../platforms/capabilities.js';
 import {
   earliestRefreshAt,
   type KeepAliveState,
@@ -14,7 +14,11 @@ import {
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const NOW = Date.parse('2026-06-01T12:00:00Z');
-const { instagram, tiktok, youtube } = PROVIDER_CAPABILITIES;
+const [instagram, tiktok, youtube] = [
+  capabilitiesOf('instagram'),
+  capabilitiesOf('tiktok'),
+  capabilitiesOf('youtube'),
+];
 
 const state = (overrides: Partial<KeepAliveState> = {}): KeepAliveState => ({
   hasCredential: true,

@@ -1,6 +1,6 @@
 import type { SocialAccount } from '../domain/account.js';
 import type { OAuthRefreshResult } from '../domain/token.js';
-import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import { capabilitiesOf } from '../platforms/capabilities.js';
 import { HttpError } from './errorCatalog.js';
 
 /** Whole seconds from now until `at` (at least 1), for Retry-After; none when the time is unknown. */
@@ -35,7 +35,7 @@ export function refreshFailure(
   const why = [result?.reason, result?.providerErrorCode].filter(Boolean).join(': ') || 'no valid token';
   if (result?.reason === 'token_too_young') {
     // Nothing reached the platform: the token may be refreshed once it is old enough.
-    const minimumAgeMs = PROVIDER_CAPABILITIES[account.provider].minimumTokenAgeForRefreshSeconds * 1000;
+    const minimumAgeMs = capabilitiesOf(account.provider).minimumTokenAgeForRefreshSeconds * 1000;
     const oldEnoughAt = account.tokenIssuedAt === null ? null : account.tokenIssuedAt + minimumAgeMs;
     return new HttpError(
       'token_too_young',

@@ -1,9 +1,9 @@
 import type { SocialAccount } from '../domain/account.js';
 import { ACCOUNT_STATUSES } from '../domain/account.js';
 import { OAUTH_EVENT_TYPES, type OAuthEvent } from '../domain/ledger.js';
-import { PROVIDER_NAMES } from '../domain/providerName.js';
 import { grantEndsAt } from '../domain/refreshPolicy.js';
-import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import { capabilitiesOf } from '../platforms/capabilities.js';
+import { PROVIDER_NAMES } from '../platforms/registry.js';
 
 /**
  * The API's shapes, snake_case like its requests. Response schemas double as a filter: Fastify
@@ -11,7 +11,8 @@ import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
  */
 const isoOrNull = { type: ['string', 'null'], format: 'date-time' } as const;
 
-export const providerSchema = { type: 'string', enum: [...PROVIDER_NAMES] } as const;
+// The registry's live list (never copied), so a platform registered before the app is built is accepted.
+export const providerSchema = { type: 'string', enum: PROVIDER_NAMES } as const;
 export const ownerIdSchema = { type: 'string', minLength: 1, maxLength: 200 } as const;
 
 /** A link for a user to open (connect or status page) and when it stops working. */
@@ -62,7 +63,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 
 /** `missingScopes`: what the account lacks of the required scopes (RequiredScopes.missingScopes). */
 export function toApiAccount(account: SocialAccount, missingScopes: string[]) {
-  const capabilities = PROVIDER_CAPABILITIES[account.provider];
+  const capabilities = capabilitiesOf(account.provider);
   const grantEnd = grantEndsAt(
     {
       hasCredential: capabilities.refreshesAccessTokenItself

@@ -1,4 +1,3 @@
-import type { ProviderName } from '../domain/providerName.js';
 import { backPressureHoldMs, readMetaUsage } from './metaUsage.js';
 import type { AnswerHeaders } from './providerHttp.js';
 
@@ -49,9 +48,3 @@ export function readInstagramUsageHint(headers: AnswerHeaders, nowMs: number): n
   const holdMs = backPressureHoldMs(readMetaUsage(headers));
   return holdMs > 0 ? nowMs + holdMs : null;
 }
-
-/** Each platform's reader, where it sends usage headers. */
-export const RATE_LIMIT_HINT_READERS: Partial<Record<ProviderName, RateLimitHintReader>> = {
-  instagram: readInstagramUsageHint,
-  tiktok: readTikTokRateLimitHint,
-};

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { PROVIDER_NAMES } from '../domain/providerName.js';
-import { createProvider, PROVIDER_FACTORIES } from './registry.js';
+import {
+  createProvider,
+  PROVIDER_FACTORIES,
+  PROVIDER_NAMES,
+  platform,
+  platforms,
+  registerPlatform,
+} from './registry.js';
 
 describe('provider registry', () => {
   it('has a factory for every provider name, and each provider says its own name', () => {
@@ -30,5 +36,32 @@ describe('provider registry', () => {
       refreshTokenIdleLifetimeSeconds: 182 * 86_400,
       scopeSeparator: ' ',
     });
+  });
+});
+
+describe('platform registry (issue 12)', () => {
+  it('keeps every built-in platform in step: its folder names itself, its env names are its own', () => {
+    const seen = new Set<string>();
+    for (const definition of platforms()) {
+      const client = definition.createOAuthClient(
+        { clientId: 'id', clientSecret: 's', redirectUri: null, baseUrl: null },
+        { timeoutMs: 1000 },
+      );
+      expect(client.name).toBe(definition.name);
+      expect(client.capabilities).toBe(definition.capabilities);
+      expect(definition.simulator.routes.provider).toBe(definition.name);
+      for (const variable of Object.values(definition.env)) {
+        if (typeof variable !== 'string') continue;
+        expect(seen.has(variable)).toBe(false);
+        seen.add(variable);
+      }
+    }
+    expect(platforms().map((p) => p.name)).toEqual(PROVIDER_NAMES);
+  });
+
+  it('refuses a second definition under a registered name, and a name that is not a path segment', () => {
+    expect(() => registerPlatform({ ...platform('tiktok') })).toThrow(/already registered/);
+    expect(() => registerPlatform({ ...platform('tiktok'), name: 'Tik Tok' })).toThrow(/lower-case/);
+    expect(PROVIDER_NAMES).toHaveLength(platforms().length);
   });
 });

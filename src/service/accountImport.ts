@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Clock } from '../domain/clock.js';
-import { PROVIDER_NAMES } from '../domain/providerName.js';
+import { isProviderName } from '../platforms/registry.js';
 import type { AccountRepository, NewAccount } from '../store/accountRepository.js';
 import { isUniqueViolation } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
@@ -66,7 +66,7 @@ const nonEmpty = z.string().trim().min(1, 'must not be empty').max(4096).regex(N
 export const importLineSchema = z
   .object({
     owner_id: nonEmpty.max(200),
-    provider: z.enum(PROVIDER_NAMES),
+    provider: z.string().refine(isProviderName, { message: 'unknown provider (not a registered platform)' }),
     external_account_id: nonEmpty.max(200),
     display_name: z.string().max(500).regex(NO_NUL, noNulMessage).nullish(),
     access_token: nonEmpty,

@@ -1,6 +1,7 @@
 import type { ProviderName } from '../domain/providerName.js';
 import type { AnswerHeaders } from '../platforms/providerHttp.js';
-import { RATE_LIMIT_HINT_READERS, type RateLimitHintReader } from '../platforms/rateLimitHints.js';
+import type { RateLimitHintReader } from '../platforms/rateLimitHints.js';
+import { RATE_LIMIT_HINT_READERS } from '../platforms/registry.js';
 
 /**
  * Limits on calls to each platform from this process: at most `maxConcurrent` in flight and at most

@@ -5,7 +5,7 @@ import {
   keepAliveRefreshAt,
   pointOfNoReturn,
 } from '../domain/refreshPolicy.js';
-import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import { capabilitiesOf, PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
 import type { ProviderCapabilities } from '../platforms/provider.js';
 import type { RefreshSchedule, ScheduleInput } from '../store/accountRepository.js';
 
@@ -34,7 +34,7 @@ export function createRefreshSchedule(
   const random = options.random ?? Math.random;
   const table = options.capabilities ?? PROVIDER_CAPABILITIES;
   return (input, now) => {
-    const capabilities = table[input.provider];
+    const capabilities = table[input.provider] ?? capabilitiesOf(input.provider);
     return keepAliveRefreshAt(keepAliveStateOf(input, capabilities), capabilities, settings, {
       now,
       random: random(),
@@ -44,6 +44,6 @@ export function createRefreshSchedule(
 
 /** The point of no return of a stored account, for the retry planner and for reports. */
 export function deadlineOf(input: ScheduleInput): number | null {
-  const capabilities = PROVIDER_CAPABILITIES[input.provider];
+  const capabilities = capabilitiesOf(input.provider);
   return pointOfNoReturn(keepAliveStateOf(input, capabilities), capabilities).at;
 }

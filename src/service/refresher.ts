@@ -3,10 +3,11 @@ import type { SocialAccount } from '../domain/account.js';
 import type { Clock } from '../domain/clock.js';
 import { AccountNotFound } from '../domain/errors.js';
 import type { Logger } from '../domain/logger.js';
-import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
+import type { ProviderName } from '../domain/providerName.js';
 import { earliestRefreshAt, keepAliveRetryAt } from '../domain/refreshPolicy.js';
 import type { OAuthRefreshResult } from '../domain/token.js';
-import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import { capabilitiesOf } from '../platforms/capabilities.js';
+import { PROVIDER_NAMES } from '../platforms/registry.js';
 import {
   type AccountRepository,
   type ClaimedAccount,
@@ -192,7 +193,9 @@ export class Refresher {
           outcome = 'failed';
         }
         summary.outcomes[outcome]++;
-        summary.byProvider[claim.provider][outcome]++;
+        summary.byProvider[claim.provider] ??= emptyOutcomes();
+        const byProvider = summary.byProvider[claim.provider]!;
+        byProvider[outcome]++;
         try {
           options.onAccount?.(outcome, claim);
         } catch (error) {
@@ -270,7 +273,7 @@ export class Refresher {
         );
         return 'postponed';
       case 'token_too_young': {
-        const capabilities = PROVIDER_CAPABILITIES[account.provider];
+        const capabilities = capabilitiesOf(account.provider);
         const earliest = earliestRefreshAt(
           keepAliveStateOf(scheduleInputOfAccount(account), capabilities),
           capabilities,

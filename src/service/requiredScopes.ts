@@ -16,7 +16,7 @@ export class RequiredScopes {
   constructor(private readonly required: Readonly<Record<ProviderName, readonly string[]>>) {}
 
   of(provider: ProviderName): readonly string[] {
-    return this.required[provider];
+    return this.required[provider] ?? [];
   }
 
   /** What a connect asks for: the client's own scopes plus any required one they do not include. */

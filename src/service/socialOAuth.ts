@@ -7,10 +7,10 @@ import type { SocialAccount } from '../domain/account.js';
 import { type Clock, systemClock } from '../domain/clock.js';
 import { ConfigurationError } from '../domain/errors.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
-import { PROVIDER_NAMES, type ProviderName } from '../domain/providerName.js';
+import type { ProviderName } from '../domain/providerName.js';
 import type { Provider, ProviderHttpOptions } from '../platforms/provider.js';
 import { PLATFORM_PUBLISHERS } from '../platforms/publishers.js';
-import { createProvider } from '../platforms/registry.js';
+import { createProvider, PROVIDER_NAMES } from '../platforms/registry.js';
 import type { PlatformPublisher } from '../publishing/platformPublisher.js';
 import { AccountRepository } from '../store/accountRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
@@ -149,9 +149,10 @@ export class SocialOAuth {
     for (const name of PROVIDER_NAMES) {
       const settings = config.providers[name];
       const given = options.publishers?.[name];
+      const createPublisher = PLATFORM_PUBLISHERS[name];
       if (given) publishers[name] = given;
-      else if (given === undefined && settings) {
-        publishers[name] = PLATFORM_PUBLISHERS[name](
+      else if (given === undefined && settings && createPublisher) {
+        publishers[name] = createPublisher(
           { baseUrl: settings.baseUrl },
           uploadHttp,
           config.publishing.platforms,

@@ -3,7 +3,7 @@ import type { SocialAccount } from '../domain/account.js';
 import { AccountNotFound, type OAuthProviderError, RateLimited } from '../domain/errors.js';
 import type { NewOAuthEvent } from '../domain/ledger.js';
 import type { OAuthTokenInfo, RefreshFailureReason } from '../domain/token.js';
-import { PROVIDER_CAPABILITIES } from '../platforms/capabilities.js';
+import { capabilitiesOf } from '../platforms/capabilities.js';
 import type { ProviderCapabilities, RefreshedTokens } from '../platforms/provider.js';
 import { type AttemptHost, performRefresh } from './refreshAttempts.js';
 import { RefreshCoolDowns } from './refreshCoolDowns.js';
@@ -423,7 +423,7 @@ export class TokenService {
     const entry = await journal.read(accountId);
     if (entry === null) return null;
     const provider = this.deps.providers[entry.provider];
-    const capabilities = provider?.capabilities ?? PROVIDER_CAPABILITIES[entry.provider];
+    const capabilities = provider?.capabilities ?? capabilitiesOf(entry.provider);
     const from = await this.deps.accounts.findById(accountId);
     if (from === null) {
       await this.forgetJournaled(entry);

@@ -1,5 +1,5 @@
 import type { Logger } from '../domain/logger.js';
-import { PROVIDER_NAMES } from '../domain/providerName.js';
+import { PROVIDER_NAMES } from '../platforms/registry.js';
 import {
   type ProviderSimulator,
   type ProviderSimulatorOptions,

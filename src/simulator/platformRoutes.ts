@@ -84,10 +84,10 @@ export function retryAfterHeaders(retryAfterSeconds: number | null): Record<stri
   return retryAfterSeconds === null ? undefined : { 'retry-after': String(retryAfterSeconds) };
 }
 
-export function scopeList(value: string | null, separator: ',' | ' ', fallback: string[]): string[] {
+export function scopeList(value: string | null, separator: ',' | ' ', fallback: readonly string[]): string[] {
   const scopes = (value ?? '')
     .split(separator)
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  return scopes.length > 0 ? scopes : fallback;
+  return scopes.length > 0 ? scopes : [...fallback];
 }

@@ -2,26 +2,20 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../domain/clock.js';
 import type { ProviderName } from '../domain/providerName.js';
-import { instagramRoutes } from '../platforms/instagram/simulatorRoutes.js';
-import { instagramUploadRoutes } from '../platforms/instagram/uploadSimulator.js';
-import { tiktokRoutes } from '../platforms/tiktok/simulatorRoutes.js';
-import { tiktokUploadRoutes } from '../platforms/tiktok/uploadSimulator.js';
-import { youtubeRoutes } from '../platforms/youtube/simulatorRoutes.js';
-import { youtubeUploadRoutes } from '../platforms/youtube/uploadSimulator.js';
+import { PROVIDER_NAMES, platform } from '../platforms/registry.js';
 import { type AnswerRewrite, FaultInjector } from './faults.js';
-import type { PlatformRoutes, SimulatorSettings } from './platformRoutes.js';
+import type { SimulatorSettings } from './platformRoutes.js';
 import {
   type ClientCredentials,
   type Consent,
   DEFAULT_LIFETIMES,
-  DEFAULT_SCOPES,
   type RefreshLogEntry,
   type SeedAccountInput,
   type SeededTokens,
   type SimulatorLifetimes,
   SimulatorState,
 } from './state.js';
-import { type UploadRoutes, UploadSimulatorState } from './uploads.js';
+import { UploadSimulatorState } from './uploads.js';
 import { json, readRequest, type SimResponse, writeResponse } from './wire.js';
 
 /**
@@ -86,25 +80,20 @@ export interface ProviderSimulator {
   hasLiveGrant(provider: ProviderName, externalAccountId: string): boolean;
 }
 
-const PLATFORMS: Record<ProviderName, PlatformRoutes> = {
-  tiktok: tiktokRoutes,
-  instagram: instagramRoutes,
-  youtube: youtubeRoutes,
-};
-
-/** Publishing endpoints, handed the raw request so that uploads stream instead of being buffered. */
-const UPLOAD_ROUTES: Record<ProviderName, UploadRoutes> = {
-  tiktok: tiktokUploadRoutes,
-  instagram: instagramUploadRoutes,
-  youtube: youtubeUploadRoutes,
-};
+/** A seeded account's access lifetime on a platform without its own lifetime setting. */
+const DEFAULT_ACCESS_SECONDS = 3600;
 
 export async function startProviderSimulator(
   options: ProviderSimulatorOptions = {},
 ): Promise<ProviderSimulator> {
   const clock = options.clock ?? systemClock;
   const lifetimes: SimulatorLifetimes = { ...DEFAULT_LIFETIMES, ...options.lifetimes };
-  const state = new SimulatorState(clock, lifetimes, options.clients ?? {});
+  const state = new SimulatorState(
+    clock,
+    lifetimes,
+    options.clients ?? {},
+    (name) => platform(name).simulator,
+  );
   const faults = new FaultInjector(options.random);
   const uploads = new UploadSimulatorState(clock);
   const settings: SimulatorSettings = {
@@ -126,9 +115,8 @@ export async function startProviderSimulator(
 
   async function handle(incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> {
     const path = new URL(incoming.url ?? '/', 'http://simulator.invalid').pathname;
-    const provider = (Object.keys(PLATFORMS) as ProviderName[]).find(
-      (name) => path === `/${name}` || path.startsWith(`/${name}/`),
-    );
+    // Each registered platform under `/<name>`, with the routes its folder exports.
+    const provider = PROVIDER_NAMES.find((name) => path === `/${name}` || path.startsWith(`/${name}/`));
     if (provider === undefined) {
       for await (const _ of incoming) {
         // drain the body so the connection can be reused
@@ -136,17 +124,17 @@ export async function startProviderSimulator(
       writeResponse(outgoing, json(404, { error: 'unknown platform prefix' }));
       return;
     }
-    const uploadRoutes = UPLOAD_ROUTES[provider];
+    const uploadRoutes = platform(provider).simulator.uploadRoutes;
     const method = incoming.method ?? 'GET';
     const url = new URL(incoming.url ?? '/', 'http://simulator.invalid');
     const uploadPath = url.pathname.slice(provider.length + 1) || '/';
-    if (uploadRoutes.matches(method, uploadPath)) {
+    if (uploadRoutes?.matches(method, uploadPath)) {
       if (options.latencyMs) await delay(options.latencyMs);
       const publicBase = `http://${incoming.headers.host ?? 'simulator.invalid'}/${provider}`;
       const exchange = { incoming, outgoing, method, path: uploadPath, query: url.searchParams, publicBase };
       return uploadRoutes.handle(exchange, { state, uploads });
     }
-    const routes = PLATFORMS[provider];
+    const routes = platform(provider).simulator.routes;
     const request = await readRequest(incoming, provider.length + 1);
     if (options.latencyMs) await delay(options.latencyMs);
 
@@ -208,12 +196,13 @@ export async function startProviderSimulator(
   function seedAccount(provider: ProviderName, input: SeedAccountInput): SeededTokens {
     const account = state.upsertAccount(provider, input.externalAccountId, input.displayName);
     const issuedAt = input.issuedAt ?? clock.now();
-    const scopes = input.scopes ?? DEFAULT_SCOPES[provider];
-    const accessLifetime = {
-      tiktok: lifetimes.tiktokAccessSeconds,
-      instagram: lifetimes.instagramLongSeconds,
-      youtube: lifetimes.googleAccessSeconds,
-    }[provider];
+    const scopes = input.scopes ?? state.defaultScopes(provider);
+    const accessLifetime =
+      {
+        tiktok: lifetimes.tiktokAccessSeconds,
+        instagram: lifetimes.instagramLongSeconds,
+        youtube: lifetimes.googleAccessSeconds,
+      }[provider] ?? DEFAULT_ACCESS_SECONDS;
     const access = state.issueAccessToken(provider, account.externalAccountId, {
       scopes,
       lifetimeSeconds: accessLifetime,

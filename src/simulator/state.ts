@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import type { ProviderName } from '../domain/providerName.js';
+import type { PlatformSimulator } from '../platforms/platform.js';
 
 /**
  * What the three fake platforms remember: accounts, tokens, authorization codes, queued consents
@@ -139,28 +140,12 @@ export interface SeedAccountInput {
   scopes?: string[];
 }
 
-export const DEFAULT_SCOPES: Record<ProviderName, string[]> = {
-  tiktok: ['user.info.basic', 'video.upload', 'video.publish'],
-  instagram: ['instagram_business_basic', 'instagram_business_content_publish'],
-  youtube: [
-    'https://www.googleapis.com/auth/youtube.upload',
-    'https://www.googleapis.com/auth/youtube.readonly',
-  ],
-};
-
-/** Who consents when a test queued nobody; Instagram's id is 17 digits, beyond 2^53, like real ones. */
-export const DEFAULT_CONSENT: Record<ProviderName, Required<Omit<Consent, 'deny' | 'withheldScopes'>>> = {
-  tiktok: { externalAccountId: '-000sandboxOpenId0001', displayName: 'Sandbox TikTok User' },
-  instagram: { externalAccountId: '17841400000000001', displayName: 'sandbox_instagram_user' },
-  youtube: { externalAccountId: 'UCsandbox000000000000001', displayName: 'Sandbox YouTube Channel' },
-};
-
-/** Token prefixes of the real platforms, so a token in a log says where it came from. */
-const PREFIXES: Record<ProviderName, { access: string; refresh: string; code: string }> = {
-  tiktok: { access: 'act.', refresh: 'rft.', code: 'tc_' },
-  instagram: { access: 'IGAA', refresh: 'IGRT', code: 'AQ' },
-  youtube: { access: 'ya29.', refresh: '1//', code: '4/0A' },
-};
+/**
+ * What the state needs of each platform's folder (`simulator` of its PlatformDefinition): default
+ * scopes, default consent, token prefixes. Handed in by startProviderSimulator from the registry;
+ * the state does not import the registry, whose platform folders import this file (a cycle).
+ */
+export type PlatformSimulatorLookup = (provider: ProviderName) => PlatformSimulator;
 
 export class SimulatorState {
   private readonly accounts = new Map<string, SimAccount>();
@@ -177,7 +162,26 @@ export class SimulatorState {
     readonly clock: Clock,
     readonly lifetimes: SimulatorLifetimes,
     private readonly clients: Partial<Record<ProviderName, ClientCredentials>>,
+    private readonly platformOf: PlatformSimulatorLookup,
   ) {}
+
+  /**
+   * The scopes a consent grants when the authorize request names none: the platform's folder says
+   * (src/platforms/<name>/index.ts, `simulator.defaultScopes`).
+   */
+  defaultScopes(provider: ProviderName): string[] {
+    return [...this.platformOf(provider).defaultScopes];
+  }
+
+  /** Who consents when a test queued nobody (the platform's folder says). */
+  private defaultConsent(provider: ProviderName): Consent {
+    return { ...this.platformOf(provider).defaultConsent };
+  }
+
+  /** Token prefixes of the real platforms, so a token in a log says where it came from. */
+  private prefixesOf(provider: ProviderName): { access: string; refresh: string; code: string } {
+    return this.platformOf(provider).tokenPrefixes;
+  }
 
   now(): number {
     return this.clock.now();
@@ -227,7 +231,7 @@ export class SimulatorState {
   /** The next queued consent, else the one named in the query (sandbox), else the default user. */
   takeConsent(provider: ProviderName, fromQuery: Consent | null): Consent {
     const queued = this.consents.get(provider)?.shift();
-    return queued ?? fromQuery ?? DEFAULT_CONSENT[provider];
+    return queued ?? fromQuery ?? this.defaultConsent(provider);
   }
 
   /** Records the consent and says whether it is the account's first (for Google's refresh-token rule). */
@@ -243,7 +247,7 @@ export class SimulatorState {
   createCode(input: Omit<AuthorizationCodeRecord, 'code' | 'expiresAtMs' | 'used'>): AuthorizationCodeRecord {
     const record: AuthorizationCodeRecord = {
       ...input,
-      code: randomToken(PREFIXES[input.provider].code),
+      code: randomToken(this.prefixesOf(input.provider).code),
       expiresAtMs: this.now() + CODE_LIFETIME_MS,
       used: false,
     };
@@ -282,7 +286,7 @@ export class SimulatorState {
     const issuedAtMs = options.issuedAtMs ?? this.now();
     const record: AccessTokenRecord = {
       provider,
-      token: options.token ?? randomToken(PREFIXES[provider].access),
+      token: options.token ?? randomToken(this.prefixesOf(provider).access),
       externalAccountId,
       scopes: options.scopes,
       issuedAtMs,
@@ -302,7 +306,7 @@ export class SimulatorState {
     const issuedAtMs = options.issuedAtMs ?? this.now();
     const record: RefreshTokenRecord = {
       provider,
-      token: options.token ?? randomToken(PREFIXES[provider].refresh),
+      token: options.token ?? randomToken(this.prefixesOf(provider).refresh),
       externalAccountId,
       scopes: options.scopes,
       issuedAtMs,

@@ -333,7 +333,66 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
         await db.schema.dropTable('publications').execute();
       },
     },
+    // Issue 12: which providers exist is the platform registry's business (src/platforms/registry.ts),
+    // checked where values come in (config, HTTP schemas, import); a CHECK listing three names
+    // made a fourth platform fail at its first insert. Down re-adds it (and fails while rows of
+    // another platform exist: delete them first).
+    '011_i12_provider_check': {
+      async up(db: AnyDb) {
+        if (kind === 'postgres') {
+          await sql`alter table social_accounts drop constraint social_accounts_provider_check`.execute(db);
+          return;
+        }
+        await rebuildSqliteTable(db, 'social_accounts', (create) => {
+          const without = create.replace(PROVIDER_CHECK_SQLITE, '');
+          if (without === create) throw new Error('social_accounts_provider_check not found');
+          return without;
+        });
+      },
+      async down(db: AnyDb) {
+        if (kind === 'postgres') {
+          await sql`alter table social_accounts add constraint social_accounts_provider_check check (provider in ('instagram', 'tiktok', 'youtube'))`.execute(
+            db,
+          );
+          return;
+        }
+        await rebuildSqliteTable(db, 'social_accounts', (create) =>
+          create.replace(
+            'constraint "social_accounts_status_check"',
+            `constraint "social_accounts_provider_check" check (provider in ('instagram', 'tiktok', 'youtube')), constraint "social_accounts_status_check"`,
+          ),
+        );
+      },
+    },
   };
+}
+
+/** The provider CHECK as Kysely wrote it into SQLite's schema (001_social_accounts). */
+const PROVIDER_CHECK_SQLITE =
+  /, constraint "social_accounts_provider_check" check \(provider in \('instagram', 'tiktok', 'youtube'\)\)/;
+
+/**
+ * SQLite cannot drop or add a CHECK: build the table again from its own CREATE statement (as
+ * edited), copy the rows (same column order), swap the names and recreate its indexes.
+ */
+async function rebuildSqliteTable(db: AnyDb, table: string, edit: (create: string) => string): Promise<void> {
+  const created = await sql<{
+    sql: string;
+  }>`select sql from sqlite_master where type = 'table' and name = ${table}`.execute(db);
+  const indexes = await sql<{
+    sql: string;
+  }>`select sql from sqlite_master where type = 'index' and tbl_name = ${table} and sql is not null`.execute(
+    db,
+  );
+  const original = created.rows[0]?.sql;
+  if (original === undefined) throw new Error(`table ${table} not found`);
+  const rebuilt = `${table}_rebuild`;
+  const create = edit(original).replace(/^create table\s+"?[a-z_]+"?/i, `create table "${rebuilt}"`);
+  await sql.raw(create).execute(db);
+  await sql.raw(`insert into "${rebuilt}" select * from "${table}"`).execute(db);
+  await sql.raw(`drop table "${table}"`).execute(db);
+  await sql.raw(`alter table "${rebuilt}" rename to "${table}"`).execute(db);
+  for (const index of indexes.rows) await sql.raw(index.sql).execute(db);
 }
 
 export function createMigrator(store: StoreDatabase): Migrator {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
-import { PROVIDER_NAMES } from '../../src/domain/providerName.js';
+import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import {
   browse,

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialAccount } from '../../src/domain/account.js';
-import { PROVIDER_NAMES } from '../../src/domain/providerName.js';
+import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
 import { seededRandom } from '../../src/simulator/faults.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';

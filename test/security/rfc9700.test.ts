@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigurationError } from '../../src/domain/errors.js';
-import { PROVIDER_NAMES, type ProviderName } from '../../src/domain/providerName.js';
+import type { ProviderName } from '../../src/domain/providerName.js';
 import { buildApp } from '../../src/http/app.js';
+import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
 import {
   browse,
   connectThroughBrowser,

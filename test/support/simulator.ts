@@ -1,5 +1,5 @@
 import type { Clock } from '../../src/domain/clock.js';
-import type { ProviderName } from '../../src/domain/providerName.js';
+import { PROVIDER_NAMES, platform } from '../../src/platforms/registry.js';
 import { type ProviderSimulator, startProviderSimulator } from '../../src/simulator/simulator.js';
 
 export const SIM_CLIENTS = {
@@ -20,17 +20,17 @@ export function simulatorEnv(
   redirectBase = 'http://127.0.0.1:8080',
 ): Record<string, string> {
   const env: Record<string, string> = {};
-  const names: Record<ProviderName, [string, string]> = {
-    instagram: ['INSTAGRAM_CLIENT_ID', 'INSTAGRAM'],
-    tiktok: ['TIKTOK_CLIENT_KEY', 'TIKTOK'],
-    youtube: ['YOUTUBE_CLIENT_ID', 'YOUTUBE'],
-  };
-  for (const provider of Object.keys(names) as ProviderName[]) {
-    const [idVar, prefix] = names[provider];
-    env[idVar] = SIM_CLIENTS[provider].clientId;
-    env[`${prefix}_CLIENT_SECRET`] = SIM_CLIENTS[provider].clientSecret;
-    env[`${prefix}_REDIRECT_URI`] = `${redirectBase}/oauth/${provider}/callback`;
-    env[`${prefix}_BASE_URL`] = simulator.baseUrlFor(provider);
+  // Every registered platform, with its own variable names; a platform registered by a test
+  // (test/fourthPlatform.test.ts) gets the simulator's "any client" credentials.
+  for (const provider of PROVIDER_NAMES) {
+    const names = platform(provider).env;
+    const client: { clientId: string; clientSecret: string } = SIM_CLIENTS[
+      provider as keyof typeof SIM_CLIENTS
+    ] ?? { clientId: `sim-${provider}-client`, clientSecret: `sim-${provider}-secret` };
+    env[names.clientId] = client.clientId;
+    env[names.clientSecret] = client.clientSecret;
+    env[names.redirectUri] = `${redirectBase}/oauth/${provider}/callback`;
+    env[names.baseUrl] = simulator.baseUrlFor(provider);
   }
   return env;
 }

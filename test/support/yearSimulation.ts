@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { generateKeyEntry } from '../../src/crypto/tokenCipher.js';
 import { ManualClock } from '../../src/domain/clock.js';
-import { PROVIDER_NAMES, type ProviderName } from '../../src/domain/providerName.js';
+import type { ProviderName } from '../../src/domain/providerName.js';
+import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
 import { SocialOAuth } from '../../src/service/socialOAuth.js';
 import { seededRandom } from '../../src/simulator/faults.js';
 import { startProviderSimulator } from '../../src/simulator/simulator.js';
@@ -109,9 +110,9 @@ export async function simulateYear(options: YearSimulationOptions): Promise<Year
     youtube: ['YOUTUBE_CLIENT_ID', 'YOUTUBE'],
   };
   for (const provider of PROVIDER_NAMES) {
-    const [idVar, prefix] = ENV_NAMES[provider];
-    env[idVar] = clients[provider].clientId;
-    env[`${prefix}_CLIENT_SECRET`] = clients[provider].clientSecret;
+    const [idVar, prefix] = ENV_NAMES[provider]!;
+    env[idVar] = clients[provider]!.clientId;
+    env[`${prefix}_CLIENT_SECRET`] = clients[provider]!.clientSecret;
     env[`${prefix}_BASE_URL`] = simulator.baseUrlFor(provider);
     // The simulated year passes in a minute of real time: a real-time rate limit would stretch it.
     env[`${prefix}_RATE_LIMIT_RPS`] = '0';
@@ -213,7 +214,7 @@ export async function simulateYear(options: YearSimulationOptions): Promise<Year
           idleCalls += keepAliveCalls.get(account.id!) ?? 0;
           idleYears += lived / YEAR;
           // Each refresh buys one lifetime: surviving `lived` takes ceil(lived / lifetime) - 1.
-          idleLeast += Math.max(0, Math.ceil(lived / KEEP_ALIVE_LIFETIME_MS[provider]) - 1);
+          idleLeast += Math.max(0, Math.ceil(lived / KEEP_ALIVE_LIFETIME_MS[provider]!) - 1);
         }
       }
       lostTotal += lost;

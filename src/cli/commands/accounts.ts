@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ACCOUNT_STATUSES, type AccountStatus, toPublicAccount } from '../../domain/account.js';
-import { isProviderName } from '../../domain/providerName.js';
+import { isProviderName } from '../../platforms/registry.js';
 import { importAccounts } from '../../service/accountImport.js';
 import { CliError, EXIT, withApp } from '../context.js';
 

@@ -4,21 +4,14 @@ import type { Command } from 'commander';
 import { type AppConfig, loadConfig } from '../../config.js';
 import type { SocialAccount } from '../../domain/account.js';
 import type { NewOAuthEvent } from '../../domain/ledger.js';
-import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
 import { startHttpService } from '../../http/server.js';
+import { platforms } from '../../platforms/registry.js';
 import { importAccounts } from '../../service/accountImport.js';
 import { createLogger } from '../../service/logging.js';
 import { SocialOAuth } from '../../service/socialOAuth.js';
 import { startProviderSimulator } from '../../simulator/simulator.js';
 import { CliError, EXIT } from '../context.js';
 import { waitForSignal } from './sandbox.js';
-
-/** Client credentials the sandbox simulator accepts; they exist only on this machine. */
-const SANDBOX_CLIENTS: Record<ProviderName, { clientId: string; clientSecret: string }> = {
-  instagram: { clientId: 'sandbox-instagram-app', clientSecret: 'sandbox-instagram-secret' },
-  tiktok: { clientId: 'sandbox-tiktok-key', clientSecret: 'sandbox-tiktok-secret' },
-  youtube: { clientId: 'sandbox-google-client', clientSecret: 'sandbox-google-secret' },
-};
 
 const SAMPLE_OWNER = 'sample-owner';
 
@@ -58,7 +51,7 @@ export function registerStart(program: Command): void {
       const simulator = sandbox
         ? await startProviderSimulator({
             port: 0,
-            clients: SANDBOX_CLIENTS,
+            clients: Object.fromEntries(platforms().map(({ name, sandbox }) => [name, sandbox.client])),
             lifetimes: { tiktokAccessSeconds: 120, googleAccessSeconds: 90 },
           })
         : null;
@@ -114,9 +107,10 @@ export function registerStart(program: Command): void {
 }
 
 function useSimulator(config: AppConfig, simulator: Simulator): void {
-  for (const name of PROVIDER_NAMES) {
+  // Client credentials the sandbox simulator accepts (each platform's folder); they exist only here.
+  for (const { name, sandbox } of platforms()) {
     config.providers[name] = {
-      ...SANDBOX_CLIENTS[name],
+      ...sandbox.client,
       redirectUri: `${config.http.publicBaseUrl}/oauth/${name}/callback`,
       baseUrl: simulator.baseUrlFor(name),
     };
@@ -125,7 +119,11 @@ function useSimulator(config: AppConfig, simulator: Simulator): void {
   const bar = '='.repeat(76);
   console.log(bar);
   console.log(' SANDBOX MODE: no platform credentials are configured.');
-  console.log(` Instagram, TikTok and YouTube are SIMULATED at ${simulator.url}.`);
+  console.log(
+    ` ${platforms()
+      .map((p) => p.label)
+      .join(', ')} are SIMULATED at ${simulator.url}.`,
+  );
   console.log(' Nothing here talks to the real platforms. Set <PLATFORM>_CLIENT_ID/_SECRET to leave.');
   console.log(bar);
 }
@@ -172,14 +170,12 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
   const existing = await app.accounts.list({ limit: 1000 });
   if (existing.length === 0) {
     const now = app.clock.now();
-    const lines = PROVIDER_NAMES.map((provider) => {
-      // Already expired, so the first API call for a token refreshes them through the simulator.
-      // Instagram cannot refresh an expired token (the user would have to log in again): its
-      // 59-day-old token has one minute left instead, past its keep-alive time (57 days), so the
-      // background refresher's first pass refreshes it a few seconds after start.
+    const lines = platforms().map(({ name: provider, sandbox }) => {
+      // Mostly already expired, so the first API call for a token refreshes it through the
+      // simulator; a platform that cannot refresh an expired token says otherwise in its folder.
       const seeded = simulator.seedAccount(provider, {
         externalAccountId: `sample-${provider}`,
-        accessExpiresAt: provider === 'instagram' ? now + 60_000 : now - 1000,
+        accessExpiresAt: now + sandbox.sampleAccessExpiresInMs,
         issuedAt: now - 59 * 24 * 3600_000,
       });
       return JSON.stringify({

@@ -1,10 +1,11 @@
 import type { SocialAccount } from '../../domain/account.js';
-import { PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
+import type { ProviderName } from '../../domain/providerName.js';
 import type { Publication } from '../../domain/publication.js';
 import { grantEndsAt } from '../../domain/refreshPolicy.js';
-import { PROVIDER_CAPABILITIES } from '../../platforms/capabilities.js';
+import { capabilitiesOf } from '../../platforms/capabilities.js';
+import { isProviderName, PROVIDER_NAMES, platform, platformLabel } from '../../platforms/registry.js';
 import { type Html, html } from '../html.js';
-import { describeConnectError, PLATFORM_LABELS } from '../routes/connect.js';
+import { describeConnectError } from '../routes/connect.js';
 
 export interface StatusPageModel {
   ownerId: string;
@@ -50,7 +51,6 @@ function publicationsList(account: SocialAccount, model: StatusPageModel): Html 
 }
 
 const STATUS_LABELS = { active: 'Active', needs_reauth: 'Needs reconnect', revoked: 'Revoked' } as const;
-const LOGO_LETTERS: Record<ProviderName, string> = { tiktok: 'T', instagram: 'IG', youtube: 'YT' };
 
 /** "in 1 h 58 min", "3 min ago": what a person wants to read, not an ISO timestamp. */
 export function relativeTime(targetMs: number, nowMs: number): string {
@@ -81,7 +81,7 @@ function accountRow(account: SocialAccount, model: StatusPageModel): Html {
   const lastRefresh =
     account.lastRefreshAt === null ? 'never' : relativeTime(account.lastRefreshAt, model.now);
   const missing = account.status === 'active' ? model.missingScopesOf(account) : [];
-  const capabilities = PROVIDER_CAPABILITIES[account.provider];
+  const capabilities = capabilitiesOf(account.provider);
   // A Google app in "Testing" status: the connection dies on a fixed day whatever we refresh.
   const grantEnd =
     account.status === 'active'
@@ -122,13 +122,13 @@ function accountRow(account: SocialAccount, model: StatusPageModel): Html {
 
 function platformCard(provider: ProviderName, model: StatusPageModel): Html {
   const accounts = model.accounts.filter((account) => account.provider === provider);
-  const label = PLATFORM_LABELS[provider];
+  const label = platformLabel(provider);
   const connect = model.configured.has(provider)
     ? html`<form method="post" action="${model.base}/portal/connect">${csrfField(model.csrfToken)}<input type="hidden" name="provider" value="${provider}"><button type="submit" class="primary" data-connect="${provider}">Connect ${label}</button></form>`
     : html`<button type="button" disabled title="Not configured on this service">Not available</button>`;
   return html`<section class="card platform" data-provider="${provider}">
   <div class="platform-head">
-    <div class="platform-name"><span class="logo logo-${provider}" aria-hidden="true">${LOGO_LETTERS[provider]}</span>${label}</div>
+    <div class="platform-name"><span class="logo logo-${provider}" aria-hidden="true">${platform(provider).logoLetters}</span>${label}</div>
     ${connect}
   </div>
   ${accounts.length === 0 ? html`<p class="empty">No ${label} account connected yet.</p>` : accounts.map((a) => accountRow(a, model))}
@@ -152,7 +152,7 @@ ${PROVIDER_NAMES.map((provider) => platformCard(provider, model))}
 /** The banner for the outcome the connect flow or an action sent us back with. */
 export function bannerFor(query: Record<string, string | undefined>): StatusPageModel['banner'] {
   const provider = query.provider as ProviderName | undefined;
-  const label = provider && provider in PLATFORM_LABELS ? PLATFORM_LABELS[provider] : 'The account';
+  const label = provider && isProviderName(provider) ? platformLabel(provider) : 'The account';
   if (query.status === 'connected') return { tone: 'success', text: `${label} account connected.` };
   if (query.status === 'reconnected') return { tone: 'success', text: `${label} account reconnected.` };
   if (query.status === 'error')

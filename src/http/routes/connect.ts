@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { isProviderName } from '../../domain/providerName.js';
+import { isProviderName, platformLabel } from '../../platforms/registry.js';
 import type { StateProblem } from '../../service/connectFlow.js';
 import type { HttpContext } from '../context.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
@@ -96,7 +96,7 @@ export const connectRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     { schema: { hide: true } },
     async (request, reply) => {
       const { status, error, provider, missing } = request.query;
-      const platform = provider && isProviderName(provider) ? PLATFORM_LABELS[provider] : 'your account';
+      const platform = provider && isProviderName(provider) ? platformLabel(provider) : 'your account';
       if (status === 'connected' || status === 'reconnected') {
         return sendMessagePage(reply, 200, {
           title: `${platform} is connected`,
@@ -147,7 +147,8 @@ export const connectRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
   );
 };
 
-export const PLATFORM_LABELS = { instagram: 'Instagram', tiktok: 'TikTok', youtube: 'YouTube' } as const;
+/** Each platform's label, from its folder (src/platforms/<name>/index.ts). */
+export { platformLabel } from '../../platforms/registry.js';
 
 export function describeConnectError(error: string | undefined, missing?: string): string {
   switch (error) {

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { constantTimeEqual } from '../../crypto/opaqueToken.js';
 import type { SocialAccount } from '../../domain/account.js';
-import { isProviderName, PROVIDER_NAMES, type ProviderName } from '../../domain/providerName.js';
+import type { ProviderName } from '../../domain/providerName.js';
+import { isProviderName, PROVIDER_NAMES } from '../../platforms/registry.js';
 import type { PortalSessionRecord } from '../../store/portalSessionRepository.js';
 import type { HttpContext } from '../context.js';
 import { readCookie, serializeCookie } from '../cookies.js';

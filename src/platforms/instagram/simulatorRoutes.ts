@@ -6,14 +6,8 @@ import {
   type RouteContext,
   redirectUrl,
   retryAfterHeaders,
-  scopeList,
 } from '../../simulator/platformRoutes.js';
-import {
-  type AccessTokenRecord,
-  DEFAULT_SCOPES,
-  type SimulatorState,
-  traceId,
-} from '../../simulator/state.js';
+import { type AccessTokenRecord, type SimulatorState, traceId } from '../../simulator/state.js';
 import {
   json,
   presentedAccessToken,

@@ -7,7 +7,7 @@ import {
   retryAfterHeaders,
   scopeList,
 } from '../../simulator/platformRoutes.js';
-import { DEFAULT_SCOPES, grantedScopes, traceId, verifierMatches } from '../../simulator/state.js';
+import { grantedScopes, traceId, verifierMatches } from '../../simulator/state.js';
 import {
   json,
   presentedAccessToken,
@@ -63,7 +63,7 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
   }
   // Scopes are comma-separated ("scope: ... separated by commas"); a space-joined list is one
   // unknown scope, answered with the error category invalid_scope (OAuth Error Handling).
-  const requested = scopeList(request.query.get('scope'), ',', DEFAULT_SCOPES.tiktok);
+  const requested = scopeList(request.query.get('scope'), ',', state.defaultScopes('tiktok'));
   if (requested.some((scope) => /\s/.test(scope))) {
     return redirect(
       redirectUrl(redirectUri, {

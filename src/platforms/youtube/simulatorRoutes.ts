@@ -7,13 +7,7 @@ import {
   retryAfterHeaders,
   scopeList,
 } from '../../simulator/platformRoutes.js';
-import {
-  DEFAULT_SCOPES,
-  grantedScopes,
-  type RefreshTokenRecord,
-  traceId,
-  verifierMatches,
-} from '../../simulator/state.js';
+import { grantedScopes, type RefreshTokenRecord, traceId, verifierMatches } from '../../simulator/state.js';
 import {
   json,
   presentedAccessToken,
@@ -76,7 +70,7 @@ function authorize(request: SimRequest, { state }: RouteContext): SimResponse {
     return text(400, 'Error 400: invalid_request (Missing required parameter: scope)');
   // Web server apps, "scope": "A space-delimited list of scopes". A comma-joined list is one
   // unknown scope, which Google answers with an error page, not a redirect.
-  const requested = scopeList(request.query.get('scope'), ' ', DEFAULT_SCOPES.youtube);
+  const requested = scopeList(request.query.get('scope'), ' ', state.defaultScopes('youtube'));
   if (requested.some((scope) => scope.includes(',')))
     return text(400, 'Error 400: invalid_scope (Some requested scopes were invalid)');
   const stateParam = request.query.get('state');

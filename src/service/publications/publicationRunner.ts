@@ -13,7 +13,7 @@ import type { Logger } from '../../domain/logger.js';
 import type { ProviderName } from '../../domain/providerName.js';
 import { isFinalStatus, type Publication, type PublicationError } from '../../domain/publication.js';
 import { nextAttemptDelayMs } from '../../domain/retryPolicy.js';
-import { PROVIDER_CAPABILITIES } from '../../platforms/capabilities.js';
+import { capabilitiesOf } from '../../platforms/capabilities.js';
 import type {
   PlatformPublisher,
   PublishOutcome,
@@ -65,7 +65,7 @@ export class PublicationRunner {
 
   /** Whether the platform takes a public URL instead of bytes (Instagram Login). */
   fetchesFromUrl(provider: ProviderName): boolean {
-    return PROVIDER_CAPABILITIES[provider].publishesFromPublicUrl === true;
+    return capabilitiesOf(provider).publishesFromPublicUrl === true;
   }
 
   get leaseMs(): number {
