@@ -69,7 +69,14 @@ export class MediaStore {
         return final;
       },
       async abort() {
-        file.destroy();
+        // The file may still be opening: removing it before the stream has closed raced with the
+        // open, which then created the file after the removal and left a `.part` behind.
+        if (!file.closed) {
+          await new Promise<void>((done) => {
+            file.once('close', () => done());
+            file.destroy();
+          });
+        }
         await rm(partial, { force: true });
       },
     };
