@@ -43,3 +43,12 @@ export function nextMidnightIn(timeZone: string, nowMs: number): number {
   guess = nextLocalMidnightAsUtc - zoneOffsetMs(timeZone, guess);
   return guess;
 }
+
+/** The last local midnight in `timeZone` at or before `nowMs`: the start of its local day. */
+export function startOfDayIn(timeZone: string, nowMs: number): number {
+  const local = new Date(nowMs + zoneOffsetMs(timeZone, nowMs));
+  const localMidnightAsUtc = Date.UTC(local.getUTCFullYear(), local.getUTCMonth(), local.getUTCDate());
+  let guess = localMidnightAsUtc - zoneOffsetMs(timeZone, nowMs);
+  guess = localMidnightAsUtc - zoneOffsetMs(timeZone, guess);
+  return guess;
+}
