@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -126,6 +126,7 @@ describe('start command on the embedded default without credentials (sandbox)', 
       expect(accounts.status).toBe(200);
       const body = (await accounts.json()) as { accounts: unknown[] };
       expect(body.accounts).toHaveLength(3);
+      await publishSampleVideoEverywhere(first.output(), port, key);
     } finally {
       expect(await first.stop()).toBe(0);
     }
@@ -146,3 +147,54 @@ describe('start command on the embedded default without credentials (sandbox)', 
     // Two starts of the whole service: generous on a loaded two-core machine.
   }, 180_000);
 });
+
+/**
+ * The sandbox prints how to publish its sample video to each sample account: doing so must post on
+ * every simulated platform (regression: the Instagram sample account's id, `sample-instagram`, was
+ * not a numeric Instagram user id, so its container request answered 404 and the post failed).
+ */
+async function publishSampleVideoEverywhere(output: string, port: number, key: string): Promise<void> {
+  const printed = [
+    ...output.matchAll(/-F file=@(\S+) .*\/v1\/accounts\/([0-9a-f-]{36})\/publications\s+# (\w+)/g),
+  ];
+  expect(printed.map((match) => match[3]).sort()).toEqual(['instagram', 'tiktok', 'youtube']);
+  const authorization = `Bearer ${key}`;
+  const ids = new Map<string, string>();
+  for (const [, file, accountId, provider] of printed) {
+    const form = new FormData();
+    form.append(
+      'metadata',
+      new Blob([JSON.stringify({ title: 'Hello from the sandbox' })], { type: 'application/json' }),
+    );
+    form.append('file', new Blob([readFileSync(file!)], { type: 'video/mp4' }), 'sample-video.mp4');
+    const created = await fetch(`http://127.0.0.1:${port}/v1/accounts/${accountId}/publications`, {
+      method: 'POST',
+      headers: { authorization },
+      body: form,
+    });
+    expect(created.status).toBe(202);
+    ids.set(provider!, ((await created.json()) as { publication: { id: string } }).publication.id);
+  }
+  for (const [provider, id] of ids) {
+    const publication = await eventually(async () => {
+      const answer = await fetch(`http://127.0.0.1:${port}/v1/publications/${id}`, {
+        headers: { authorization },
+      });
+      const { publication } = (await answer.json()) as {
+        publication: { status: string; platform_post_id: string | null; error: unknown };
+      };
+      const settled = ['published', 'sent_to_inbox', 'failed', 'needs_reauth'].includes(publication.status);
+      // YouTube's upload is done at `processing`; it is published once YouTube has processed it.
+      if (!settled && !(provider === 'youtube' && publication.status === 'processing')) {
+        throw new Error(`${provider} still ${publication.status}`);
+      }
+      return publication;
+    }, 60_000);
+    // TikTok's SELF_ONLY post has no public id; YouTube may still be processing its upload.
+    expect({ provider, status: publication.status, error: publication.error }).toEqual({
+      provider,
+      status: provider === 'youtube' ? expect.stringMatching(/^(processing|published)$/) : 'published',
+      error: null,
+    });
+  }
+}

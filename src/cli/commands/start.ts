@@ -55,7 +55,13 @@ export function registerStart(program: Command): void {
             lifetimes: { tiktokAccessSeconds: 120, googleAccessSeconds: 90 },
           })
         : null;
-      if (simulator) useSimulator(config, simulator);
+      if (simulator) {
+        useSimulator(config, simulator);
+        // The real platforms' pacing of status reads (Instagram: once a minute) would keep the
+        // sample video waiting for minutes; the simulator finishes in a few looks.
+        config.publishing.platforms.instagramStatusIntervalMs = 1_000;
+        config.publishing.platforms.tiktokStatusIntervalMs = 1_000;
+      }
 
       const oauth = await SocialOAuth.open({ config, logger });
       let service: Awaited<ReturnType<typeof startHttpService>> | null = null;
@@ -170,11 +176,13 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
   const existing = await app.accounts.list({ limit: 1000 });
   if (existing.length === 0) {
     const now = app.clock.now();
-    const lines = platforms().map(({ name: provider, sandbox }) => {
+    const lines = platforms().map(({ name: provider, sandbox, simulator: simulated }) => {
       // Mostly already expired, so the first API call for a token refreshes it through the
       // simulator; a platform that cannot refresh an expired token says otherwise in its folder.
       const seeded = simulator.seedAccount(provider, {
-        externalAccountId: `sample-${provider}`,
+        // The id a consent in the simulator gives: shaped like the platform's own (Instagram's
+        // publishing paths take only its numeric user id, so `sample-instagram` could not post).
+        externalAccountId: simulated.defaultConsent.externalAccountId,
         accessExpiresAt: now + sandbox.sampleAccessExpiresInMs,
         issuedAt: now - 59 * 24 * 3600_000,
       });
