@@ -5,7 +5,7 @@ import { type AppConfig, loadConfig } from '../../config.js';
 import type { SocialAccount } from '../../domain/account.js';
 import type { NewOAuthEvent } from '../../domain/ledger.js';
 import { startHttpService } from '../../http/server.js';
-import { platforms } from '../../platforms/registry.js';
+import { platform, platforms } from '../../platforms/registry.js';
 import { importAccounts } from '../../service/accountImport.js';
 import { createLogger } from '../../service/logging.js';
 import { SocialOAuth } from '../../service/socialOAuth.js';
@@ -254,7 +254,17 @@ async function printPublishingHints(
         `${config.http.publicBaseUrl}/v1/accounts/${account.id}/publications   # ${account.provider}`,
     );
   }
-  console.log(`  or: social-oauth publish ${accounts[0]!.id} ${sample} --wait`);
+  // Another process knows the simulator only through the platform's settings: say them (the
+  // sandbox credentials are the simulator's own, published in the platform's folder, not secrets).
+  const first = accounts[0]!;
+  const settings = config.providers[first.provider];
+  const { env } = platform(first.provider);
+  const cliEnv = settings
+    ? `${env.clientId}=${settings.clientId} ${env.clientSecret}=${settings.clientSecret} ${env.baseUrl}=${settings.baseUrl} `
+    : '';
+  console.log(
+    `  or, from another shell: ${cliEnv}DATA_DIR=${config.dataDir} node dist/cli/main.js publish ${first.id} ${sample} --wait`,
+  );
   console.log('');
 }
 
