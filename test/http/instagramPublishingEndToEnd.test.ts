@@ -49,7 +49,8 @@ for (const factory of DATABASES) {
       service = await startTestService(database, {
         simulator,
         publishers: { instagram },
-        env: { PUBLISH_RETRY_BASE_MS: '20', PUBLISH_RETRY_MAX_MS: '40' },
+        // A retry waits at least 200 ms: long enough to look at a publication between two runs.
+        env: { PUBLISH_RETRY_BASE_MS: '400', PUBLISH_RETRY_MAX_MS: '800' },
       });
     });
     afterAll(async () => {
@@ -119,6 +120,39 @@ for (const factory of DATABASES) {
       expect(container.details.caption).toBe('Reel\n\nFrom a file');
       // The publication has ended: its link is dead.
       expect((await fetch(videoUrl)).status).toBe(404);
+    });
+
+    it('the link dies as soon as the container is FINISHED, before the publication is published', async () => {
+      const account = await instagramAccount();
+      const content = randomBytes(300_007);
+      // Meta fetches the video and the container is FINISHED; then the publishing-limit read fails
+      // (5xx) as often as the client tries in one run, so the run ends with nothing published.
+      simulator.uploads.setFaults('instagram', { routes: ['limit'], failNext: 2, status: 500 });
+
+      const id = await postFile(account.id, content, { title: 'Held after FINISHED' });
+      await service.oauth.createPublicationWorker().runUntilIdle();
+
+      const [container] = containersOf(account.externalAccountId);
+      expect(container?.sha256).toBe(sha256(content));
+      const held = await readPublication(id);
+      expect(held.status).toBe('processing');
+      expect(simulator.uploads.posts('instagram', account.externalAccountId)).toHaveLength(0);
+      const videoUrl = String(container?.details.videoUrl);
+      expect(videoUrl.startsWith(`${service.baseUrl}/media/`)).toBe(true);
+      const dead = await fetch(videoUrl);
+      expect(dead.status).toBe(404);
+      expect(await dead.json()).toMatchObject({ error: { code: 'not_found' } });
+
+      // The retry reads the container (FINISHED) and publishes it, once; no new link is made.
+      await new Promise((resolve) => setTimeout(resolve, 900));
+      await service.oauth.createPublicationWorker().runUntilIdle();
+      const posts = simulator.uploads.posts('instagram', account.externalAccountId);
+      expect(posts).toHaveLength(1);
+      expect(await readPublication(id)).toMatchObject({
+        status: 'published',
+        platform_post_id: posts[0]!.postId,
+      });
+      expect(containersOf(account.externalAccountId)).toHaveLength(1);
     });
 
     it('JSON with source_url: Meta fetches the caller’s URL itself, one media, the same bytes', async () => {

@@ -55,6 +55,16 @@ export class MemoryPublishIO implements PublishIO {
     this.progress.push(bytesSent);
   }
 
+  /** How often the client said the platform has fetched the media (Instagram: FINISHED). */
+  releases = 0;
+  /** What else a release does in a test (kill the link the platform fetched from, say). */
+  onRelease: () => void = () => {};
+
+  async releaseMedia(): Promise<void> {
+    this.releases += 1;
+    this.onRelease();
+  }
+
   async sleep(ms: number): Promise<void> {
     this.sleeps.push(ms);
     // Platform waits (backoff, status polls) are recorded, not waited for.

@@ -19,12 +19,14 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
   /** Stands in for the service's public media URL: Meta (the simulator) downloads from it. */
   let mediaServer: Server;
   let mediaUrl: string;
+  /** Whether the stand-in link still serves the file (the service kills it on releaseMedia). */
+  let linkAlive = true;
 
   beforeAll(async () => {
     simulator = await startTestSimulator();
     media = await makeTestMedia(SIZE);
     mediaServer = createServer((req, res) => {
-      if (req.url !== '/media/video.mp4') {
+      if (req.url !== '/media/video.mp4' || !linkAlive) {
         res.writeHead(404).end();
         return;
       }
@@ -40,6 +42,7 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     await media.dispose();
   });
   beforeEach(() => {
+    linkAlive = true;
     simulator.uploads.reset();
     simulator.uploads.clearFaults();
     simulator.seedAccount('instagram', { externalAccountId: IG_USER, displayName: 'ig_creator' });
@@ -102,6 +105,26 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     });
     // The container id was durable before the first status poll.
     expect(publishIO.saves[0]).toMatchObject({ state: { containerId: container.id, userId: IG_USER } });
+  });
+
+  it('releases the media link as soon as the container is FINISHED: after Meta fetched it, before media_publish', async () => {
+    const publishIO = io();
+    const atRelease: Array<{ posts: number; fetched: string | null }> = [];
+    publishIO.onRelease = () => {
+      atRelease.push({
+        posts: simulator.uploads.posts('instagram').length,
+        fetched: theContainer().sha256,
+      });
+      linkAlive = false;
+    };
+
+    const outcome = await publisher().publish(request(), null, publishIO);
+
+    expect(outcome.status).toBe('published');
+    expect(publishIO.releases).toBe(1);
+    expect(atRelease).toEqual([{ posts: 0, fetched: media.sha256 }]);
+    expect((await fetch(mediaUrl)).status).toBe(404);
+    expect(simulator.uploads.posts('instagram')).toHaveLength(1);
   });
 
   it('code 190 (HTTP 400) on a status poll: exactly one refresh and that request again', async () => {

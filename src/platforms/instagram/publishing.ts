@@ -32,6 +32,7 @@ import type { PlatformPublishingSettings } from '../publishingSettings.js';
  * - a container already PUBLISHED is never published again;
  * - a media_publish whose answer was lost is not sent again blindly: the status says whether it
  *   took (PUBLISHED) or not (still FINISHED).
+ * Once the container is FINISHED, Meta has the video: `io.releaseMedia` kills the link to our file.
  * The expired-token error is code 190, usually with HTTP 400: an auth refusal whatever the status.
  */
 
@@ -188,6 +189,9 @@ export class InstagramPublisher implements PlatformPublisher {
         case 'PUBLISHED':
           return published(saved, null);
         case 'FINISHED':
+          // Meta has fetched video_url and built the container from it: the link we serve the file
+          // at dies now, not when the publication ends or its hour runs out.
+          await io.releaseMedia?.();
           return this.publishContainer(saved, io);
         case 'ERROR':
           return failed(
