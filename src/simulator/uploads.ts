@@ -21,7 +21,9 @@ export type UploadRouteKind =
   | 'creator'
   | 'publish'
   | 'limit'
-  | 'profile';
+  | 'profile'
+  /** Reading a published post (Instagram `GET /<IG_MEDIA_ID>?fields=permalink`). */
+  | 'post';
 
 export interface UploadFaultPlan {
   /** Only these endpoints (default: all). */

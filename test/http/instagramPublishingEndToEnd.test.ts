@@ -112,6 +112,9 @@ for (const factory of DATABASES) {
       expect(containers).toHaveLength(1);
       const container = containers[0]!;
       expect(publication.platform_ref).toBe(container.id);
+      // The url is the media's permalink, read after media_publish.
+      expect(publication.url).toBe(container.details.permalink);
+      expect(publication.url).toMatch(/^https:\/\/www\.instagram\.com\/reel\//);
       // The simulator downloaded video_url from this service's own link under PUBLIC_BASE_URL.
       const videoUrl = String(container.details.videoUrl);
       expect(videoUrl).toMatch(new RegExp(`^${service.baseUrl}/media/[A-Za-z0-9_-]{43}$`));
@@ -173,6 +176,7 @@ for (const factory of DATABASES) {
         const posts = simulator.uploads.posts('instagram', account.externalAccountId);
         expect(posts).toHaveLength(1);
         expect(publication).toMatchObject({ status: 'published', platform_post_id: posts[0]!.postId });
+        expect(publication.url).toEqual(expect.stringContaining('https://www.instagram.com/reel/'));
         const [container] = containersOf(account.externalAccountId);
         // No link of ours in between: the platform was handed the caller's URL as given.
         expect(container?.details.videoUrl).toBe(sourceUrl);

@@ -60,6 +60,13 @@ export class MemoryPublishIO implements PublishIO {
   /** What else a release does in a test (kill the link the platform fetched from, say). */
   onRelease: () => void = () => {};
 
+  /** What the client warned about (the service logs these). */
+  readonly warnings: Array<{ message: string; detail: Readonly<Record<string, unknown>> | undefined }> = [];
+
+  warn(message: string, detail?: Readonly<Record<string, unknown>>): void {
+    this.warnings.push({ message, detail });
+  }
+
   async releaseMedia(): Promise<void> {
     this.releases += 1;
     this.onRelease();

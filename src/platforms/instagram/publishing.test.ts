@@ -7,7 +7,10 @@ import { startTestSimulator } from '../../../test/support/simulator.js';
 import { ReauthorizationRequired } from '../../domain/errors.js';
 import type { PublishRequest } from '../../publishing/platformPublisher.js';
 import type { ProviderSimulator } from '../../simulator/simulator.js';
-import { DEFAULT_PLATFORM_PUBLISHING_SETTINGS } from '../publishingSettings.js';
+import {
+  DEFAULT_PLATFORM_PUBLISHING_SETTINGS,
+  type PlatformPublishingSettings,
+} from '../publishingSettings.js';
 import { InstagramPublisher } from './publishing.js';
 
 const IG_USER = '17841400000000777';
@@ -48,7 +51,7 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     simulator.seedAccount('instagram', { externalAccountId: IG_USER, displayName: 'ig_creator' });
   });
 
-  const publisher = () =>
+  const publisher = (overrides: Partial<PlatformPublishingSettings> = {}) =>
     new InstagramPublisher(
       { baseUrl: simulator.baseUrlFor('instagram') },
       { timeoutMs: 5_000 },
@@ -56,6 +59,7 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
         ...DEFAULT_PLATFORM_PUBLISHING_SETTINGS,
         instagramStatusLooks: 250, // up to 5 s for the simulator to download the video
         instagramStatusIntervalMs: 20,
+        ...overrides,
       },
     );
   const request = (overrides: Partial<PublishRequest> = {}): PublishRequest => ({
@@ -92,12 +96,17 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     const container = theContainer();
     const posts = simulator.uploads.posts('instagram', IG_USER);
     expect(posts).toHaveLength(1);
+    // The url is the media's permalink, read after media_publish (IG Media reference).
     expect(outcome).toEqual({
       status: 'published',
       platformPostId: posts[0]!.postId,
       platformRef: container.id,
-      url: null,
+      url: container.details.permalink,
     });
+    expect(outcome).toMatchObject({
+      url: expect.stringMatching(/^https:\/\/www\.instagram\.com\/reel\/[\w-]{11}\/$/),
+    });
+    expect(publishIO.warnings).toEqual([]);
     expect(container.sha256).toBe(media.sha256);
     expect(container.details).toMatchObject({
       caption: 'Reel title\n\nReel description',
@@ -125,6 +134,66 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     expect(atRelease).toEqual([{ posts: 0, fetched: media.sha256 }]);
     expect((await fetch(mediaUrl)).status).toBe(404);
     expect(simulator.uploads.posts('instagram')).toHaveLength(1);
+  });
+
+  it('the permalink cannot be read (5xx past the retries): still published, url null, a warning', async () => {
+    simulator.uploads.setFaults('instagram', { routes: ['post'], failNext: 100, status: 500 });
+    const publishIO = io();
+
+    const outcome = await publisher({ backoffBaseMs: 5, backoffMaxMs: 10 }).publish(
+      request(),
+      null,
+      publishIO,
+    );
+
+    const posts = simulator.uploads.posts('instagram', IG_USER);
+    expect(posts).toHaveLength(1);
+    expect(outcome).toMatchObject({ status: 'published', platformPostId: posts[0]!.postId, url: null });
+    expect(publishIO.warnings).toHaveLength(1);
+    expect(publishIO.warnings[0]!.detail).toMatchObject({ mediaId: posts[0]!.postId });
+    const reads = DEFAULT_PLATFORM_PUBLISHING_SETTINGS.maxAttempts;
+    expect(simulator.uploads.faults('instagram').failNext).toBe(100 - reads);
+    // The post was durable (with its media id) before the permalink was asked for.
+    expect(publishIO.saves.at(-1)).toMatchObject({
+      state: { mediaId: posts[0]!.postId },
+      progress: { status: 'published' },
+    });
+  });
+
+  it('the permalink read refused twice with code 190: one refresh, still published, url null', async () => {
+    simulator.uploads.setFaults('instagram', { routes: ['post'], unauthorizedNext: 2 });
+    const publishIO = io();
+
+    const outcome = await publisher().publish(request(), null, publishIO);
+
+    expect(outcome).toMatchObject({ status: 'published', url: null });
+    expect(publishIO.refreshes).toBe(1);
+    expect(publishIO.warnings).toHaveLength(1);
+    expect(simulator.uploads.posts('instagram')).toHaveLength(1);
+  });
+
+  it('the simulator serves a media’s fields to its owner only (IG Media: 100 / 33 for another account)', async () => {
+    await publisher().publish(request(), null, io());
+    const [post] = simulator.uploads.posts('instagram', IG_USER);
+    const read = (token: string) =>
+      fetch(
+        `${simulator.baseUrlFor('instagram')}/v26.0/${post!.postId}?fields=permalink,media_product_type`,
+        {
+          headers: { authorization: `Bearer ${token}` },
+        },
+      );
+
+    const own = await read(simulator.issueTokens('instagram', IG_USER).accessToken);
+    expect(own.status).toBe(200);
+    expect(await own.json()).toEqual({
+      id: post!.postId,
+      permalink: theContainer().details.permalink,
+      media_product_type: 'REELS',
+    });
+    simulator.seedAccount('instagram', { externalAccountId: '17841400000000888' });
+    const other = await read(simulator.issueTokens('instagram', '17841400000000888').accessToken);
+    expect(other.status).toBe(400);
+    expect(await other.json()).toMatchObject({ error: { code: 100, error_subcode: 33 } });
   });
 
   it('code 190 (HTTP 400) on a status poll: exactly one refresh and that request again', async () => {

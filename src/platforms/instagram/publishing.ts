@@ -33,6 +33,8 @@ import type { PlatformPublishingSettings } from '../publishingSettings.js';
  * - a media_publish whose answer was lost is not sent again blindly: the status says whether it
  *   took (PUBLISHED) or not (still FINISHED).
  * Once the container is FINISHED, Meta has the video: `io.releaseMedia` kills the link to our file.
+ * After media_publish the media's permalink is read for the publication's url; the post exists by
+ * then, so a failure there is a warning and a null url, never a failed publication.
  * The expired-token error is code 190, usually with HTTP 400: an auth refusal whatever the status.
  */
 
@@ -63,6 +65,8 @@ const meSchema = z.object({
   username: z.string().optional(),
 });
 const containerSchema = z.object({ status_code: z.string(), status: z.string().optional() });
+/** IG Media: `permalink` is omitted for media flagged for copyright (then the url stays null). */
+const mediaSchema = z.object({ permalink: z.string().min(1).optional() });
 const limitSchema = z.object({
   data: z.array(
     z.object({ quota_usage: z.number(), config: z.object({ quota_total: z.number() }).optional() }),
@@ -260,7 +264,7 @@ export class InstagramPublisher implements PlatformPublisher {
           platformPostId: mediaId,
           platformRef: saved.containerId,
         });
-        return published(done, mediaId);
+        return published(done, mediaId, await this.permalinkOf(mediaId, io));
       }
       if (answer !== null && answer.ok === false) {
         // 9007 / 2207027: not ready yet (a FINISHED read can precede readiness by a moment).
@@ -279,6 +283,42 @@ export class InstagramPublisher implements PlatformPublisher {
       if (typeof status !== 'string') return status;
       if (status === 'PUBLISHED') return published(saved, null);
       if (status !== 'FINISHED') return this.drive(saved, io, 1);
+    }
+  }
+
+  /**
+   * The published media's permanent URL: `GET /<IG_MEDIA_ID>?fields=permalink` on
+   * graph.instagram.com (IG Media reference, Instagram API with Instagram Login). Whatever goes
+   * wrong (5xx past the retries, a refused token, an answer without permalink) leaves the url null.
+   */
+  private async permalinkOf(mediaId: string, io: PublishIO): Promise<string | null> {
+    const label = 'instagram media permalink';
+    try {
+      const answer = await this.graph(
+        io,
+        'GET',
+        this.versioned(`/${mediaId}?fields=permalink`),
+        undefined,
+        label,
+        true,
+      );
+      if (!answer.ok) {
+        io.warn?.('the permalink of a published Instagram media could not be read', {
+          mediaId,
+          httpStatus: answer.status,
+          providerErrorCode: answer.code,
+          providerErrorDescription: answer.message,
+        });
+        return null;
+      }
+      const media = mediaSchema.safeParse(answer.json);
+      return media.success ? (media.data.permalink ?? null) : null;
+    } catch (error) {
+      io.warn?.('the permalink of a published Instagram media could not be read', {
+        mediaId,
+        err: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      });
+      return null;
     }
   }
 
@@ -354,8 +394,8 @@ function graphFailure(result: Extract<GraphResult, { ok: false }>): PublishOutco
   return failed(code, result.message);
 }
 
-function published(saved: InstagramState, mediaId: string | null): PublishOutcome {
-  return { status: 'published', platformPostId: mediaId, platformRef: saved.containerId, url: null };
+function published(saved: InstagramState, mediaId: string | null, url: string | null = null): PublishOutcome {
+  return { status: 'published', platformPostId: mediaId, platformRef: saved.containerId, url };
 }
 
 function processing(saved: InstagramState): PublishOutcome {
