@@ -160,6 +160,19 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     });
   });
 
+  it('a media without permalink (flagged for copyright): published, url null, no warning', async () => {
+    simulator.uploads.settings.instagram.copyrightFlagged = true;
+    const publishIO = io();
+    try {
+      const outcome = await publisher().publish(request(), null, publishIO);
+      expect(outcome).toMatchObject({ status: 'published', url: null });
+      expect(publishIO.warnings).toEqual([]);
+      expect(simulator.uploads.posts('instagram')).toHaveLength(1);
+    } finally {
+      simulator.uploads.settings.instagram.copyrightFlagged = false;
+    }
+  });
+
   it('the permalink read refused twice with code 190: one refresh, still published, url null', async () => {
     simulator.uploads.setFaults('instagram', { routes: ['post'], unauthorizedNext: 2 });
     const publishIO = io();

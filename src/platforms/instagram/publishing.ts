@@ -65,8 +65,17 @@ const meSchema = z.object({
   username: z.string().optional(),
 });
 const containerSchema = z.object({ status_code: z.string(), status: z.string().optional() });
-/** IG Media: `permalink` is omitted for media flagged for copyright (then the url stays null). */
-const mediaSchema = z.object({ permalink: z.string().min(1).optional() });
+/**
+ * IG Media: `permalink` is omitted for media flagged for copyright (then the url stays null). It is
+ * handed to our callers as a link, so only an https URL is taken.
+ */
+const mediaSchema = z.object({
+  permalink: z
+    .string()
+    .url()
+    .refine((url) => url.startsWith('https://'))
+    .optional(),
+});
 const limitSchema = z.object({
   data: z.array(
     z.object({ quota_usage: z.number(), config: z.object({ quota_total: z.number() }).optional() }),
@@ -312,7 +321,9 @@ export class InstagramPublisher implements PlatformPublisher {
         return null;
       }
       const media = mediaSchema.safeParse(answer.json);
-      return media.success ? (media.data.permalink ?? null) : null;
+      if (media.success) return media.data.permalink ?? null;
+      io.warn?.('a published Instagram media answered a permalink that is not an https URL', { mediaId });
+      return null;
     } catch (error) {
       io.warn?.('the permalink of a published Instagram media could not be read', {
         mediaId,

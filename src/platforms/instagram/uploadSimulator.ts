@@ -296,7 +296,10 @@ async function readMedia(exchange: UploadExchange, context: UploadContext, media
     media_type: 'VIDEO',
     media_product_type: 'REELS',
     caption: c.caption,
-    ...(c.permalink === null ? {} : { permalink: c.permalink }),
+    // Omitted for media flagged for copyright (Basic Display "Media" reference, `permalink`).
+    ...(c.permalink === null || context.uploads.settings.instagram.copyrightFlagged
+      ? {}
+      : { permalink: c.permalink }),
     timestamp: new Date(post.createdAtMs).toISOString().replace(/\.\d{3}Z$/, '+0000'),
   };
   const fields = (admitted.params.get('fields') ?? 'id').split(',');
