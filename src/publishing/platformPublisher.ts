@@ -46,6 +46,7 @@ export interface PublicationProgress {
   platformPostId?: string | null;
   /** TikTok publish_id, Instagram container id: the platform's handle while there is no post id. */
   platformRef?: string | null;
+  /** The post's public page: YouTube's watch URL, Instagram's permalink. */
   url?: string | null;
 }
 
@@ -70,6 +71,12 @@ export interface PublishIO {
    * `request.mediaUrl` (Instagram: the container is FINISHED), so the link we serve can die now.
    */
   releaseMedia?(): Promise<void>;
+  /**
+   * Optional for clients, always provided by the service (which logs it): something went wrong that
+   * does not change the outcome (Instagram: the permalink of a post already published could not be
+   * read). `detail` carries no secret.
+   */
+  warn?(message: string, detail?: Readonly<Record<string, unknown>>): void;
   signal: AbortSignal;
   sleep(ms: number): Promise<void>;
   now(): number;

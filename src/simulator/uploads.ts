@@ -21,7 +21,9 @@ export type UploadRouteKind =
   | 'creator'
   | 'publish'
   | 'limit'
-  | 'profile';
+  | 'profile'
+  /** Reading a published post (Instagram `GET /<IG_MEDIA_ID>?fields=permalink`). */
+  | 'post';
 
 export interface UploadFaultPlan {
   /** Only these endpoints (default: all). */
@@ -103,6 +105,8 @@ export interface UploadSimulatorSettings {
     quotaTotal: number;
     /** status_code looks that still see IN_PROGRESS after the video was fetched. */
     processingLooks: number;
+    /** Published media come without `permalink`, as media flagged for copyright do. */
+    copyrightFlagged: boolean;
   };
 }
 
@@ -119,7 +123,7 @@ export function defaultUploadSettings(): UploadSimulatorSettings {
       audited: false,
       processingLooks: 1,
     },
-    instagram: { quotaTotal: 100, processingLooks: 1 },
+    instagram: { quotaTotal: 100, processingLooks: 1, copyrightFlagged: false },
   };
 }
 

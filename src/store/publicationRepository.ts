@@ -13,6 +13,7 @@ import type { ResumableState } from '../publishing/platformPublisher.js';
 import type { StoreDatabase } from './database.js';
 import { dialectOf } from './dialect.js';
 import { ledgerRow } from './ledgerRepository.js';
+import { PublicationCiphertextStore } from './publicationCiphertexts.js';
 import type { Database, PublicationsTable } from './schema.js';
 
 type Row = Selectable<PublicationsTable>;
@@ -85,10 +86,15 @@ export interface PublicationEventInput {
  * lease nobody took yet is still its holder's: nobody else can have acted on the publication.
  */
 export class PublicationRepository {
+  /** Raw ciphertexts, for key rotation only (see publicationCiphertexts.ts). */
+  readonly ciphertexts: PublicationCiphertextStore;
+
   constructor(
     private readonly store: StoreDatabase,
     private readonly cipher: TokenCipher,
-  ) {}
+  ) {
+    this.ciphertexts = new PublicationCiphertextStore(store);
+  }
 
   private get db(): Kysely<Database> {
     return this.store.db;

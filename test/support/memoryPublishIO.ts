@@ -55,6 +55,23 @@ export class MemoryPublishIO implements PublishIO {
     this.progress.push(bytesSent);
   }
 
+  /** How often the client said the platform has fetched the media (Instagram: FINISHED). */
+  releases = 0;
+  /** What else a release does in a test (kill the link the platform fetched from, say). */
+  onRelease: () => void = () => {};
+
+  /** What the client warned about (the service logs these). */
+  readonly warnings: Array<{ message: string; detail: Readonly<Record<string, unknown>> | undefined }> = [];
+
+  warn(message: string, detail?: Readonly<Record<string, unknown>>): void {
+    this.warnings.push({ message, detail });
+  }
+
+  async releaseMedia(): Promise<void> {
+    this.releases += 1;
+    this.onRelease();
+  }
+
   async sleep(ms: number): Promise<void> {
     this.sleeps.push(ms);
     // Platform waits (backoff, status polls) are recorded, not waited for.

@@ -17,11 +17,13 @@ export function registerKeys(program: Command): void {
 
   keys
     .command('status')
-    .description('count stored tokens per encryption key id (an old key can go once it counts 0)')
+    .description(
+      "count stored tokens and publications' sealed values per encryption key id (an old key can go once it counts 0)",
+    )
     .option('--json', 'print {keyId: count}')
     .action((options: { json?: boolean }) =>
       withApp(async (app) => {
-        const counts = await countTokensByKey(app.accounts);
+        const counts = await countTokensByKey(app.accounts, app.publishing.repository);
         if (options.json) {
           console.log(JSON.stringify(Object.fromEntries(counts)));
           return;
@@ -34,14 +36,16 @@ export function registerKeys(program: Command): void {
               : keyring.has(id)
                 ? 'in keyring'
                 : 'NOT IN KEYRING';
-          console.log(`${id.padEnd(20)} ${String(counts.get(id) ?? 0).padStart(8)} token(s)  ${where}`);
+          console.log(`${id.padEnd(20)} ${String(counts.get(id) ?? 0).padStart(8)} value(s)  ${where}`);
         }
       }),
     );
 
   keys
     .command('rotate')
-    .description('re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEYS')
+    .description(
+      "re-encrypt every stored token and publications' sealed values under the first key of TOKEN_ENCRYPTION_KEYS",
+    )
     .option('--batch-size <n>', 'rows per batch', '500')
     .action((options: { batchSize: string }) =>
       withApp(async (app) => {
@@ -49,11 +53,16 @@ export function registerKeys(program: Command): void {
         if (!Number.isInteger(batchSize) || batchSize < 1)
           throw new Error('--batch-size must be a whole number >= 1');
         const bar = new cliProgress.SingleBar(
-          { format: 'rotating [{bar}] {value}/{total} accounts', stream: process.stderr, noTTYOutput: false },
+          { format: 'rotating [{bar}] {value}/{total} rows', stream: process.stderr, noTTYOutput: false },
           cliProgress.Presets.shades_classic,
         );
         let started = false;
-        const outcome = await rotateKeys(app.accounts, app.ledger, app.cipher, {
+        const stores = {
+          accounts: app.accounts,
+          publications: app.publishing.repository,
+          ledger: app.ledger,
+        };
+        const outcome = await rotateKeys(stores, app.cipher, {
           batchSize,
           now: () => app.clock.now(),
           onProgress: ({ scanned, total }) => {
@@ -71,10 +80,21 @@ export function registerKeys(program: Command): void {
               `left as they were: ${outcome.undecryptable.join(', ')}\n`,
           );
         }
+        const published = outcome.publications;
+        if (published.undecryptable.length > 0) {
+          process.stderr.write(
+            `warning: ${published.undecryptable.length} publication(s) hold a value no key of TOKEN_ENCRYPTION_KEYS decrypts; ` +
+              `left as they were: ${published.undecryptable.join(', ')}\n`,
+          );
+        }
         console.log(
           `scanned ${outcome.scanned} account(s); re-encrypted ${outcome.reencrypted} token(s) under key "${app.cipher.primaryKeyId}"` +
             (outcome.changedConcurrently
               ? `; ${outcome.changedConcurrently} changed by a refresh meanwhile (already current)`
+              : '') +
+            `; scanned ${published.scanned} publication(s); re-encrypted ${published.reencrypted} publication value(s)` +
+            (published.changedConcurrently
+              ? `; ${published.changedConcurrently} changed by a publication worker meanwhile (already current)`
               : ''),
         );
       }),

@@ -45,7 +45,11 @@ export const publicationSchema = {
       description:
         "The platform's handle while there is no post id: TikTok's publish_id, Instagram's container id.",
     },
-    url: { type: ['string', 'null'] },
+    url: {
+      type: ['string', 'null'],
+      description:
+        "The post's public page: YouTube's watch URL, Instagram's permalink (null when Meta gives none); null on TikTok.",
+    },
     error: {
       type: ['object', 'null'],
       required: ['code', 'message'],

@@ -7,7 +7,10 @@ import { startTestSimulator } from '../../../test/support/simulator.js';
 import { ReauthorizationRequired } from '../../domain/errors.js';
 import type { PublishRequest } from '../../publishing/platformPublisher.js';
 import type { ProviderSimulator } from '../../simulator/simulator.js';
-import { DEFAULT_PLATFORM_PUBLISHING_SETTINGS } from '../publishingSettings.js';
+import {
+  DEFAULT_PLATFORM_PUBLISHING_SETTINGS,
+  type PlatformPublishingSettings,
+} from '../publishingSettings.js';
 import { InstagramPublisher } from './publishing.js';
 
 const IG_USER = '17841400000000777';
@@ -19,12 +22,14 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
   /** Stands in for the service's public media URL: Meta (the simulator) downloads from it. */
   let mediaServer: Server;
   let mediaUrl: string;
+  /** Whether the stand-in link still serves the file (the service kills it on releaseMedia). */
+  let linkAlive = true;
 
   beforeAll(async () => {
     simulator = await startTestSimulator();
     media = await makeTestMedia(SIZE);
     mediaServer = createServer((req, res) => {
-      if (req.url !== '/media/video.mp4') {
+      if (req.url !== '/media/video.mp4' || !linkAlive) {
         res.writeHead(404).end();
         return;
       }
@@ -40,12 +45,13 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     await media.dispose();
   });
   beforeEach(() => {
+    linkAlive = true;
     simulator.uploads.reset();
     simulator.uploads.clearFaults();
     simulator.seedAccount('instagram', { externalAccountId: IG_USER, displayName: 'ig_creator' });
   });
 
-  const publisher = () =>
+  const publisher = (overrides: Partial<PlatformPublishingSettings> = {}) =>
     new InstagramPublisher(
       { baseUrl: simulator.baseUrlFor('instagram') },
       { timeoutMs: 5_000 },
@@ -53,6 +59,7 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
         ...DEFAULT_PLATFORM_PUBLISHING_SETTINGS,
         instagramStatusLooks: 250, // up to 5 s for the simulator to download the video
         instagramStatusIntervalMs: 20,
+        ...overrides,
       },
     );
   const request = (overrides: Partial<PublishRequest> = {}): PublishRequest => ({
@@ -89,12 +96,17 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     const container = theContainer();
     const posts = simulator.uploads.posts('instagram', IG_USER);
     expect(posts).toHaveLength(1);
+    // The url is the media's permalink, read after media_publish (IG Media reference).
     expect(outcome).toEqual({
       status: 'published',
       platformPostId: posts[0]!.postId,
       platformRef: container.id,
-      url: null,
+      url: container.details.permalink,
     });
+    expect(outcome).toMatchObject({
+      url: expect.stringMatching(/^https:\/\/www\.instagram\.com\/reel\/[\w-]{11}\/$/),
+    });
+    expect(publishIO.warnings).toEqual([]);
     expect(container.sha256).toBe(media.sha256);
     expect(container.details).toMatchObject({
       caption: 'Reel title\n\nReel description',
@@ -102,6 +114,99 @@ describe('Instagram publishing client (Instagram Login, REELS) against the simul
     });
     // The container id was durable before the first status poll.
     expect(publishIO.saves[0]).toMatchObject({ state: { containerId: container.id, userId: IG_USER } });
+  });
+
+  it('releases the media link as soon as the container is FINISHED: after Meta fetched it, before media_publish', async () => {
+    const publishIO = io();
+    const atRelease: Array<{ posts: number; fetched: string | null }> = [];
+    publishIO.onRelease = () => {
+      atRelease.push({
+        posts: simulator.uploads.posts('instagram').length,
+        fetched: theContainer().sha256,
+      });
+      linkAlive = false;
+    };
+
+    const outcome = await publisher().publish(request(), null, publishIO);
+
+    expect(outcome.status).toBe('published');
+    expect(publishIO.releases).toBe(1);
+    expect(atRelease).toEqual([{ posts: 0, fetched: media.sha256 }]);
+    expect((await fetch(mediaUrl)).status).toBe(404);
+    expect(simulator.uploads.posts('instagram')).toHaveLength(1);
+  });
+
+  it('the permalink cannot be read (5xx past the retries): still published, url null, a warning', async () => {
+    simulator.uploads.setFaults('instagram', { routes: ['post'], failNext: 100, status: 500 });
+    const publishIO = io();
+
+    const outcome = await publisher({ backoffBaseMs: 5, backoffMaxMs: 10 }).publish(
+      request(),
+      null,
+      publishIO,
+    );
+
+    const posts = simulator.uploads.posts('instagram', IG_USER);
+    expect(posts).toHaveLength(1);
+    expect(outcome).toMatchObject({ status: 'published', platformPostId: posts[0]!.postId, url: null });
+    expect(publishIO.warnings).toHaveLength(1);
+    expect(publishIO.warnings[0]!.detail).toMatchObject({ mediaId: posts[0]!.postId });
+    const reads = DEFAULT_PLATFORM_PUBLISHING_SETTINGS.maxAttempts;
+    expect(simulator.uploads.faults('instagram').failNext).toBe(100 - reads);
+    // The post was durable (with its media id) before the permalink was asked for.
+    expect(publishIO.saves.at(-1)).toMatchObject({
+      state: { mediaId: posts[0]!.postId },
+      progress: { status: 'published' },
+    });
+  });
+
+  it('a media without permalink (flagged for copyright): published, url null, no warning', async () => {
+    simulator.uploads.settings.instagram.copyrightFlagged = true;
+    const publishIO = io();
+    try {
+      const outcome = await publisher().publish(request(), null, publishIO);
+      expect(outcome).toMatchObject({ status: 'published', url: null });
+      expect(publishIO.warnings).toEqual([]);
+      expect(simulator.uploads.posts('instagram')).toHaveLength(1);
+    } finally {
+      simulator.uploads.settings.instagram.copyrightFlagged = false;
+    }
+  });
+
+  it('the permalink read refused twice with code 190: one refresh, still published, url null', async () => {
+    simulator.uploads.setFaults('instagram', { routes: ['post'], unauthorizedNext: 2 });
+    const publishIO = io();
+
+    const outcome = await publisher().publish(request(), null, publishIO);
+
+    expect(outcome).toMatchObject({ status: 'published', url: null });
+    expect(publishIO.refreshes).toBe(1);
+    expect(publishIO.warnings).toHaveLength(1);
+    expect(simulator.uploads.posts('instagram')).toHaveLength(1);
+  });
+
+  it('the simulator serves a media’s fields to its owner only (IG Media: 100 / 33 for another account)', async () => {
+    await publisher().publish(request(), null, io());
+    const [post] = simulator.uploads.posts('instagram', IG_USER);
+    const read = (token: string) =>
+      fetch(
+        `${simulator.baseUrlFor('instagram')}/v26.0/${post!.postId}?fields=permalink,media_product_type`,
+        {
+          headers: { authorization: `Bearer ${token}` },
+        },
+      );
+
+    const own = await read(simulator.issueTokens('instagram', IG_USER).accessToken);
+    expect(own.status).toBe(200);
+    expect(await own.json()).toEqual({
+      id: post!.postId,
+      permalink: theContainer().details.permalink,
+      media_product_type: 'REELS',
+    });
+    simulator.seedAccount('instagram', { externalAccountId: '17841400000000888' });
+    const other = await read(simulator.issueTokens('instagram', '17841400000000888').accessToken);
+    expect(other.status).toBe(400);
+    expect(await other.json()).toMatchObject({ error: { code: 100, error_subcode: 33 } });
   });
 
   it('code 190 (HTTP 400) on a status poll: exactly one refresh and that request again', async () => {

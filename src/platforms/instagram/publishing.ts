@@ -32,6 +32,9 @@ import type { PlatformPublishingSettings } from '../publishingSettings.js';
  * - a container already PUBLISHED is never published again;
  * - a media_publish whose answer was lost is not sent again blindly: the status says whether it
  *   took (PUBLISHED) or not (still FINISHED).
+ * Once the container is FINISHED, Meta has the video: `io.releaseMedia` kills the link to our file.
+ * After media_publish the media's permalink is read for the publication's url; the post exists by
+ * then, so a failure there is a warning and a null url, never a failed publication.
  * The expired-token error is code 190, usually with HTTP 400: an auth refusal whatever the status.
  */
 
@@ -62,6 +65,17 @@ const meSchema = z.object({
   username: z.string().optional(),
 });
 const containerSchema = z.object({ status_code: z.string(), status: z.string().optional() });
+/**
+ * IG Media: `permalink` is omitted for media flagged for copyright (then the url stays null). It is
+ * handed to our callers as a link, so only an https URL is taken.
+ */
+const mediaSchema = z.object({
+  permalink: z
+    .string()
+    .url()
+    .refine((url) => url.startsWith('https://'))
+    .optional(),
+});
 const limitSchema = z.object({
   data: z.array(
     z.object({ quota_usage: z.number(), config: z.object({ quota_total: z.number() }).optional() }),
@@ -188,6 +202,9 @@ export class InstagramPublisher implements PlatformPublisher {
         case 'PUBLISHED':
           return published(saved, null);
         case 'FINISHED':
+          // Meta has fetched video_url and built the container from it: the link we serve the file
+          // at dies now, not when the publication ends or its hour runs out.
+          await io.releaseMedia?.();
           return this.publishContainer(saved, io);
         case 'ERROR':
           return failed(
@@ -256,7 +273,7 @@ export class InstagramPublisher implements PlatformPublisher {
           platformPostId: mediaId,
           platformRef: saved.containerId,
         });
-        return published(done, mediaId);
+        return published(done, mediaId, await this.permalinkOf(mediaId, io));
       }
       if (answer !== null && answer.ok === false) {
         // 9007 / 2207027: not ready yet (a FINISHED read can precede readiness by a moment).
@@ -275,6 +292,44 @@ export class InstagramPublisher implements PlatformPublisher {
       if (typeof status !== 'string') return status;
       if (status === 'PUBLISHED') return published(saved, null);
       if (status !== 'FINISHED') return this.drive(saved, io, 1);
+    }
+  }
+
+  /**
+   * The published media's permanent URL: `GET /<IG_MEDIA_ID>?fields=permalink` on
+   * graph.instagram.com (IG Media reference, Instagram API with Instagram Login). Whatever goes
+   * wrong (5xx past the retries, a refused token, an answer without permalink) leaves the url null.
+   */
+  private async permalinkOf(mediaId: string, io: PublishIO): Promise<string | null> {
+    const label = 'instagram media permalink';
+    try {
+      const answer = await this.graph(
+        io,
+        'GET',
+        this.versioned(`/${mediaId}?fields=permalink`),
+        undefined,
+        label,
+        true,
+      );
+      if (!answer.ok) {
+        io.warn?.('the permalink of a published Instagram media could not be read', {
+          mediaId,
+          httpStatus: answer.status,
+          providerErrorCode: answer.code,
+          providerErrorDescription: answer.message,
+        });
+        return null;
+      }
+      const media = mediaSchema.safeParse(answer.json);
+      if (media.success) return media.data.permalink ?? null;
+      io.warn?.('a published Instagram media answered a permalink that is not an https URL', { mediaId });
+      return null;
+    } catch (error) {
+      io.warn?.('the permalink of a published Instagram media could not be read', {
+        mediaId,
+        err: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      });
+      return null;
     }
   }
 
@@ -350,8 +405,8 @@ function graphFailure(result: Extract<GraphResult, { ok: false }>): PublishOutco
   return failed(code, result.message);
 }
 
-function published(saved: InstagramState, mediaId: string | null): PublishOutcome {
-  return { status: 'published', platformPostId: mediaId, platformRef: saved.containerId, url: null };
+function published(saved: InstagramState, mediaId: string | null, url: string | null = null): PublishOutcome {
+  return { status: 'published', platformPostId: mediaId, platformRef: saved.containerId, url };
 }
 
 function processing(saved: InstagramState): PublishOutcome {

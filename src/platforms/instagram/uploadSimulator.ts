@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { request } from 'undici';
 import type { AccessTokenRecord } from '../../simulator/state.js';
 import { traceId } from '../../simulator/state.js';
@@ -25,6 +25,9 @@ import { json, type SimResponse } from '../../simulator/wire.js';
  *   "media is not ready for publishing", 9 / 2207042 "reached the maximum number of posts".
  * - [GE] Graph API error handling: 190 = invalid or expired token (HTTP 400), 2 = transient,
  *   10 and 200-299 = permission.
+ * - [IM] "IG Media" reference (developers.facebook.com/docs/instagram-platform/reference/instagram-media):
+ *   GET graph.instagram.com/<API_VERSION>/<IG_MEDIA_ID>?fields=<LIST_OF_FIELDS>, among them
+ *   `permalink`, the media's permanent URL; media owned by the token's professional account only.
  * The resumable byte upload (rupload.facebook.com) is for Facebook Login apps only: not modelled.
  */
 
@@ -39,6 +42,8 @@ interface InstagramContainer {
   fetched: 'ok' | 'failed' | null;
   looksAfterFetch: number;
   publishedMediaId: string | null;
+  /** The published media's permanent URL ([IM] `permalink`), set by media_publish. */
+  permalink: string | null;
 }
 
 function graphError(code: number, message: string, subcode?: number, status = 400): SimResponse {
@@ -128,6 +133,7 @@ async function createContainer(
     fetched: null,
     looksAfterFetch: 0,
     publishedMediaId: null,
+    permalink: null,
   };
   const upload = context.uploads.createUpload(
     'instagram',
@@ -256,6 +262,8 @@ async function publish(exchange: UploadExchange, context: UploadContext, igId: s
     return reply(graphError(9007, 'Media ID is not available', 2207027));
   }
   c.publishedMediaId = graphId();
+  // A reel's public page, as Instagram shapes it: instagram.com/reel/<11-character shortcode>/.
+  c.permalink = `https://www.instagram.com/reel/${randomBytes(8).toString('base64url').slice(0, 11)}/`;
   context.uploads.recordPost({
     provider: 'instagram',
     externalAccountId: igId,
@@ -264,6 +272,45 @@ async function publish(exchange: UploadExchange, context: UploadContext, igId: s
   });
   reply(json(200, { id: c.publishedMediaId }));
 }
+
+/** [IM] GET /<IG_MEDIA_ID>?fields=…: a published media's fields, `permalink` among them. */
+async function readMedia(exchange: UploadExchange, context: UploadContext, mediaId: string): Promise<void> {
+  const admitted = await admit(exchange, context, 'post');
+  if (admitted === null) return;
+  const post = context.uploads.posts('instagram').find((p) => p.postId === mediaId);
+  const upload = post === undefined ? undefined : context.uploads.upload('instagram', post.uploadId);
+  // [IM] "returns only data for media owned by Instagram professional accounts": the token's own.
+  if (
+    post === undefined ||
+    upload === undefined ||
+    post.externalAccountId !== admitted.token.externalAccountId
+  ) {
+    return respond(
+      exchange.outgoing,
+      graphError(100, `Unsupported get request. Object with ID '${mediaId}' does not exist.`, 33),
+    );
+  }
+  const c = container(upload);
+  const all: Record<string, string> = {
+    id: mediaId,
+    media_type: 'VIDEO',
+    media_product_type: 'REELS',
+    caption: c.caption,
+    // Omitted for media flagged for copyright (Basic Display "Media" reference, `permalink`).
+    ...(c.permalink === null || context.uploads.settings.instagram.copyrightFlagged
+      ? {}
+      : { permalink: c.permalink }),
+    timestamp: new Date(post.createdAtMs).toISOString().replace(/\.\d{3}Z$/, '+0000'),
+  };
+  const fields = (admitted.params.get('fields') ?? 'id').split(',');
+  respond(
+    exchange.outgoing,
+    json(200, Object.fromEntries(Object.entries(all).filter(([k]) => fields.includes(k) || k === 'id'))),
+  );
+}
+
+const isPublishedMedia = (context: UploadContext, id: string) =>
+  context.uploads.posts('instagram').some((post) => post.postId === id);
 
 export const instagramUploadRoutes: UploadRoutes = {
   provider: 'instagram',
@@ -279,6 +326,7 @@ export const instagramUploadRoutes: UploadRoutes = {
     if (edge === 'media') return createContainer(exchange, context, id);
     if (edge === 'media_publish') return publish(exchange, context, id);
     if (edge === 'content_publishing_limit') return publishingLimit(exchange, context, id);
+    if (isPublishedMedia(context, id)) return readMedia(exchange, context, id);
     return readContainer(exchange, context, id);
   },
 };

@@ -107,6 +107,7 @@ export class PublicationRunner {
           ? (bytes) => options.onProgress!(bytes, publication.totalBytes)
           : undefined,
         releaseMedia: () => this.deps.mediaLinks.release(publication.id),
+        logger,
       },
       signal,
     );

@@ -3,6 +3,7 @@ import { hasUsableAccessToken, type SocialAccount } from '../../domain/account.j
 import type { Clock } from '../../domain/clock.js';
 import { RateLimited, ReauthorizationRequired, TransientProviderError } from '../../domain/errors.js';
 import type { OAuthEventType } from '../../domain/ledger.js';
+import type { Logger } from '../../domain/logger.js';
 import type { Publication, PublicationStatus } from '../../domain/publication.js';
 import type { OAuthRefreshResult } from '../../domain/token.js';
 import type { PublicationProgress, PublishIO, ResumableState } from '../../publishing/platformPublisher.js';
@@ -32,6 +33,7 @@ export interface PublishIODeps {
   onProgress?: (bytesSent: number) => void;
   /** Kills the media link (Instagram fetched the video). */
   releaseMedia: () => Promise<void>;
+  logger: Logger;
 }
 
 /** bytes_sent is written for readers at most this often; the platform's offset is what counts. */
@@ -123,6 +125,13 @@ export class ServicePublishIO implements PublishIO {
 
   releaseMedia(): Promise<void> {
     return this.deps.releaseMedia();
+  }
+
+  warn(message: string, detail: Readonly<Record<string, unknown>> = {}): void {
+    this.deps.logger.warn(
+      { ...detail, publicationId: this.publication.id, provider: this.publication.provider },
+      message,
+    );
   }
 
   sleep(ms: number): Promise<void> {
