@@ -3,6 +3,7 @@ import { generateKeyEntry, parseKeyring, TokenCipher } from '../src/crypto/token
 import { ManualClock } from '../src/domain/clock.js';
 import { countTokensByKey, rotateKeys } from '../src/service/keyRotation.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { AccountRepository } from '../src/store/accountRepository.js';
 import { openTestApp } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
@@ -37,23 +38,23 @@ for (const factory of DATABASES) {
     });
 
     it('re-encrypts every readable row, names an unreadable one and goes on', async () => {
-      const good = await app.accounts.insert(account('good'), clock.now());
-      const bad = await app.accounts.insert(account('bad'), clock.now());
+      const good = await storeOf(app).accounts.insert(account('good'), clock.now());
+      const bad = await storeOf(app).accounts.insert(account('bad'), clock.now());
       // A ciphertext copied from another row: bound to `good`, it cannot decrypt as `bad`.
-      const row = await app.database.db
-        .selectFrom('social_accounts')
+      const row = await storeOf(app)
+        .database.db.selectFrom('social_accounts')
         .select('oauth_access_token')
         .where('id', '=', good.id)
         .executeTakeFirstOrThrow();
-      await app.database.db
-        .updateTable('social_accounts')
+      await storeOf(app)
+        .database.db.updateTable('social_accounts')
         .set({ oauth_access_token: row.oauth_access_token })
         .where('id', '=', bad.id)
         .execute();
 
       const cipher = new TokenCipher(parseKeyring(`${generateKeyEntry('next')},${TEST_KEYS}`));
-      const accounts = new AccountRepository(app.database, cipher);
-      const outcome = await rotateKeys(accounts, app.ledger, cipher, {
+      const accounts = new AccountRepository(storeOf(app).database, cipher);
+      const outcome = await rotateKeys(accounts, storeOf(app).ledger, cipher, {
         batchSize: 1,
         now: () => clock.now(),
       });

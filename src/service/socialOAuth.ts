@@ -31,6 +31,7 @@ import { RefreshJournal } from './refreshJournal.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
 import { RequiredScopes } from './requiredScopes.js';
 import { StatusNotifier } from './statusNotifier.js';
+import { registerStore } from './storeAccess.js';
 import { TokenService } from './tokenService.js';
 
 export interface SocialOAuthOptions {
@@ -185,7 +186,7 @@ export class SocialOAuth {
       settings: config.publishing,
       instanceId: tokens.instanceId,
     });
-    return new SocialOAuth(
+    const oauth = new SocialOAuth(
       config,
       database,
       keyring.cipher,
@@ -200,6 +201,15 @@ export class SocialOAuth {
       publications,
       { repository, runner, mediaLinks, publishers },
     );
+    registerStore(oauth, {
+      database,
+      cipher: keyring.cipher,
+      accounts,
+      ledger,
+      providers,
+      publishing: { repository, runner, mediaLinks, publishers },
+    });
+    return oauth;
   }
 
   private requiredScopesCache: RequiredScopes | undefined;
