@@ -84,6 +84,7 @@ interface SocialOAuthParts {
   keys: KeyService;
   publications: PublicationService;
   mediaLinks: MediaLinks;
+  requiredScopes: RequiredScopes;
   store: StoreAccess;
 }
 
@@ -123,6 +124,8 @@ export class SocialOAuth {
   readonly publications: PublicationService;
   /** Issue 13: the expiring links Instagram fetches a video from (GET /media/:token). */
   readonly mediaLinks: MediaLinks;
+  /** The scopes each platform's accounts must hold (`<PROVIDER>_REQUIRED_SCOPES`). */
+  readonly requiredScopes: RequiredScopes;
   /** The connection pool to the platforms, when this instance made it (and so closes it). */
   private readonly ownDispatcher: Agent | null;
   private readonly store: StoreAccess;
@@ -144,6 +147,7 @@ export class SocialOAuth {
     this.keys = parts.keys;
     this.publications = parts.publications;
     this.mediaLinks = parts.mediaLinks;
+    this.requiredScopes = parts.requiredScopes;
     this.ownDispatcher = parts.ownDispatcher;
     this.store = parts.store;
     registerStore(this, parts.store);
@@ -309,16 +313,9 @@ export class SocialOAuth {
       keys: new KeyService({ accounts, ledger, cipher: keyring.cipher, clock }),
       publications,
       mediaLinks,
+      requiredScopes,
       store,
     });
-  }
-
-  private requiredScopesCache: RequiredScopes | undefined;
-
-  /** The scopes each platform's accounts must hold (`<PROVIDER>_REQUIRED_SCOPES`). */
-  get requiredScopes(): RequiredScopes {
-    this.requiredScopesCache ??= new RequiredScopes(this.config.requiredScopes);
-    return this.requiredScopesCache;
   }
 
   /** The platforms this instance has an OAuth client for (configured, or given in the options). */
