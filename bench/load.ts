@@ -20,6 +20,7 @@ import { PROVIDER_NAMES } from '../src/platforms/registry.js';
 import { ApiKeys } from '../src/service/apiKeys.js';
 import { createLogger } from '../src/service/logging.js';
 import { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { startProviderSimulator } from '../src/simulator/simulator.js';
 import { ApiKeyRepository } from '../src/store/apiKeyRepository.js';
 import { createDatabase, SIM_CLIENTS, simulatorEnv } from './support.js';
@@ -94,7 +95,7 @@ for (let i = 0; i < ACCOUNTS; i++) {
     accessExpiresAt: now + Math.floor(Math.random() * ACCESS_SECONDS * 1000),
   });
   accounts.push(
-    await setup.accounts.insert(
+    await storeOf(setup).accounts.insert(
       {
         ownerId: `owner-${i % 50}`,
         provider,
@@ -111,7 +112,8 @@ for (let i = 0; i < ACCOUNTS; i++) {
     ),
   );
 }
-const apiKey = (await new ApiKeys(new ApiKeyRepository(setup.database), setup.clock).create('load')).key;
+const apiKey = (await new ApiKeys(new ApiKeyRepository(storeOf(setup).database), setup.clock).create('load'))
+  .key;
 await setup.close();
 
 // The service: the built CLI, with a memory probe preloaded.

@@ -12,8 +12,9 @@ import { sql } from 'kysely';
 import { loadConfig } from '../src/config.js';
 import { buildApp } from '../src/http/app.js';
 import { SocialOAuth } from '../src/service/socialOAuth.js';
-import { simulateYear } from '../test/support/yearSimulation.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { scriptBeside, startPassWorker } from '../test/support/passWorker.js';
+import { simulateYear } from '../test/support/yearSimulation.js';
 import {
   type BenchDatabase,
   createDatabase,
@@ -69,15 +70,15 @@ async function hotPath(kind: 'sqlite' | 'postgres'): Promise<void> {
     const n = kind === 'sqlite' ? 20_000 : 5_000;
     // Interleaved rounds, so that a hiccup of the machine hits both sides alike.
     // The plain select, compiled once: the cheapest way to run it through Kysely.
-    const plainSelect = app.database.db
-      .selectFrom('social_accounts')
+    const plainSelect = storeOf(app)
+      .database.db.selectFrom('social_accounts')
       .selectAll()
       .where('id', '=', id!)
       .compile();
     let baseline = 0;
     let hot = 0;
     for (let round = 0; round < 2; round++) {
-      baseline += await rate(n, () => app.database.db.executeQuery(plainSelect));
+      baseline += await rate(n, () => storeOf(app).database.db.executeQuery(plainSelect));
       hot += await rate(n, () => app.tokens.ensureValidAccessToken(id!));
     }
     baseline /= 2;
@@ -106,7 +107,7 @@ async function tokenEndpoint(): Promise<void> {
   const fastify = await buildApp({ app });
   // The baseline: a route of the same server that reads the same row and answers, nothing else.
   fastify.get<{ Params: { id: string } }>('/bench/bare/:id', async (request) => {
-    const account = await app.accounts.findById(request.params.id);
+    const account = await storeOf(app).accounts.findById(request.params.id);
     return { ok: account !== null };
   });
   await fastify.listen({ host: '127.0.0.1', port: 0 });
@@ -243,8 +244,8 @@ async function sweep(
                 version, created_at, updated_at, next_refresh_at, token_issued_at)
               select 'filler-' || lpad(g::text, 8, '0'), 'bench', 'youtube', 'filler-' || g, '[]', 'active', 1,
                 ${now}::bigint, ${now}::bigint, ${now}::bigint + 100 * 86400000::bigint + g, ${now}::bigint
-              from generate_series(1, ${total - due}::int) g`.execute(app.database.db);
-    await sql`analyze social_accounts`.execute(app.database.db);
+              from generate_series(1, ${total - due}::int) g`.execute(storeOf(app).database.db);
+    await sql`analyze social_accounts`.execute(storeOf(app).database.db);
     await seedTikTok(app, simulator, due, { prefix: `sweep-${total}`, dueNow: true });
     const { wall, reports } = await runWorkers(1, { ...database.env, ...env });
     return { ms: wall, due, refreshed: reports[0]!.refreshed, rss: reports[0]!.maxRssBytes };

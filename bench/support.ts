@@ -8,6 +8,7 @@ import { generateKeyEntry } from '../src/crypto/tokenCipher.js';
 import type { ProviderName } from '../src/domain/providerName.js';
 import { PROVIDER_NAMES } from '../src/platforms/registry.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { SeedAccountInput, SeededTokens } from '../src/simulator/state.js';
 import { scriptBeside } from '../test/support/passWorker.js';
 import { SIM_CLIENTS, simulatorEnv as testSimulatorEnv } from '../test/support/simulator.js';
@@ -160,7 +161,7 @@ export async function seedTikTok(
       Array.from({ length: 16 }, async () => {
         for (let k = next++; k < seeded.length; k = next++) {
           const tokens = seeded[k]!;
-          const account = await app.accounts.insert(
+          const account = await storeOf(app).accounts.insert(
             {
               ownerId: 'bench',
               provider: 'tiktok',

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { loadConfig } from '../src/config.js';
 import { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { TestPublisher } from '../test/support/testPublisher.js';
 import { startUploadServer, type UploadServer } from '../test/support/uploadServer.js';
 import { createDatabase, mb } from './support.js';
@@ -103,7 +104,7 @@ export async function uploadBench(
   const dataDir = app.config.dataDir;
   try {
     const now = Date.now();
-    const account = await app.accounts.insert(
+    const account = await storeOf(app).accounts.insert(
       {
         ownerId: 'bench',
         provider: 'youtube',

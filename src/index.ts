@@ -5,15 +5,14 @@
  *   const { account, result } = await ensureValidAccessToken(oauth, accountId);
  */
 import type { OAuthTokenInfo } from './domain/token.js';
-import { createPublishingClient, type PublishingClient } from './service/publications/publishingClient.js';
-import { ServiceError } from './service/serviceError.js';
+import type { PublishingClient } from './service/publications/publishingClient.js';
 import type { SocialOAuth } from './service/socialOAuth.js';
 import type { EnsureOptions, EnsureResult } from './service/tokenService.js';
 
 export { type AppConfig, loadConfig, type RefreshSettings } from './config.js';
-export { generateKeyEntry, parseKeyring, TokenCipher, TokenDecryptionError } from './crypto/tokenCipher.js';
-export type { AccountStatus, PublicAccount, SocialAccount } from './domain/account.js';
-export { toPublicAccount } from './domain/account.js';
+export { generateKeyEntry, TokenDecryptionError } from './crypto/tokenCipher.js';
+export type { AccountListing, AccountStatus, PublicAccount, SocialAccount } from './domain/account.js';
+export { toAccountListing, toPublicAccount } from './domain/account.js';
 export { type Clock, ManualClock, systemClock } from './domain/clock.js';
 export {
   AccountNotFound,
@@ -110,19 +109,5 @@ export function getProviderClientForAccount(
   oauth: SocialOAuth,
   accountId: string,
 ): Promise<PublishingClient> {
-  return createPublishingClient(accountId, {
-    tokens: oauth.tokens,
-    publications: oauth.publications,
-    now: () => oauth.clock.now(),
-    publisherFor: (account) => {
-      const publisher = oauth.publishing.publishers[account.provider];
-      if (!publisher) {
-        throw new ServiceError(
-          'provider_not_configured',
-          `Publishing to ${account.provider} is not available`,
-        );
-      }
-      return publisher;
-    },
-  });
+  return oauth.publishingClientFor(accountId);
 }

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importAccounts } from '../src/service/accountImport.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { openTestApp, testConfig, testEnv } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
 
@@ -88,7 +89,7 @@ for (const factory of DATABASES) {
     });
 
     async function stored(externalAccountId: string) {
-      return app.accounts.findByExternalId('tiktok', externalAccountId);
+      return storeOf(app).accounts.findByExternalId('tiktok', externalAccountId);
     }
 
     it('bug: "1" became 2001-01-01, -5 became 1969 and 1e300 was stored or failed the whole import: each is refused by its line', async () => {
@@ -101,7 +102,7 @@ for (const factory of DATABASES) {
         line('ts-no-zone', { expires_at: '2026-03-01T12:00:00' }),
         line('ts-future-issue', { token_issued_at: Date.now() + 7 * 86_400_000 }),
       ].join('\n');
-      const outcome = await importAccounts(app.accounts, text, app.clock);
+      const outcome = await importAccounts(storeOf(app).accounts, text, app.clock);
       expect(outcome.imported).toBe(0);
       expect(outcome.errors.map((error) => error.line)).toEqual([2, 3, 4, 5, 6, 7]);
       expect(outcome.errors[0]!.message).toMatch(/expires_at: must be an ISO-8601 date/);
@@ -120,14 +121,17 @@ for (const factory of DATABASES) {
         line('ts-millis', { expires_at: instant }),
         line('ts-offset', { expires_at: '2031-05-06T09:08:09+02:00' }),
       ].join('\n');
-      expect(await importAccounts(app.accounts, text, app.clock)).toEqual({ imported: 3, errors: [] });
+      expect(await importAccounts(storeOf(app).accounts, text, app.clock)).toEqual({
+        imported: 3,
+        errors: [],
+      });
       for (const id of ['ts-seconds', 'ts-millis', 'ts-offset'])
         expect((await stored(id))?.expiresAt).toBe(instant);
     });
 
     it('bug: a UTF-8 byte order mark made line 1 "not valid JSON"', async () => {
       const outcome = await importAccounts(
-        app.accounts,
+        storeOf(app).accounts,
         `\uFEFF${line('bom-first')}\n${line('bom-second')}`,
         app.clock,
       );
@@ -167,7 +171,7 @@ for (const factory of DATABASES) {
       expect(loser.errors[0]!.message).toMatch(
         /tiktok\/race-0 was connected by another import or connect while this one ran/,
       );
-      const owned = await app.accounts.list({ ownerId: 'importer', limit: 500 });
+      const owned = await storeOf(app).accounts.list({ ownerId: 'importer', limit: 500 });
       expect(owned.filter((account) => account.externalAccountId.startsWith('race-'))).toHaveLength(20);
     }, 60_000);
   });

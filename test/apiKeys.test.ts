@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/domain/clock.js';
 import { ApiKeys, VERIFIED_KEY_TTL_MS } from '../src/service/apiKeys.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { ApiKeyRepository } from '../src/store/apiKeyRepository.js';
 import { openTestApp } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
@@ -23,8 +24,8 @@ for (const factory of DATABASES) {
 
     it('a key revoked by another process stops working within VERIFIED_KEY_TTL_MS; in this one, at once', async () => {
       // Two service processes: each has its own cache, both read one table.
-      const here = new ApiKeys(new ApiKeyRepository(app.database), clock);
-      const elsewhere = new ApiKeys(new ApiKeyRepository(app.database), clock);
+      const here = new ApiKeys(new ApiKeyRepository(storeOf(app).database), clock);
+      const elsewhere = new ApiKeys(new ApiKeyRepository(storeOf(app).database), clock);
       const { key, summary } = await here.create('publisher');
       expect(await here.verify(key)).not.toBeNull();
 
@@ -42,7 +43,7 @@ for (const factory of DATABASES) {
     });
 
     it('the cache never skips the secret: a wrong secret for a cached id is refused', async () => {
-      const keys = new ApiKeys(new ApiKeyRepository(app.database), clock);
+      const keys = new ApiKeys(new ApiKeyRepository(storeOf(app).database), clock);
       const { key } = await keys.create('cached');
       expect(await keys.verify(key)).not.toBeNull();
       const forged = `${key.slice(0, -4)}${key.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;

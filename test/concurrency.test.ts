@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp, testEnv } from './support/app.js';
@@ -61,7 +62,7 @@ for (const factory of DATABASES) {
       const now = Date.now();
       for (let i = 0; i < ACCOUNTS; i++) {
         const account = await insertSeededAccount(
-          app.accounts,
+          storeOf(app).accounts,
           simulator,
           'tiktok',
           { externalAccountId: `race-${i}`, accessExpiresAt: now - 1000 },
@@ -110,7 +111,7 @@ for (const factory of DATABASES) {
       expect(reports.map((r) => r.failures)).toEqual(Array(PROCESSES).fill(0));
 
       for (const id of ids) {
-        const account = (await app.accounts.findById(id))!;
+        const account = (await storeOf(app).accounts.findById(id))!;
         expect(account.status).toBe('active');
         expect(simulator.isAccessTokenValid('tiktok', account.accessToken!)).toBe(true);
         // Every process ended up holding the token that is stored.

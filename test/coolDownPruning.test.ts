@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/domain/clock.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp } from './support/app.js';
@@ -35,7 +36,7 @@ describe('bug: the cool-down map was never pruned', () => {
 
   async function failingRefresh(name: string) {
     const account = await insertSeededAccount(
-      app.accounts,
+      storeOf(app).accounts,
       simulator,
       'youtube',
       { externalAccountId: name, accessExpiresAt: clock.now() + 60_000 },

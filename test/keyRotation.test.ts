@@ -8,6 +8,7 @@ import {
 import { ManualClock } from '../src/domain/clock.js';
 import { countTokensByKey, rotateKeys } from '../src/service/keyRotation.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { AccountRepository } from '../src/store/accountRepository.js';
 import { PublicationRepository } from '../src/store/publicationRepository.js';
 import { openTestApp } from './support/app.js';
@@ -43,24 +44,24 @@ for (const factory of DATABASES) {
     });
 
     it('re-encrypts every readable row, names an unreadable one and goes on', async () => {
-      const good = await app.accounts.insert(account('good'), clock.now());
-      const bad = await app.accounts.insert(account('bad'), clock.now());
+      const good = await storeOf(app).accounts.insert(account('good'), clock.now());
+      const bad = await storeOf(app).accounts.insert(account('bad'), clock.now());
       // A ciphertext copied from another row: bound to `good`, it cannot decrypt as `bad`.
-      const row = await app.database.db
-        .selectFrom('social_accounts')
+      const row = await storeOf(app)
+        .database.db.selectFrom('social_accounts')
         .select('oauth_access_token')
         .where('id', '=', good.id)
         .executeTakeFirstOrThrow();
-      await app.database.db
-        .updateTable('social_accounts')
+      await storeOf(app)
+        .database.db.updateTable('social_accounts')
         .set({ oauth_access_token: row.oauth_access_token })
         .where('id', '=', bad.id)
         .execute();
 
       const cipher = new TokenCipher(parseKeyring(`${generateKeyEntry('next')},${TEST_KEYS}`));
-      const accounts = new AccountRepository(app.database, cipher);
-      const publications = new PublicationRepository(app.database, cipher);
-      const outcome = await rotateKeys({ accounts, publications, ledger: app.ledger }, cipher, {
+      const accounts = new AccountRepository(storeOf(app).database, cipher);
+      const publications = new PublicationRepository(storeOf(app).database, cipher);
+      const outcome = await rotateKeys({ accounts, publications, ledger: storeOf(app).ledger }, cipher, {
         batchSize: 1,
         now: () => clock.now(),
       });
@@ -77,8 +78,8 @@ for (const factory of DATABASES) {
 
     it("re-encrypts publications' sealed values (state, source URL, media link): readable with the old key removed", async () => {
       const oldKeys = new TokenCipher(parseKeyring(TEST_KEYS));
-      const owner = await app.accounts.insert(account('publisher'), clock.now());
-      const before = new PublicationRepository(app.database, oldKeys);
+      const owner = await storeOf(app).accounts.insert(account('publisher'), clock.now());
+      const before = new PublicationRepository(storeOf(app).database, oldKeys);
       const insert = async (id: string) => {
         const created = await before.insert(
           {
@@ -111,13 +112,13 @@ for (const factory of DATABASES) {
       const readable = await insert('pub_rotated');
       const copied = await insert('pub_copied');
       // A sealed state copied from another publication: bound to that id, it cannot decrypt here.
-      const row = await app.database.db
-        .selectFrom('publications')
+      const row = await storeOf(app)
+        .database.db.selectFrom('publications')
         .select('resumable_state')
         .where('id', '=', readable)
         .executeTakeFirstOrThrow();
-      await app.database.db
-        .updateTable('publications')
+      await storeOf(app)
+        .database.db.updateTable('publications')
         .set({ resumable_state: row.resumable_state })
         .where('id', '=', copied)
         .execute();
@@ -127,11 +128,15 @@ for (const factory of DATABASES) {
       const onlyNew = new TokenCipher(parseKeyring(newEntry));
       // Before the rotation the new key alone cannot read them.
       await expect(
-        new PublicationRepository(app.database, onlyNew).findById(readable),
+        new PublicationRepository(storeOf(app).database, onlyNew).findById(readable),
       ).rejects.toBeInstanceOf(TokenDecryptionError);
-      const publications = new PublicationRepository(app.database, both);
+      const publications = new PublicationRepository(storeOf(app).database, both);
       const outcome = await rotateKeys(
-        { accounts: new AccountRepository(app.database, both), publications, ledger: app.ledger },
+        {
+          accounts: new AccountRepository(storeOf(app).database, both),
+          publications,
+          ledger: storeOf(app).ledger,
+        },
         both,
         { batchSize: 1, now: () => clock.now() },
       );
@@ -140,18 +145,18 @@ for (const factory of DATABASES) {
       // pub_rotated: all three; pub_copied: its source URL and media link, not the copied state.
       expect(outcome.publications.reencrypted).toBe(5);
       expect(outcome.publications.undecryptable).toEqual([copied]);
-      const counts = await countTokensByKey(new AccountRepository(app.database, both), publications);
+      const counts = await countTokensByKey(new AccountRepository(storeOf(app).database, both), publications);
       expect(counts.get('pubnext')).toBeGreaterThanOrEqual(5);
 
       // The old key is gone: the rotated publication's secrets read back with the new key alone.
-      const after = new PublicationRepository(app.database, onlyNew);
+      const after = new PublicationRepository(storeOf(app).database, onlyNew);
       const read = await after.findById(readable);
       expect(read?.resumableState).toEqual({ sessionUri: `https://upload.example/session/${readable}` });
       expect(read?.sourceUrl).toBe(`https://storage.example/${readable}.mp4?signature=SECRET-${readable}`);
       expect((await after.liveMediaLink(readable, clock.now()))?.token).toBe(`link-token-${readable}`);
       expect((await after.findByMediaLink(`link-hash-${readable}`, clock.now()))?.id).toBe(readable);
-      const sealed = await app.database.db
-        .selectFrom('publications')
+      const sealed = await storeOf(app)
+        .database.db.selectFrom('publications')
         .select(['resumable_state', 'source_url', 'media_link_token'])
         .where('id', '=', readable)
         .executeTakeFirstOrThrow();
@@ -160,7 +165,11 @@ for (const factory of DATABASES) {
 
       // A second run finds nothing left to do.
       const again = await rotateKeys(
-        { accounts: new AccountRepository(app.database, both), publications, ledger: app.ledger },
+        {
+          accounts: new AccountRepository(storeOf(app).database, both),
+          publications,
+          ledger: storeOf(app).ledger,
+        },
         both,
         { now: () => clock.now() },
       );

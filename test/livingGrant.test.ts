@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../src/domain/logger.js';
 import { CLOCK_SKEW_WARNING_MS } from '../src/service/clockSkew.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import type { StoreDatabase } from '../src/store/database.js';
 import { seedAccounts } from './chaos/chaosSupport.js';
@@ -93,7 +94,7 @@ for (const factory of DATABASES) {
       const journal = join(database.dataDir, 'refresh-journal');
       rmSync(journal, { recursive: true, force: true });
       writeFileSync(journal, 'not a folder');
-      await refuseTokenWrites(holder.database, true);
+      await refuseTokenWrites(storeOf(holder).database, true);
       const told: string[] = [];
       holder.tokens.onEvent((event) =>
         told.push(`${event.type}${event.detail?.reactivated ? ':reactivated' : ''}`),
@@ -101,7 +102,7 @@ for (const factory of DATABASES) {
       stall = async () => {
         // The holder stalls past its lease; meanwhile another process refreshes with the old
         // refresh token (already spent by the holder's refresh) and flags the account.
-        await refuseTokenWrites(holder.database, false);
+        await refuseTokenWrites(storeOf(holder).database, false);
         await sleep(6_500);
         const flagged = await other.tokens.refreshOAuthToken(account!.id);
         expect(flagged.result).toMatchObject({ success: false, providerErrorCode: 'invalid_grant' });
@@ -113,28 +114,30 @@ for (const factory of DATABASES) {
       expect(after.status).toBe('active');
       expect(simulator.isRefreshTokenValid('tiktok', after.refreshToken!)).toBe(true);
       expect(simulator.isAccessTokenValid('tiktok', after.accessToken!)).toBe(true);
-      const stored = (await other.accounts.findById(account!.id))!;
+      const stored = (await storeOf(other).accounts.findById(account!.id))!;
       expect(stored.status).toBe('active');
       expect(stored.refreshToken).toBe(after.refreshToken);
-      const events = (await holder.ledger.list({ accountId: account!.id })).events;
+      const events = (await storeOf(holder).ledger.list({ accountId: account!.id })).events;
       expect(events.map((e) => e.type)).toEqual(['needs_reauth', 'refreshed']);
       expect(events[1]!.detail).toMatchObject({ reactivated: true, previousStatus: 'needs_reauth' });
       expect(told).toContain('refreshed:reactivated');
       // The keep-alive schedule is back too: the account is refreshed again in time.
-      expect((await holder.accounts.scheduling.readSchedule(account!.id))?.nextRefreshAt).not.toBeNull();
+      expect(
+        (await storeOf(holder).accounts.scheduling.readSchedule(account!.id))?.nextRefreshAt,
+      ).not.toBeNull();
       rmSync(journal, { force: true });
     }, 30_000);
 
     it('does not bring back an account that was reconnected or revoked meanwhile', async () => {
       const [account] = await seedAccounts(holder, simulator, { tiktok: 1 }, 'revoked-meanwhile');
-      await refuseTokenWrites(holder.database, true);
+      await refuseTokenWrites(storeOf(holder).database, true);
       stall = async () => {
-        await refuseTokenWrites(holder.database, false);
-        await other.accounts.setStatus(account!.id, 'revoked', 'user revoked', Date.now());
+        await refuseTokenWrites(storeOf(holder).database, false);
+        await storeOf(other).accounts.setStatus(account!.id, 'revoked', 'user revoked', Date.now());
       };
       const { account: after } = await holder.tokens.refreshOAuthToken(account!.id);
       expect(after.status).toBe('revoked');
-      expect((await other.accounts.findById(account!.id))!.refreshToken).toBeNull();
+      expect((await storeOf(other).accounts.findById(account!.id))!.refreshToken).toBeNull();
     });
   });
 
@@ -172,7 +175,7 @@ for (const factory of DATABASES) {
         const app = await openTestApp(database);
         const ahead = await openTestApp(database, { clock: { now: () => Date.now() + 10 * 60_000 } });
         try {
-          const account = await app.accounts.insert(
+          const account = await storeOf(app).accounts.insert(
             {
               ownerId: 'o',
               provider: 'tiktok',
@@ -188,13 +191,28 @@ for (const factory of DATABASES) {
             Date.now(),
           );
           expect(
-            await app.accounts.tryAcquireRefreshLease(account.id, 'in-time', app.clock.now(), 60_000),
+            await storeOf(app).accounts.tryAcquireRefreshLease(
+              account.id,
+              'in-time',
+              app.clock.now(),
+              60_000,
+            ),
           ).not.toBeNull();
           expect(
-            await ahead.accounts.tryAcquireRefreshLease(account.id, 'ahead', ahead.clock.now(), 60_000),
+            await storeOf(ahead).accounts.tryAcquireRefreshLease(
+              account.id,
+              'ahead',
+              ahead.clock.now(),
+              60_000,
+            ),
           ).toBeNull();
           expect(
-            await ahead.accounts.tryRenewRefreshLease(account.id, 'in-time', ahead.clock.now(), 60_000),
+            await storeOf(ahead).accounts.tryRenewRefreshLease(
+              account.id,
+              'in-time',
+              ahead.clock.now(),
+              60_000,
+            ),
           ).toBe(true);
         } finally {
           await app.close();

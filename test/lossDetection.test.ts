@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { seedAccounts } from './chaos/chaosSupport.js';
 import { openTestApp } from './support/app.js';
@@ -42,14 +43,14 @@ for (const factory of DATABASES) {
     }
 
     async function needsReauthDetail(accountId: string) {
-      return (await app.ledger.list({ accountId, type: 'needs_reauth' })).events[0]?.detail;
+      return (await storeOf(app).ledger.list({ accountId, type: 'needs_reauth' })).events[0]?.detail;
     }
 
     it('a keys_rotated row after the unanswered refresh no longer hides the loss', async () => {
       const [account] = await seedAccounts(app, simulator, { tiktok: 1 }, 'hidden-by-keys');
       await refreshWithLostAnswer(account!.id);
       // What `keys rotate` appends for every account it re-encrypts.
-      await app.ledger.append({ accountId: account!.id, type: 'keys_rotated' }, Date.now());
+      await storeOf(app).ledger.append({ accountId: account!.id, type: 'keys_rotated' }, Date.now());
 
       const { account: after, result } = await app.tokens.refreshOAuthToken(account!.id);
       expect(result).toMatchObject({ success: false, providerErrorCode: 'invalid_grant' });
@@ -79,7 +80,7 @@ for (const factory of DATABASES) {
       // new grant, and its invalid_grant later (the user revoked) is an ordinary dead grant.
       await refreshWithLostAnswer(account!.id);
       const fresh = simulator.issueTokens('tiktok', account!.externalAccountId);
-      await app.accounts.saveTokens(
+      await storeOf(app).accounts.saveTokens(
         account!.id,
         {
           accessToken: fresh.accessToken,
@@ -91,7 +92,7 @@ for (const factory of DATABASES) {
         },
         Date.now(),
       );
-      await app.ledger.append({ accountId: account!.id, type: 'reconnected' }, Date.now());
+      await storeOf(app).ledger.append({ accountId: account!.id, type: 'reconnected' }, Date.now());
       simulator.revokeGrant('tiktok', account!.externalAccountId);
 
       const { result } = await app.tokens.refreshOAuthToken(account!.id);

@@ -7,6 +7,7 @@ import { AccountLifecycle } from '../src/service/accountLifecycle.js';
 import type { NotificationDispatcher } from '../src/service/notificationDispatcher.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import { StatusNotifier } from '../src/service/statusNotifier.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { NotificationOutboxRepository } from '../src/store/notificationOutboxRepository.js';
 import { type CliProcess, spawnCli, stopGracefully } from './chaos/chaosSupport.js';
@@ -100,13 +101,13 @@ for (const factory of DATABASES) {
       simulator = await startTestSimulator();
       receiver = await startReceiver();
       app = await openTestApp(database, { env: env() });
-      outbox = new NotificationOutboxRepository(app.database);
+      outbox = new NotificationOutboxRepository(storeOf(app).database);
     });
     afterEach(async () => {
       for (const dispatcher of running.splice(0)) await dispatcher.close(0);
       for (const process of processes.splice(0)) await stopGracefully(process, 5_000);
       receiver.setMode('ok');
-      await app.database.db.deleteFrom('notification_outbox').execute();
+      await storeOf(app).database.db.deleteFrom('notification_outbox').execute();
     });
     afterAll(async () => {
       await app?.close();
@@ -123,7 +124,7 @@ for (const factory of DATABASES) {
         issuedAt: now - 60_000,
         ...(options.refreshExpiresAt ? { refreshExpiresAt: options.refreshExpiresAt } : {}),
       });
-      return app.accounts.insert(
+      return storeOf(app).accounts.insert(
         {
           ownerId: 'owner-outbox',
           provider,
@@ -146,7 +147,7 @@ for (const factory of DATABASES) {
       simulator.revokeGrant('youtube', account.externalAccountId);
       const { account: after } = await on.tokens.refreshOAuthToken(account.id);
       expect(after.status).toBe('needs_reauth');
-      const events = await app.ledger.list({ accountId: account.id, type: 'needs_reauth' });
+      const events = await storeOf(app).ledger.list({ accountId: account.id, type: 'needs_reauth' });
       expect(events.events).toHaveLength(1);
       return { account, eventId: events.events[0]!.id };
     }
@@ -160,7 +161,7 @@ for (const factory of DATABASES) {
     it('writes the notification in the commit of the status change: a refused outbox write leaves the account as it was', async () => {
       const account = await connect('youtube');
       simulator.revokeGrant('youtube', account.externalAccountId);
-      const store = app.database;
+      const store = storeOf(app).database;
       if (store.kind === 'postgres') {
         await sql
           .raw(
@@ -184,8 +185,8 @@ for (const factory of DATABASES) {
       try {
         await expect(app.tokens.refreshOAuthToken(account.id)).rejects.toThrow('refused the write');
         // Nothing of the change was committed: no status without its event and its notification.
-        expect((await app.accounts.findById(account.id))!.status).toBe('active');
-        expect(await app.ledger.count({ accountId: account.id, type: 'needs_reauth' })).toBe(0);
+        expect((await storeOf(app).accounts.findById(account.id))!.status).toBe('active');
+        expect(await storeOf(app).ledger.count({ accountId: account.id, type: 'needs_reauth' })).toBe(0);
       } finally {
         await sql
           .raw(`drop trigger refuse_outbox${store.kind === 'postgres' ? ' on notification_outbox' : ''}`)
@@ -194,8 +195,9 @@ for (const factory of DATABASES) {
       }
       // The platform still says invalid_grant: the next refresh records all three together.
       await app.tokens.refreshOAuthToken(account.id);
-      expect((await app.accounts.findById(account.id))!.status).toBe('needs_reauth');
-      const [event] = (await app.ledger.list({ accountId: account.id, type: 'needs_reauth' })).events;
+      expect((await storeOf(app).accounts.findById(account.id))!.status).toBe('needs_reauth');
+      const [event] = (await storeOf(app).ledger.list({ accountId: account.id, type: 'needs_reauth' }))
+        .events;
       expect(await outbox.stateOf(event!.id)).toMatchObject({ state: 'pending', attempts: 0 });
     });
 
@@ -246,9 +248,9 @@ for (const factory of DATABASES) {
 
     it('two processes deliver each of 30 notifications exactly once', async () => {
       const lifecycle = new AccountLifecycle({
-        accounts: app.accounts,
-        ledger: app.ledger,
-        providers: app.providers,
+        accounts: storeOf(app).accounts,
+        ledger: storeOf(app).ledger,
+        providers: storeOf(app).providers,
         clock: app.clock,
         logger: app.logger,
       });
@@ -256,7 +258,7 @@ for (const factory of DATABASES) {
       for (let i = 0; i < 30; i++) {
         const account = await connect('tiktok');
         await lifecycle.revokedByPlatform('tiktok', account.externalAccountId, 'platform_deauthorized', {});
-        const [event] = (await app.ledger.list({ accountId: account.id, type: 'revoked' })).events;
+        const [event] = (await storeOf(app).ledger.list({ accountId: account.id, type: 'revoked' })).events;
         ids.push(event!.id);
       }
       const workerEnv = testEnv(database, { ...env(), WEBHOOK_POLL_SECONDS: '1' });
@@ -356,9 +358,9 @@ for (const factory of DATABASES) {
           account: { id: soon.id, status: 'active' },
           expires_at: new Date(now + 12 * HOUR).toISOString(),
         });
-        expect(await app.ledger.count({ accountId: soon.id, type: 'expiring' })).toBe(1);
-        expect(await app.ledger.count({ accountId: later.id, type: 'expiring' })).toBe(0);
-        const [event] = (await app.ledger.list({ accountId: soon.id, type: 'expiring' })).events;
+        expect(await storeOf(app).ledger.count({ accountId: soon.id, type: 'expiring' })).toBe(1);
+        expect(await storeOf(app).ledger.count({ accountId: later.id, type: 'expiring' })).toBe(0);
+        const [event] = (await storeOf(app).ledger.list({ accountId: soon.id, type: 'expiring' })).events;
         expect(body.id).toBe(event!.id);
       } finally {
         for (const dispatcher of running.splice(0)) await dispatcher.close(0);

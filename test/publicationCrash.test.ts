@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp, testEnv } from './support/app.js';
@@ -72,7 +73,7 @@ for (const factory of DATABASES) {
     });
 
     it('is resumed by another process in the same session, and the platform counts exactly one post', async () => {
-      const account = await insertSeededAccount(app.accounts, simulator, 'youtube', {
+      const account = await insertSeededAccount(storeOf(app).accounts, simulator, 'youtube', {
         externalAccountId: 'yt-crash',
       });
       const size = CHUNKS * CHUNK - 999;
@@ -80,7 +81,7 @@ for (const factory of DATABASES) {
       const path = join(database.dataDir, 'crash.mp4');
       writeFileSync(path, content);
       // The service opens without publishers here: it only creates the publication.
-      const { publication } = await app.publishing.repository.insert(
+      const { publication } = await storeOf(app).publishing.repository.insert(
         {
           id: 'pub_crash',
           accountId: account.id,
@@ -137,7 +138,9 @@ for (const factory of DATABASES) {
       expect(server.postedHashes()).toEqual([createHash('sha256').update(content).digest('hex')]);
       // At most the chunk in flight at the kill is sent again (here: none, the server keeps what it got).
       expect(server.bytesReceived).toBeLessThanOrEqual(size + CHUNK);
-      const types = (await app.ledger.list({ accountId: account.id, limit: 50 })).events.map((e) => e.type);
+      const types = (await storeOf(app).ledger.list({ accountId: account.id, limit: 50 })).events.map(
+        (e) => e.type,
+      );
       expect(types).toEqual(['publication_queued', 'publication_uploading', 'publication_published']);
       // Child processes start slowly on a loaded 2-core machine.
     }, 180_000);

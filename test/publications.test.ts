@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { getProviderClientForAccount } from '../src/index.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp } from './support/app.js';
@@ -44,7 +45,7 @@ for (const factory of DATABASES) {
     });
 
     async function account() {
-      return insertSeededAccount(app.accounts, simulator, 'youtube', {
+      return insertSeededAccount(storeOf(app).accounts, simulator, 'youtube', {
         externalAccountId: `yt-pub-${++counter}`,
       });
     }
@@ -57,7 +58,7 @@ for (const factory of DATABASES) {
     }
 
     async function publicationEvents(accountId: string) {
-      const page = await app.ledger.list({ accountId, limit: 500 });
+      const page = await storeOf(app).ledger.list({ accountId, limit: 500 });
       return page.events.filter((e) => e.type.startsWith('publication_')).map((e) => e.type);
     }
 
@@ -161,7 +162,7 @@ for (const factory of DATABASES) {
       await app.createPublicationWorker().runUntilIdle();
       expect((await app.publications.get(publication.id))!.status).toBe('published');
       expect(simulator.refreshCalls('youtube', account_.externalAccountId)).toBe(1);
-      expect((await app.accounts.findById(account_.id))!.status).toBe('active');
+      expect((await storeOf(app).accounts.findById(account_.id))!.status).toBe('active');
     });
 
     it('a second refusal after the forced refresh ends the publication needs_reauth and flags the account', async () => {
@@ -180,9 +181,11 @@ for (const factory of DATABASES) {
       expect(ended.error?.code).toBe('needs_reauth');
       expect(simulator.refreshCalls('youtube', account_.externalAccountId)).toBe(1);
       expect(server.posts).toBe(posts);
-      const flagged = (await app.accounts.findById(account_.id))!;
+      const flagged = (await storeOf(app).accounts.findById(account_.id))!;
       expect(flagged.status).toBe('needs_reauth');
-      const types = (await app.ledger.list({ accountId: account_.id, limit: 50 })).events.map((e) => e.type);
+      const types = (await storeOf(app).ledger.list({ accountId: account_.id, limit: 50 })).events.map(
+        (e) => e.type,
+      );
       expect(types).toEqual([
         'publication_queued',
         'publication_uploading',
@@ -222,7 +225,7 @@ for (const factory of DATABASES) {
         title: 'Sealed',
         media: { kind: 'file', path, owned: false },
       });
-      const claimed = await app.publishing.repository.claimById(
+      const claimed = await storeOf(app).publishing.repository.claimById(
         publication.id,
         'test-owner',
         Date.now(),
@@ -231,7 +234,7 @@ for (const factory of DATABASES) {
       expect(claimed).not.toBeNull();
       const secret = 'https://upload.example/session/SECRET-SESSION-URI';
       expect(
-        await app.publishing.repository.saveProgress(
+        await storeOf(app).publishing.repository.saveProgress(
           publication,
           'test-owner',
           Date.now(),
@@ -239,8 +242,8 @@ for (const factory of DATABASES) {
           null,
         ),
       ).toBe(true);
-      const raw = await app.database.db
-        .selectFrom('publications')
+      const raw = await storeOf(app)
+        .database.db.selectFrom('publications')
         .select('resumable_state')
         .where('id', '=', publication.id)
         .executeTakeFirstOrThrow();
@@ -257,7 +260,7 @@ for (const factory of DATABASES) {
         title: 'Taken over',
         media: { kind: 'file', path, owned: false },
       });
-      const repo = app.publishing.repository;
+      const repo = storeOf(app).publishing.repository;
       const now = Date.now();
       expect(await repo.claimById(publication.id, 'first', now, 1_000)).not.toBeNull();
       // Not free while the first holds it; free once it lapsed.
@@ -303,7 +306,7 @@ for (const factory of DATABASES) {
         title: 'Orphan',
         media: { kind: 'file', path, owned: false },
       });
-      await app.accounts.delete(doomed.id);
+      await storeOf(app).accounts.delete(doomed.id);
       await app.createPublicationWorker().runUntilIdle();
       const ended = (await app.publications.get(publication.id))!;
       expect(ended.status).toBe('failed');
@@ -312,7 +315,7 @@ for (const factory of DATABASES) {
     });
 
     it('a platform this service cannot publish to is refused before anything is stored', async () => {
-      const seeded = await insertSeededAccount(app.accounts, simulator, 'tiktok', {
+      const seeded = await insertSeededAccount(storeOf(app).accounts, simulator, 'tiktok', {
         externalAccountId: `tt-${++counter}`,
       });
       const { path } = video(10);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp, testEnv } from './support/app.js';
@@ -59,17 +60,17 @@ for (const factory of DATABASES) {
     });
 
     it('an account that needs re-authorization exits 3, before anything is uploaded', async () => {
-      const account = await insertSeededAccount(app.accounts, simulator, 'youtube', {
+      const account = await insertSeededAccount(storeOf(app).accounts, simulator, 'youtube', {
         externalAccountId: 'cli-dead',
       });
-      await app.accounts.setStatus(account.id, 'needs_reauth', 'revoked by the user', Date.now());
+      await storeOf(app).accounts.setStatus(account.id, 'needs_reauth', 'revoked by the user', Date.now());
       const result = await cli(['publish', account.id, video, '--title', 'Nope'], env);
       expect(result.code).toBe(3);
       expect(result.stderr).toMatch(/re-authoriz|connect it again/);
     });
 
     it('a platform this process cannot publish to is a configuration error (78), with a clear message', async () => {
-      const account = await insertSeededAccount(app.accounts, simulator, 'tiktok', {
+      const account = await insertSeededAccount(storeOf(app).accounts, simulator, 'tiktok', {
         externalAccountId: 'cli-tt',
       });
       // TikTok's credentials are not configured for this command: no client to publish with.
@@ -84,10 +85,10 @@ for (const factory of DATABASES) {
     });
 
     it('publications list and show read publications back, never their secrets', async () => {
-      const account = await insertSeededAccount(app.accounts, simulator, 'youtube', {
+      const account = await insertSeededAccount(storeOf(app).accounts, simulator, 'youtube', {
         externalAccountId: 'cli-list',
       });
-      const { publication } = await app.publishing.repository.insert(
+      const { publication } = await storeOf(app).publishing.repository.insert(
         {
           id: `pub_cli_${factory.kind}`,
           accountId: account.id,

@@ -3,6 +3,7 @@ import { ManualClock } from '../src/domain/clock.js';
 import type { ProviderName } from '../src/domain/providerName.js';
 import { warmAccessToken } from '../src/index.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { AccountRepository } from '../src/store/accountRepository.js';
 import { openTestApp } from './support/app.js';
@@ -36,7 +37,7 @@ for (const factory of DATABASES) {
     afterEach(async () => {
       simulator.faults.clear();
       simulator.resetCounters();
-      await app.database.db.deleteFrom('social_accounts').execute();
+      await storeOf(app).database.db.deleteFrom('social_accounts').execute();
     });
     afterAll(async () => {
       await app?.close();
@@ -45,7 +46,7 @@ for (const factory of DATABASES) {
     });
 
     /** An account connected just now, known to the simulator and to our store. */
-    async function connect(provider: ProviderName, repository: AccountRepository = app.accounts) {
+    async function connect(provider: ProviderName, repository: AccountRepository = storeOf(app).accounts) {
       const externalAccountId = `${provider}-${++counter}`;
       const now = clock.now();
       const seeded = simulator.seedAccount(provider, { externalAccountId, issuedAt: now });
@@ -66,7 +67,7 @@ for (const factory of DATABASES) {
       );
     }
 
-    const schedule = async (id: string) => (await app.accounts.scheduling.readSchedule(id))!;
+    const schedule = async (id: string) => (await storeOf(app).accounts.scheduling.readSchedule(id))!;
 
     it('schedules a new account at its keep-alive time: 3 days before its point of no return', async () => {
       const start = clock.now();
@@ -86,10 +87,10 @@ for (const factory of DATABASES) {
       expect(summary.outcomes).toMatchObject({ refreshed: 1, failed: 0, needs_reauth: 0 });
       expect(simulator.refreshCalls('instagram', instagram.externalAccountId)).toBe(1);
       expect(simulator.refreshCalls('tiktok', tiktok.externalAccountId)).toBe(0);
-      const after = (await app.accounts.findById(instagram.id))!;
+      const after = (await storeOf(app).accounts.findById(instagram.id))!;
       expect(simulator.isAccessTokenValid('instagram', after.accessToken!)).toBe(true);
       expect((await schedule(instagram.id)).nextRefreshAt).toBe(clock.now() + 57 * DAY);
-      const events = await app.ledger.list({ accountId: instagram.id });
+      const events = await storeOf(app).ledger.list({ accountId: instagram.id });
       expect(events.events.map((e) => e.type)).toEqual(['refreshed']);
       expect((await app.createRefresher().runPass()).claimed).toBe(0);
     });
@@ -109,7 +110,7 @@ for (const factory of DATABASES) {
       clock.advance(178 * DAY);
       const first = await app.createRefresher().runPass();
       expect(first.outcomes.needs_reauth).toBe(1);
-      expect((await app.accounts.findById(tiktok.id))!.status).toBe('needs_reauth');
+      expect((await storeOf(app).accounts.findById(tiktok.id))!.status).toBe('needs_reauth');
       expect((await schedule(tiktok.id)).nextRefreshAt).toBeNull();
       clock.advance(30 * DAY);
       expect((await app.createRefresher().runPass()).claimed).toBe(0);
@@ -140,14 +141,14 @@ for (const factory of DATABASES) {
       const recovered = await refresher.runPass();
       expect(recovered.outcomes.refreshed).toBe(1);
       expect((await schedule(youtube.id)).refreshFailures).toBe(0);
-      expect((await app.accounts.findById(youtube.id))!.status).toBe('active');
+      expect((await storeOf(app).accounts.findById(youtube.id))!.status).toBe('active');
     });
 
     it('a worker that dies after claiming leaves its accounts to others once the claim lapses', async () => {
       const accounts = await Promise.all([connect('tiktok'), connect('tiktok'), connect('tiktok')]);
       clock.advance(178 * DAY);
       // A worker claims them, then dies without refreshing.
-      const claimed = await app.accounts.scheduling.claimDueForRefresh({
+      const claimed = await storeOf(app).accounts.scheduling.claimDueForRefresh({
         dueBy: clock.now(),
         now: clock.now(),
         limit: 10,
@@ -166,7 +167,7 @@ for (const factory of DATABASES) {
     it('a claim whose account was refreshed meanwhile makes no second call (TikTok would lose it)', async () => {
       const tiktok = await connect('tiktok');
       clock.advance(178 * DAY);
-      const [claim] = await app.accounts.scheduling.claimDueForRefresh({
+      const [claim] = await storeOf(app).accounts.scheduling.claimDueForRefresh({
         dueBy: clock.now(),
         now: clock.now(),
         limit: 10,
@@ -175,11 +176,11 @@ for (const factory of DATABASES) {
       await app.tokens.refreshOAuthToken(tiktok.id);
       expect(await app.createRefresher().refreshClaimed(claim!)).toBe('skipped');
       expect(simulator.refreshCalls('tiktok', tiktok.externalAccountId)).toBe(1);
-      expect((await app.accounts.findById(tiktok.id))!.status).toBe('active');
+      expect((await storeOf(app).accounts.findById(tiktok.id))!.status).toBe('active');
     });
 
     it('accounts written without a schedule (before the refresher existed) are scheduled by the next pass', async () => {
-      const unscheduled = new AccountRepository(app.database, app.cipher);
+      const unscheduled = new AccountRepository(storeOf(app).database, storeOf(app).cipher);
       const instagram = await connect('instagram', unscheduled);
       expect((await schedule(instagram.id)).nextRefreshAt).toBeNull();
       const summary = await app.createRefresher().runPass();

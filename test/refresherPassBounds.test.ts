@@ -4,6 +4,7 @@ import { ManualClock } from '../src/domain/clock.js';
 import type { ProviderName } from '../src/domain/providerName.js';
 import type { KeepAliveOutcome } from '../src/service/refresher.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import type { StoreDatabase } from '../src/store/database.js';
 import { openTestApp } from './support/app.js';
@@ -79,12 +80,12 @@ for (const factory of DATABASES) {
       });
     });
     afterEach(async () => {
-      await allowRetryWrites(app.database).catch(() => {});
-      if (app.database.kind === 'postgres')
-        await sql.raw('drop function if exists refuse_retry_writes()').execute(app.database.db);
+      await allowRetryWrites(storeOf(app).database).catch(() => {});
+      if (storeOf(app).database.kind === 'postgres')
+        await sql.raw('drop function if exists refuse_retry_writes()').execute(storeOf(app).database.db);
       simulator.faults.clear();
       simulator.resetCounters();
-      await app.database.db.deleteFrom('social_accounts').execute();
+      await storeOf(app).database.db.deleteFrom('social_accounts').execute();
     });
     afterAll(async () => {
       await app?.close();
@@ -96,7 +97,7 @@ for (const factory of DATABASES) {
       const externalAccountId = `${provider}-${++counter}`;
       const now = clock.now();
       const seeded = simulator.seedAccount(provider, { externalAccountId, issuedAt: now });
-      return app.accounts.insert(
+      return storeOf(app).accounts.insert(
         {
           ownerId: 'owner-1',
           provider,
@@ -124,7 +125,7 @@ for (const factory of DATABASES) {
       // limit (TikTok 180 days, Google 182 days unused).
       clock.advance(177.5 * DAY);
       simulator.faults.set('youtube', { errorRate: 1, status: 503 });
-      await refuseRetryWrites(app.database);
+      await refuseRetryWrites(storeOf(app).database);
       return { youtube, tiktoks: others };
     }
 
@@ -139,10 +140,10 @@ for (const factory of DATABASES) {
       expect(simulator.totalRefreshCalls()).toBe(calls);
       for (const account of tiktoks) {
         expect(simulator.refreshCalls('tiktok', account.externalAccountId)).toBe(1);
-        expect((await app.accounts.findById(account.id))!.status).toBe('active');
+        expect((await storeOf(app).accounts.findById(account.id))!.status).toBe('active');
       }
       // The refused write left the YouTube account claimed: it comes back when the claim lapses.
-      const schedule = (await app.accounts.scheduling.readSchedule(youtube.id))!;
+      const schedule = (await storeOf(app).accounts.scheduling.readSchedule(youtube.id))!;
       expect(schedule.refreshFailures).toBe(0);
       expect(schedule.nextRefreshAt).toBeGreaterThan(clock.now());
     });
@@ -172,11 +173,11 @@ for (const factory of DATABASES) {
         }
         // Handed back: due again at once, not hidden behind a claim for REFRESHER_CLAIM_SECONDS.
         expect(calls).toBe(0);
-        expect((await app.accounts.scheduling.readSchedule(account.id))!.nextRefreshAt).toBeLessThanOrEqual(
-          clock.now(),
-        );
+        expect(
+          (await storeOf(app).accounts.scheduling.readSchedule(account.id))!.nextRefreshAt,
+        ).toBeLessThanOrEqual(clock.now());
       }
-      await allowRetryWrites(app.database);
+      await allowRetryWrites(storeOf(app).database);
       simulator.faults.clear();
       const next = await app.createRefresher().runPass();
       expect(next.outcomes.refreshed).toBe(7 - seen.length);

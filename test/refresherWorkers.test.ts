@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PassSummary } from '../src/service/refresher.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { openTestApp, testEnv } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
@@ -46,7 +47,7 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
           externalAccountId: `fleet-${i}`,
           issuedAt: now - 179 * DAY,
         });
-        const account = await app.accounts.insert(
+        const account = await storeOf(app).accounts.insert(
           {
             ownerId: 'owner-fleet',
             provider: 'tiktok',
@@ -63,7 +64,7 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
         );
         ids.push(account.id);
       }
-      expect(await app.accounts.scheduling.countDueForRefresh(Date.now())).toBe(ACCOUNTS);
+      expect(await storeOf(app).accounts.scheduling.countDueForRefresh(Date.now())).toBe(ACCOUNTS);
 
       const env = testEnv(database, {
         ...simulatorEnv(simulator),
@@ -83,11 +84,11 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
       expect(simulator.totalRefreshCalls('tiktok')).toBe(ACCOUNTS);
       for (let i = 0; i < ACCOUNTS; i++) expect(simulator.refreshCalls('tiktok', `fleet-${i}`)).toBe(1);
       for (const id of ids) {
-        const account = (await app.accounts.findById(id))!;
+        const account = (await storeOf(app).accounts.findById(id))!;
         expect(account.status).toBe('active');
         expect(simulator.isRefreshTokenValid('tiktok', account.refreshToken!)).toBe(true);
       }
-      expect(await app.accounts.scheduling.countDueForRefresh(Date.now())).toBe(0);
+      expect(await storeOf(app).accounts.scheduling.countDueForRefresh(Date.now())).toBe(0);
     }, 120_000);
   });
 }

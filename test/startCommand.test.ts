@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProviderName } from '../src/domain/providerName.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { spawnCli, stopGracefully } from './chaos/chaosSupport.js';
 import { reservePort } from './http/harness.js';
@@ -69,7 +70,7 @@ for (const factory of DATABASES) {
         // Instagram: a 60-day token with 2 days left, far from the 5-minute refresh threshold.
         ...(provider === 'instagram' ? { accessExpiresAt: connectedAt + 60 * DAY } : {}),
       });
-      return app.accounts.insert(
+      return storeOf(app).accounts.insert(
         {
           ownerId: 'owner-start',
           provider,
@@ -110,10 +111,10 @@ for (const factory of DATABASES) {
       try {
         await eventually(async () => {
           expect(simulator.refreshCalls('instagram', instagram.externalAccountId)).toBe(1);
-          const after = (await app.accounts.findById(instagram.id))!;
+          const after = (await storeOf(app).accounts.findById(instagram.id))!;
           expect(after.status).toBe('active');
           expect(simulator.isAccessTokenValid('instagram', after.accessToken!)).toBe(true);
-          expect((await app.accounts.findById(tiktok.id))!.status).toBe('needs_reauth');
+          expect((await storeOf(app).accounts.findById(tiktok.id))!.status).toBe('needs_reauth');
           expect(received).toContainEqual({ type: 'account.needs_reauth', accountId: tiktok.id });
         }).catch((error) => {
           throw new Error(`${(error as Error).message}\n${start.output()}`);

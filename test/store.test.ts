@@ -5,6 +5,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/domain/clock.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { openDatabase } from '../src/store/database.js';
 import {
   lastExecutedMigration,
@@ -49,8 +50,8 @@ for (const factory of DATABASES) {
     const newAccount = (externalAccountId: string) => accountInput(clock, externalAccountId);
 
     it('stores an account and reads its tokens back decrypted', async () => {
-      const created = await app.accounts.insert(newAccount('ext-1'), clock.now());
-      const found = await app.accounts.findById(created.id);
+      const created = await storeOf(app).accounts.insert(newAccount('ext-1'), clock.now());
+      const found = await storeOf(app).accounts.findById(created.id);
       expect(found).toMatchObject({
         accessToken: ACCESS,
         refreshToken: REFRESH,
@@ -61,12 +62,12 @@ for (const factory of DATABASES) {
     });
 
     it('refuses a second account with the same provider and external id', async () => {
-      await expect(app.accounts.insert(newAccount('ext-1'), clock.now())).rejects.toThrow();
+      await expect(storeOf(app).accounts.insert(newAccount('ext-1'), clock.now())).rejects.toThrow();
     });
 
     it('keeps the stored refresh token when a refresh response carries none', async () => {
-      const created = await app.accounts.insert(newAccount('ext-keep'), clock.now());
-      const saved = await app.accounts.saveTokens(
+      const created = await storeOf(app).accounts.insert(newAccount('ext-keep'), clock.now());
+      const saved = await storeOf(app).accounts.saveTokens(
         created.id,
         {
           accessToken: 'new-access',
@@ -85,7 +86,7 @@ for (const factory of DATABASES) {
     });
 
     it('a reconnect without a refresh token keeps the stored one and its expiry (replaceGrant set it to NULL)', async () => {
-      const created = await app.accounts.insert(newAccount('ext-reconnect'), clock.now());
+      const created = await storeOf(app).accounts.insert(newAccount('ext-reconnect'), clock.now());
       const grant = {
         ownerId: 'owner-1',
         displayName: 'Creator',
@@ -96,13 +97,13 @@ for (const factory of DATABASES) {
         scopes: ['user.info.basic', 'video.publish'],
         tokenIssuedAt: clock.now(),
       };
-      const kept = await app.accounts.replaceGrant(created.id, grant, clock.now());
+      const kept = await storeOf(app).accounts.replaceGrant(created.id, grant, clock.now());
       expect(kept.accessToken).toBe('reconnect-access');
       expect(kept.refreshToken).toBe(REFRESH);
       expect(kept.refreshTokenExpiresAt).toBe(created.refreshTokenExpiresAt);
       expect(kept.scopes).toEqual(['user.info.basic', 'video.publish']);
       // A grant that brings one replaces it, expiry included.
-      const replaced = await app.accounts.replaceGrant(
+      const replaced = await storeOf(app).accounts.replaceGrant(
         created.id,
         { ...grant, refreshToken: 'reconnect-refresh', refreshTokenExpiresAt: clock.now() + 7 * 86_400_000 },
         clock.now(),
@@ -114,29 +115,31 @@ for (const factory of DATABASES) {
     it('a ciphertext copied into another row does not decrypt', async () => {
       // Inserting reads the row back, so A's ciphertext is in the decrypted-token cache: the copy in
       // B's row must still miss it (the cache key holds the account id) and fail authentication.
-      const a = await app.accounts.insert(newAccount('ext-a'), clock.now());
-      const b = await app.accounts.insert(newAccount('ext-b'), clock.now());
-      const rowA = await app.database.db
-        .selectFrom('social_accounts')
+      const a = await storeOf(app).accounts.insert(newAccount('ext-a'), clock.now());
+      const b = await storeOf(app).accounts.insert(newAccount('ext-b'), clock.now());
+      const rowA = await storeOf(app)
+        .database.db.selectFrom('social_accounts')
         .selectAll()
         .where('id', '=', a.id)
         .executeTakeFirstOrThrow();
-      await app.database.db
-        .updateTable('social_accounts')
+      await storeOf(app)
+        .database.db.updateTable('social_accounts')
         .set({ oauth_access_token: rowA.oauth_access_token })
         .where('id', '=', b.id)
         .execute();
-      await expect(app.accounts.findById(b.id)).rejects.toThrow(/could not be decrypted/);
+      await expect(storeOf(app).accounts.findById(b.id)).rejects.toThrow(/could not be decrypted/);
     });
 
     it('saves made at the same moment share a statement, each with its own compare-and-set and ledger row', async () => {
       const accounts = await Promise.all(
-        Array.from({ length: 6 }, (_, i) => app.accounts.insert(newAccount(`ext-batch-${i}`), clock.now())),
+        Array.from({ length: 6 }, (_, i) =>
+          storeOf(app).accounts.insert(newAccount(`ext-batch-${i}`), clock.now()),
+        ),
       );
-      const before = await app.ledger.count({ type: 'refreshed' });
+      const before = await storeOf(app).ledger.count({ type: 'refreshed' });
       const results = await Promise.all(
         accounts.map((account, i) =>
-          app.accounts.saveTokens(
+          storeOf(app).accounts.saveTokens(
             account.id,
             {
               accessToken: `batched-access-${i}`,
@@ -166,53 +169,56 @@ for (const factory of DATABASES) {
       expect(results[5]).toBeNull();
       // Read back from the database (not from what the save returned): each row has its own tokens.
       for (const [i, account] of accounts.slice(0, 5).entries()) {
-        const stored = await app.database.db
-          .selectFrom('social_accounts')
+        const stored = await storeOf(app)
+          .database.db.selectFrom('social_accounts')
           .select(['version', 'oauth_access_token'])
           .where('id', '=', account.id)
           .executeTakeFirstOrThrow();
         expect(stored.version).toBe(account.version + 1);
         expect(
-          app.cipher.decrypt(stored.oauth_access_token!, { accountId: account.id, field: 'access_token' }),
+          storeOf(app).cipher.decrypt(stored.oauth_access_token!, {
+            accountId: account.id,
+            field: 'access_token',
+          }),
         ).toBe(`batched-access-${i}`);
       }
-      expect((await app.accounts.findById(accounts[5]!.id))?.accessToken).toBe(ACCESS);
+      expect((await storeOf(app).accounts.findById(accounts[5]!.id))?.accessToken).toBe(ACCESS);
       // A ledger row for each save that happened, none for the refused one.
-      expect(await app.ledger.count({ type: 'refreshed' })).toBe(before + 5);
-      expect(await app.ledger.count({ accountId: accounts[5]!.id })).toBe(0);
+      expect(await storeOf(app).ledger.count({ type: 'refreshed' })).toBe(before + 5);
+      expect(await storeOf(app).ledger.count({ accountId: accounts[5]!.id })).toBe(0);
     });
 
     it('a row that cannot be decrypted fails only its own lease take, and gives that lease back', async () => {
-      const good = await app.accounts.insert(newAccount('ext-lease-good'), clock.now());
-      const bad = await app.accounts.insert(newAccount('ext-lease-bad'), clock.now());
-      const goodRow = await app.database.db
-        .selectFrom('social_accounts')
+      const good = await storeOf(app).accounts.insert(newAccount('ext-lease-good'), clock.now());
+      const bad = await storeOf(app).accounts.insert(newAccount('ext-lease-bad'), clock.now());
+      const goodRow = await storeOf(app)
+        .database.db.selectFrom('social_accounts')
         .select('oauth_access_token')
         .where('id', '=', good.id)
         .executeTakeFirstOrThrow();
       // As if written with a key this process lacks: it does not authenticate for this row.
-      await app.database.db
-        .updateTable('social_accounts')
+      await storeOf(app)
+        .database.db.updateTable('social_accounts')
         .set({ oauth_access_token: goodRow.oauth_access_token })
         .where('id', '=', bad.id)
         .execute();
       const now = clock.now();
       // Taken at the same moment: one batch.
       const [goodTake, badTake] = await Promise.allSettled([
-        app.accounts.tryAcquireRefreshLease(good.id, 'worker-a', now, 30_000),
-        app.accounts.tryAcquireRefreshLease(bad.id, 'worker-a', now, 30_000),
+        storeOf(app).accounts.tryAcquireRefreshLease(good.id, 'worker-a', now, 30_000),
+        storeOf(app).accounts.tryAcquireRefreshLease(bad.id, 'worker-a', now, 30_000),
       ]);
       expect(goodTake.status).toBe('fulfilled');
       expect(goodTake.status === 'fulfilled' && goodTake.value?.account.accessToken).toBe(ACCESS);
       expect(badTake.status).toBe('rejected');
-      const badState = await app.accounts.readVersion(bad.id);
+      const badState = await storeOf(app).accounts.readVersion(bad.id);
       expect(badState?.leaseOwner).toBeNull();
       expect(badState?.leaseUntil).toBeNull();
     });
 
     it('saves tokens inside a transaction of the repository', async () => {
-      const account = await app.accounts.insert(newAccount('ext-in-trx'), clock.now());
-      const saved = await app.accounts.transaction((accounts) =>
+      const account = await storeOf(app).accounts.insert(newAccount('ext-in-trx'), clock.now());
+      const saved = await storeOf(app).accounts.transaction((accounts) =>
         accounts.saveTokens(
           account.id,
           {
@@ -229,59 +235,72 @@ for (const factory of DATABASES) {
         ),
       );
       expect(saved?.accessToken).toBe('access-in-trx');
-      expect(await app.ledger.count({ accountId: account.id, type: 'refreshed' })).toBe(1);
+      expect(await storeOf(app).ledger.count({ accountId: account.id, type: 'refreshed' })).toBe(1);
     });
 
     it('grants the refresh lease to one owner at a time, and only the owner can release it', async () => {
-      const account = await app.accounts.insert(newAccount('ext-lease'), clock.now());
+      const account = await storeOf(app).accounts.insert(newAccount('ext-lease'), clock.now());
       const now = clock.now();
-      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'worker-a', now, 30_000)).not.toBeNull();
-      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'worker-b', now, 30_000)).toBeNull();
-      await app.accounts.releaseRefreshLease(account.id, 'worker-b');
-      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'worker-b', now + 1, 30_000)).toBeNull();
-      await app.accounts.releaseRefreshLease(account.id, 'worker-a');
       expect(
-        await app.accounts.tryAcquireRefreshLease(account.id, 'worker-b', now + 2, 30_000),
+        await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'worker-a', now, 30_000),
+      ).not.toBeNull();
+      expect(
+        await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'worker-b', now, 30_000),
+      ).toBeNull();
+      await storeOf(app).accounts.releaseRefreshLease(account.id, 'worker-b');
+      expect(
+        await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'worker-b', now + 1, 30_000),
+      ).toBeNull();
+      await storeOf(app).accounts.releaseRefreshLease(account.id, 'worker-a');
+      expect(
+        await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'worker-b', now + 2, 30_000),
       ).not.toBeNull();
     });
 
     it('lets another owner take a lease that expired (a crashed refresher)', async () => {
-      const account = await app.accounts.insert(newAccount('ext-crash'), clock.now());
+      const account = await storeOf(app).accounts.insert(newAccount('ext-crash'), clock.now());
       if (factory.kind === 'postgres') {
         // There leases run by the database's clock: the caller's `now` cannot make one lapse.
         expect(
-          await app.accounts.tryAcquireRefreshLease(account.id, 'crashed', clock.now(), 150),
+          await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'crashed', clock.now(), 150),
         ).not.toBeNull();
         expect(
-          await app.accounts.tryAcquireRefreshLease(account.id, 'next', clock.now() + 60_000, 150),
+          await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'next', clock.now() + 60_000, 150),
         ).toBeNull();
         await new Promise((resolve) => setTimeout(resolve, 200));
         expect(
-          await app.accounts.tryAcquireRefreshLease(account.id, 'next', clock.now(), 30_000),
+          await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'next', clock.now(), 30_000),
         ).not.toBeNull();
-        expect(await app.accounts.tryRenewRefreshLease(account.id, 'crashed', clock.now(), 30_000)).toBe(
-          false,
-        );
+        expect(
+          await storeOf(app).accounts.tryRenewRefreshLease(account.id, 'crashed', clock.now(), 30_000),
+        ).toBe(false);
         return;
       }
       const now = clock.now();
-      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'crashed', now, 30_000)).not.toBeNull();
-      expect(await app.accounts.tryAcquireRefreshLease(account.id, 'next', now + 29_999, 30_000)).toBeNull();
       expect(
-        await app.accounts.tryAcquireRefreshLease(account.id, 'next', now + 30_000, 30_000),
+        await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'crashed', now, 30_000),
       ).not.toBeNull();
-      expect(await app.accounts.tryRenewRefreshLease(account.id, 'crashed', now + 30_001, 30_000)).toBe(
-        false,
-      );
+      expect(
+        await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'next', now + 29_999, 30_000),
+      ).toBeNull();
+      expect(
+        await storeOf(app).accounts.tryAcquireRefreshLease(account.id, 'next', now + 30_000, 30_000),
+      ).not.toBeNull();
+      expect(
+        await storeOf(app).accounts.tryRenewRefreshLease(account.id, 'crashed', now + 30_001, 30_000),
+      ).toBe(false);
     });
 
     it('appends ledger events and pages through them in order', async () => {
       for (let i = 0; i < 5; i++) {
-        await app.ledger.append({ accountId: 'ledger-acc', type: 'refreshed', detail: { i } }, clock.now());
+        await storeOf(app).ledger.append(
+          { accountId: 'ledger-acc', type: 'refreshed', detail: { i } },
+          clock.now(),
+        );
       }
-      const first = await app.ledger.list({ accountId: 'ledger-acc', limit: 3 });
+      const first = await storeOf(app).ledger.list({ accountId: 'ledger-acc', limit: 3 });
       expect(first.events.map((e) => e.detail?.i)).toEqual([0, 1, 2]);
-      const second = await app.ledger.list({
+      const second = await storeOf(app).ledger.list({
         accountId: 'ledger-acc',
         limit: 3,
         afterSeq: first.nextCursor!,
@@ -317,12 +336,12 @@ for (const factory of DATABASES) {
           await migrateDown(store);
         }
         expect(await lastExecutedMigration(store)).toBe('001_social_accounts');
-        expect(await app.accounts.count()).toBeGreaterThan(0);
+        expect(await storeOf(app).accounts.count()).toBeGreaterThan(0);
         await migrateDown(store);
         expect(await lastExecutedMigration(store)).toBeNull();
         await migrateToLatest(store);
         expect((await migrationStatus(store)).every((m) => m.executedAt !== null)).toBe(true);
-        expect(await app.accounts.count()).toBe(0);
+        expect(await storeOf(app).accounts.count()).toBe(0);
       } finally {
         await store.close();
       }
@@ -355,7 +374,7 @@ describe('SQLite writes on the writer thread', () => {
   });
 
   const insertAccount = (into: SocialOAuth = app) =>
-    into.accounts.insert(accountInput(clock, `ext-writer-${accountNumber++}`), clock.now());
+    storeOf(into).accounts.insert(accountInput(clock, `ext-writer-${accountNumber++}`), clock.now());
   const newTokens = (accessToken: string) => ({
     accessToken,
     refreshToken: null,
@@ -373,7 +392,12 @@ describe('SQLite writes on the writer thread', () => {
     const other = otherProcess();
     try {
       other.exec('begin immediate');
-      const taking = app.accounts.tryAcquireRefreshLease(account.id, 'worker-a', clock.now(), 30_000);
+      const taking = storeOf(app).accounts.tryAcquireRefreshLease(
+        account.id,
+        'worker-a',
+        clock.now(),
+        30_000,
+      );
       // better-sqlite3 waits for a lock synchronously: on the service's thread this timer would
       // fire only when the other process commits.
       const asked = performance.now();
@@ -392,17 +416,17 @@ describe('SQLite writes on the writer thread', () => {
     const a = await insertAccount();
     const b = await insertAccount();
     let outside: Promise<unknown> | undefined;
-    await app.accounts.transaction(async (accounts) => {
+    await storeOf(app).accounts.transaction(async (accounts) => {
       await accounts.findById(a.id);
       // A save outside the transaction goes to the writer thread meanwhile. Had the transaction
       // not taken the write lock at BEGIN, that save would commit now and the write below would
       // fail at once with SQLITE_BUSY (a read transaction cannot be upgraded past a newer commit).
-      outside = app.accounts.saveTokens(b.id, newTokens('outside-access'), clock.now());
+      outside = storeOf(app).accounts.saveTokens(b.id, newTokens('outside-access'), clock.now());
       await sleep(150);
       await accounts.recordRefreshError(a.id, 'inside the transaction', clock.now());
     });
     expect(await outside).toMatchObject({ accessToken: 'outside-access' });
-    expect((await app.accounts.findById(a.id))?.lastError).toBe('inside the transaction');
+    expect((await storeOf(app).accounts.findById(a.id))?.lastError).toBe('inside the transaction');
   });
 
   it('closing stores the saves still gathering and the writes the thread is waiting to make', async () => {
@@ -414,10 +438,10 @@ describe('SQLite writes on the writer thread', () => {
     try {
       other.exec('begin immediate');
       // The first save goes to the thread, which waits for the lock; the second gathers behind it.
-      saves = [own.accounts.saveTokens(first.id, newTokens('closing-1'), clock.now())];
+      saves = [storeOf(own).accounts.saveTokens(first.id, newTokens('closing-1'), clock.now())];
       await new Promise((resolve) => setImmediate(resolve));
       await new Promise((resolve) => setImmediate(resolve));
-      saves.push(own.accounts.saveTokens(second.id, newTokens('closing-2'), clock.now()));
+      saves.push(storeOf(own).accounts.saveTokens(second.id, newTokens('closing-2'), clock.now()));
       const closing = own.close();
       await sleep(300);
       other.exec('commit');
@@ -426,7 +450,7 @@ describe('SQLite writes on the writer thread', () => {
       other.close();
     }
     await Promise.all(saves);
-    expect((await app.accounts.findById(first.id))?.accessToken).toBe('closing-1');
-    expect((await app.accounts.findById(second.id))?.accessToken).toBe('closing-2');
+    expect((await storeOf(app).accounts.findById(first.id))?.accessToken).toBe('closing-1');
+    expect((await storeOf(app).accounts.findById(second.id))?.accessToken).toBe('closing-2');
   });
 });

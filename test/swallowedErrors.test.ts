@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../src/domain/logger.js';
 import { buildApp } from '../src/http/app.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import { eventually } from './http/harness.js';
 import { openTestApp } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
@@ -51,17 +52,17 @@ for (const factory of DATABASES) {
               .raw(
                 `create trigger refuse_${table}_delete before delete on ${table} begin select raise(abort, 'deletes refused'); end`,
               )
-              .execute(app.database.db)
+              .execute(storeOf(app).database.db)
           : sql
               .raw(
                 `create function refuse_${table}_delete() returns trigger language plpgsql as $$ begin raise exception 'deletes refused'; end $$;
                  create trigger refuse_${table}_delete before delete on ${table} for each statement execute function refuse_${table}_delete();`,
               )
-              .execute(app.database.db);
+              .execute(storeOf(app).database.db);
       // Sessions expired long ago, for the cleanup to find (SQLite's triggers fire per row).
       const longAgo = Date.now() - 3 * 86_400_000;
-      await app.database.db
-        .insertInto('connect_sessions')
+      await storeOf(app)
+        .database.db.insertInto('connect_sessions')
         .values({
           id: 'expired-connect',
           provider: 'tiktok',
@@ -73,8 +74,8 @@ for (const factory of DATABASES) {
           used_at: null,
         })
         .execute();
-      await app.database.db
-        .insertInto('portal_sessions')
+      await storeOf(app)
+        .database.db.insertInto('portal_sessions')
         .values({
           id: 'expired-portal',
           owner_id: 'cleanup-owner',
@@ -105,7 +106,7 @@ for (const factory of DATABASES) {
     it.runIf(factory.kind === 'postgres')(
       'an idle PostgreSQL connection ended by the server is logged',
       async () => {
-        await app.accounts.list({ limit: 1 });
+        await storeOf(app).accounts.list({ limit: 1 });
         const admin = new pg.Client({ connectionString: database.databaseUrl });
         await admin.connect();
         try {

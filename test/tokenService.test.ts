@@ -3,6 +3,7 @@ import { ManualClock } from '../src/domain/clock.js';
 import type { ProviderName } from '../src/domain/providerName.js';
 import { ensureValidAccessToken, getAccountOAuthInfo, refreshOAuthToken } from '../src/index.js';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp } from './support/app.js';
@@ -50,7 +51,7 @@ for (const factory of DATABASES) {
       const externalAccountId = `${provider}-user-${++counter}`;
       const now = clock.now();
       return insertSeededAccount(
-        app.accounts,
+        storeOf(app).accounts,
         simulator,
         provider,
         {
@@ -81,7 +82,7 @@ for (const factory of DATABASES) {
       expect(after.expiresAt).toBe(clock.now() + 3599_000);
       expect(simulator.isAccessTokenValid('youtube', after.accessToken!)).toBe(true);
       expect(simulator.refreshCalls('youtube', account.externalAccountId)).toBe(1);
-      const events = await app.ledger.list({ accountId: account.id });
+      const events = await storeOf(app).ledger.list({ accountId: account.id });
       expect(events.events.map((e) => e.type)).toEqual(['refreshed']);
     });
 
@@ -139,8 +140,8 @@ for (const factory of DATABASES) {
         providerErrorCode: 'invalid_grant',
       });
       expect(after.status).toBe('needs_reauth');
-      expect(await app.accounts.findById(account.id)).not.toBeNull();
-      const types = (await app.ledger.list({ accountId: account.id })).events.map((e) => e.type);
+      expect(await storeOf(app).accounts.findById(account.id)).not.toBeNull();
+      const types = (await storeOf(app).ledger.list({ accountId: account.id })).events.map((e) => e.type);
       expect(types).toEqual(['needs_reauth']);
       // A flagged account is not retried: no further calls to the platform.
       await ensureValidAccessToken(app, account.id);
@@ -240,7 +241,8 @@ for (const factory of DATABASES) {
         providerErrorCode: 'invalid_grant',
       });
       expect(after.status).toBe('needs_reauth');
-      const event = (await app.ledger.list({ accountId: account.id, type: 'needs_reauth' })).events[0];
+      const event = (await storeOf(app).ledger.list({ accountId: account.id, type: 'needs_reauth' }))
+        .events[0];
       expect(event?.detail).toMatchObject({ possiblyLostInFlight: true });
     });
 
@@ -336,7 +338,7 @@ for (const factory of DATABASES) {
 
     async function expiredTikTok(externalAccountId: string) {
       return insertSeededAccount(
-        app.accounts,
+        storeOf(app).accounts,
         simulator,
         'tiktok',
         { externalAccountId, accessExpiresAt: Date.now() - 1000 },
@@ -348,10 +350,10 @@ for (const factory of DATABASES) {
       const account = await expiredTikTok('revoked-mid-refresh');
       const pending = app.tokens.ensureValidAccessToken(account.id);
       await new Promise((resolve) => setTimeout(resolve, 150));
-      await app.accounts.setStatus(account.id, 'revoked', null, Date.now());
+      await storeOf(app).accounts.setStatus(account.id, 'revoked', null, Date.now());
       const { account: after, result } = await pending;
       expect(result).toMatchObject({ success: false, reason: 'account_not_active' });
-      const stored = (await app.accounts.findById(account.id))!;
+      const stored = (await storeOf(app).accounts.findById(account.id))!;
       expect(stored.status).toBe('revoked');
       expect(stored.accessToken).toBeNull();
       expect(after.status).toBe('revoked');
@@ -362,7 +364,7 @@ for (const factory of DATABASES) {
       const pending = app.tokens.ensureValidAccessToken(account.id);
       await new Promise((resolve) => setTimeout(resolve, 150));
       const fresh = simulator.issueTokens('tiktok', 'reconnected-mid-refresh');
-      await app.accounts.replaceGrant(
+      await storeOf(app).accounts.replaceGrant(
         account.id,
         {
           ownerId: 'owner-race',
@@ -378,7 +380,7 @@ for (const factory of DATABASES) {
       );
       const { account: after } = await pending;
       expect(after.accessToken).toBe(fresh.accessToken);
-      expect((await app.accounts.findById(account.id))!.refreshToken).toBe(fresh.refreshToken);
+      expect((await storeOf(app).accounts.findById(account.id))!.refreshToken).toBe(fresh.refreshToken);
     });
   });
 }

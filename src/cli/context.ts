@@ -1,10 +1,9 @@
 import { loadConfig } from '../config.js';
 import { KeyringError, TokenDecryptionError } from '../crypto/tokenCipher.js';
 import { AccountNotFound, ConfigurationError } from '../domain/errors.js';
+import { isDatabaseUnavailable, MigrationFailed } from '../service/databaseErrors.js';
 import { createLogger } from '../service/logging.js';
 import { SocialOAuth } from '../service/socialOAuth.js';
-import { isDatabaseUnavailable } from '../store/database.js';
-import { MigrationFailed } from '../store/migrations.js';
 
 /** Exit codes, documented in the README. */
 export const EXIT = {

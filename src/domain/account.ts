@@ -28,6 +28,22 @@ export interface SocialAccount {
   updatedAt: number;
 }
 
+/**
+ * An account in a listing: everything but its tokens, which listings never decrypt (only whether
+ * each is there).
+ */
+export type AccountListing = Omit<SocialAccount, 'accessToken' | 'refreshToken'> & {
+  hasAccessToken: boolean;
+  hasRefreshToken: boolean;
+};
+
+/** The listing view of an account (a listing is returned as it is). */
+export function toAccountListing(account: SocialAccount | AccountListing): AccountListing {
+  if (!('accessToken' in account)) return account;
+  const { accessToken, refreshToken, ...rest } = account;
+  return { ...rest, hasAccessToken: accessToken !== null, hasRefreshToken: refreshToken !== null };
+}
+
 /** What an account looks like outside the process: never a token. */
 export interface PublicAccount {
   id: string;
@@ -56,7 +72,8 @@ export function hasUsableAccessToken(
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-export function toPublicAccount(account: SocialAccount): PublicAccount {
+export function toPublicAccount(account: SocialAccount | AccountListing): PublicAccount {
+  const listing = toAccountListing(account);
   return {
     id: account.id,
     ownerId: account.ownerId,
@@ -67,7 +84,7 @@ export function toPublicAccount(account: SocialAccount): PublicAccount {
     expiresAt: iso(account.expiresAt),
     refreshTokenExpiresAt: iso(account.refreshTokenExpiresAt),
     scopes: account.scopes,
-    hasRefreshToken: account.refreshToken !== null,
+    hasRefreshToken: listing.hasRefreshToken,
     lastRefreshAt: iso(account.lastRefreshAt),
     lastError: account.lastError,
     createdAt: new Date(account.createdAt).toISOString(),

@@ -1,7 +1,16 @@
-import type { PublicationStatus, ResumableState } from '../publishing/platformPublisher.js';
 import type { ProviderName } from './providerName.js';
 
-export type { PublicationStatus } from '../publishing/platformPublisher.js';
+export type PublicationStatus =
+  | 'queued'
+  | 'uploading'
+  | 'processing'
+  | 'published'
+  | 'sent_to_inbox'
+  | 'failed'
+  | 'needs_reauth';
+
+/** The platform's resumable state: plain JSON, stored encrypted (it is a capability). */
+export type ResumableState = Readonly<Record<string, unknown>>;
 
 export const PUBLICATION_STATUSES = [
   'queued',

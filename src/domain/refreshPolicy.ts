@@ -1,4 +1,4 @@
-import type { ProviderCapabilities } from '../platforms/provider.js';
+import type { ProviderCapabilities } from './capabilities.js';
 import { needsAccessTokenRefresh } from './token.js';
 
 /**

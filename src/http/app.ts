@@ -145,7 +145,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await fastify.register(webhookRoutes, { context });
   await fastify.register(portalRoutes, { context });
   await fastify.register(publicationsRoutes, { context });
-  await fastify.register(mediaLinkRoutes, { mediaLinks: context.oauth.publishing.mediaLinks });
+  await fastify.register(mediaLinkRoutes, { mediaLinks: context.oauth.mediaLinks });
   return fastify;
 }
 

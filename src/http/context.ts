@@ -1,18 +1,17 @@
 import type { AppConfig } from '../config.js';
-import { hasUsableAccessToken } from '../domain/account.js';
 import type { Clock } from '../domain/clock.js';
-import { AccountLifecycle } from '../service/accountLifecycle.js';
-import { ApiKeys } from '../service/apiKeys.js';
-import { ConnectFlow } from '../service/connectFlow.js';
+import type { AccountLifecycle } from '../service/accountLifecycle.js';
+import type { ApiKeys } from '../service/apiKeys.js';
+import type { ConnectFlow } from '../service/connectFlow.js';
 import type { NotificationDispatcher } from '../service/notificationDispatcher.js';
-import { PortalSessions } from '../service/portalSessions.js';
+import type { PortalSessions } from '../service/portalSessions.js';
 import type { SocialOAuth } from '../service/socialOAuth.js';
-import { ApiKeyRepository } from '../store/apiKeyRepository.js';
-import { ConnectSessionRepository } from '../store/connectSessionRepository.js';
-import { PortalSessionRepository } from '../store/portalSessionRepository.js';
 import { ServiceMetrics } from './metrics.js';
 
-/** What the route plugins work with: built once per app, passed to each plugin as its options. */
+/**
+ * What the route plugins work with: built once per app, passed to each plugin as its options. The
+ * services are the SocialOAuth's own; the context adds metrics and the notification dispatcher.
+ */
 export interface HttpContext {
   oauth: SocialOAuth;
   config: AppConfig;
@@ -40,18 +39,7 @@ export function createHttpContext(
   options: HttpContextOptions = {},
 ): HttpContext {
   const clock = oauth.clock;
-  const lifecycle = new AccountLifecycle({
-    accounts: oauth.accounts,
-    ledger: oauth.ledger,
-    providers: oauth.providers,
-    clock,
-    logger: oauth.logger,
-    // TikTok revokes with an access token: an expired one is refreshed under the lease first.
-    liveAccessToken: async (account) => {
-      const ensured = await oauth.tokens.ensureValidAccessToken(account.id);
-      return hasUsableAccessToken(ensured.account, clock.now()) ? ensured.account.accessToken : null;
-    },
-  });
+  const lifecycle = oauth.lifecycle;
   const metrics = new ServiceMetrics(() => oauth.accounts.countByStatus());
   // Notifications are written to the outbox in the commit of their event, whatever happens here;
   // the dispatcher delivers them (and those other processes wrote), and survives nothing it need not.
@@ -73,33 +61,17 @@ export function createHttpContext(
   if (notifications) {
     // An event of this process: deliver now rather than at the next poll.
     unsubscribe.push(oauth.tokens.onEvent(notifications.listener));
-    lifecycle.onEvent(notifications.listener);
+    unsubscribe.push(lifecycle.onEvent(notifications.listener));
     notifications.start();
   }
   return {
     oauth,
     config,
     clock,
-    apiKeys: new ApiKeys(new ApiKeyRepository(oauth.database), clock),
+    apiKeys: oauth.apiKeys,
     lifecycle,
-    connect: new ConnectFlow({
-      requiredScopes: oauth.requiredScopes,
-      sessions: new ConnectSessionRepository(oauth.database),
-      cipher: oauth.cipher,
-      providers: oauth.providers,
-      lifecycle,
-      clock,
-      logger: oauth.logger,
-      publicBaseUrl: config.http.publicBaseUrl,
-      allowedReturnOrigins: config.http.allowedReturnOrigins,
-      ttlSeconds: config.http.connectSessionTtlSeconds,
-    }),
-    portal: new PortalSessions(
-      new PortalSessionRepository(oauth.database),
-      clock,
-      config.http.portalSessionTtlSeconds,
-      oauth.logger,
-    ),
+    connect: oauth.connect,
+    portal: oauth.portalSessions,
     metrics,
     notifications,
     detach: () => {

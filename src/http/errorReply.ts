@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { TokenDecryptionError } from '../crypto/tokenCipher.js';
 import { AccountNotFound } from '../domain/errors.js';
+import { isDatabaseUnavailable } from '../service/databaseErrors.js';
 import { ServiceError } from '../service/serviceError.js';
-import { isDatabaseUnavailable } from '../store/database.js';
 import { ERROR_CATALOG, type ErrorCode, HttpError, isErrorCode } from './errorCatalog.js';
 
 /** Maps anything thrown to `{error: {code, message, request_id}}` and a status from the catalog. */

@@ -1,5 +1,5 @@
-import type { SocialAccount } from '../domain/account.js';
-import { ACCOUNT_STATUSES } from '../domain/account.js';
+import type { AccountListing, SocialAccount } from '../domain/account.js';
+import { ACCOUNT_STATUSES, toAccountListing } from '../domain/account.js';
 import { OAUTH_EVENT_TYPES, type OAuthEvent } from '../domain/ledger.js';
 import { grantEndsAt } from '../domain/refreshPolicy.js';
 import { capabilitiesOf } from '../platforms/capabilities.js';
@@ -62,13 +62,14 @@ export const accountSchema = {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 /** `missingScopes`: what the account lacks of the required scopes (RequiredScopes.missingScopes). */
-export function toApiAccount(account: SocialAccount, missingScopes: string[]) {
+export function toApiAccount(from: SocialAccount | AccountListing, missingScopes: string[]) {
+  const account = toAccountListing(from);
   const capabilities = capabilitiesOf(account.provider);
   const grantEnd = grantEndsAt(
     {
       hasCredential: capabilities.refreshesAccessTokenItself
-        ? account.accessToken !== null
-        : account.refreshToken !== null,
+        ? account.hasAccessToken
+        : account.hasRefreshToken,
       refreshTokenExpiresAt: account.refreshTokenExpiresAt,
     },
     capabilities,
@@ -85,7 +86,7 @@ export function toApiAccount(account: SocialAccount, missingScopes: string[]) {
     grant_ends_at: iso(grantEnd),
     scopes: account.scopes,
     missing_scopes: missingScopes,
-    has_refresh_token: account.refreshToken !== null,
+    has_refresh_token: account.hasRefreshToken,
     last_refresh_at: iso(account.lastRefreshAt),
     last_error: account.lastError,
     created_at: new Date(account.createdAt).toISOString(),

@@ -1,9 +1,11 @@
 import type { PlatformPublisher } from '../publishing/platformPublisher.js';
-import type { PlatformRoutes } from '../simulator/platformRoutes.js';
-import type { UploadRoutes } from '../simulator/uploads.js';
+import type { PlatformSimulator } from '../simulator/platformRoutes.js';
 import type { Provider, ProviderCapabilities, ProviderHttpOptions, ProviderSettings } from './provider.js';
 import type { PlatformPublishingSettings } from './publishingSettings.js';
 import type { RateLimitHintReader } from './rateLimitHints.js';
+
+// What the simulator needs of a platform; defined beside the simulator's routes (which import no platform).
+export type { PlatformSimulator };
 
 export type ProviderFactory = (settings: ProviderSettings, http: ProviderHttpOptions) => Provider;
 
@@ -29,20 +31,6 @@ export interface PlatformEnvNames {
   rateLimitRps: string;
   /** Where the platform versions its API: the variable, its default and its form. */
   apiVersion?: { name: string; fallback: string; pattern: RegExp; example: string };
-}
-
-/** What the provider simulator needs of a platform to speak its wire format. */
-export interface PlatformSimulator {
-  /** Mounted under `/<name>`. */
-  routes: PlatformRoutes;
-  /** Publishing endpoints, handed the raw request (absent: the platform has none simulated). */
-  uploadRoutes?: UploadRoutes;
-  /** The scopes a consent grants when the authorize request names none. */
-  defaultScopes: readonly string[];
-  /** Who consents when a test queued nobody. */
-  defaultConsent: { externalAccountId: string; displayName: string };
-  /** Token prefixes of the real platform, so a token in a log says where it came from. */
-  tokenPrefixes: { access: string; refresh: string; code: string };
 }
 
 /** What `start` in sandbox mode needs: credentials the simulator accepts and a sample account. */

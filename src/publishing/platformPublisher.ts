@@ -1,5 +1,9 @@
 import type { Readable } from 'node:stream';
 import type { ProviderName } from '../domain/providerName.js';
+import type { PublicationStatus, ResumableState } from '../domain/publication.js';
+
+// Domain types the contract speaks in, named here too for the platforms' clients.
+export type { PublicationStatus, ResumableState };
 
 /**
  * The contract between the publication service (durable state, retries, HTTP, CLI) and each
@@ -11,15 +15,6 @@ import type { ProviderName } from '../domain/providerName.js';
  * before the client sends anything that depends on it; a client called again with that state
  * resumes or polls, never inits again.
  */
-
-export type PublicationStatus =
-  | 'queued'
-  | 'uploading'
-  | 'processing'
-  | 'published'
-  | 'sent_to_inbox'
-  | 'failed'
-  | 'needs_reauth';
 
 export interface PublishRequest {
   title: string;
@@ -35,9 +30,6 @@ export interface PublishRequest {
   /** A public URL the platform fetches the media from (Instagram); null where bytes are uploaded. */
   mediaUrl: string | null;
 }
-
-/** The platform's resumable state: plain JSON, stored encrypted (it is a capability). */
-export type ResumableState = Readonly<Record<string, unknown>>;
 
 export interface PublicationProgress {
   status?: PublicationStatus;

@@ -1,7 +1,7 @@
-import { sql } from 'kysely';
 import type { Clock } from '../domain/clock.js';
 import type { Logger } from '../domain/logger.js';
 import type { StoreDatabase } from '../store/database.js';
+import { dialectOf } from '../store/dialect.js';
 
 /**
  * Past this, a process's clock is said to differ from the database's. Leases and due times follow
@@ -16,14 +16,7 @@ export const CLOCK_SKEW_WARNING_MS = 5_000;
  * can differ from it.
  */
 export async function measureClockSkew(database: StoreDatabase, clock: Clock): Promise<number> {
-  const query =
-    database.kind === 'postgres'
-      ? sql<{
-          now: number | string;
-        }>`select cast(extract(epoch from clock_timestamp()) * 1000 as bigint) as now`
-      : sql<{
-          now: number | string;
-        }>`select cast((julianday('now') - 2440587.5) * 86400000 as integer) as now`;
+  const query = dialectOf(database).clockNow();
   const before = clock.now();
   const { rows } = await query.execute(database.db);
   const after = clock.now();

@@ -3,6 +3,9 @@ import type { Clock } from '../domain/clock.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
 import type { PortalSessionRecord, PortalSessionRepository } from '../store/portalSessionRepository.js';
 
+/** A live portal session: whose page it opens, and until when. */
+export type PortalSession = PortalSessionRecord;
+
 /**
  * Short-lived links to one owner's status page. The link's token becomes the page's cookie; the
  * database holds only its SHA-256. The CSRF token of the page's forms is derived from the session

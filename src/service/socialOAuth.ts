@@ -2,8 +2,7 @@ import { join } from 'node:path';
 import { Agent, type Dispatcher } from 'undici';
 import { type AppConfig, loadConfig, type RefresherSettings } from '../config.js';
 import { loadKeyring } from '../crypto/keyring.js';
-import type { TokenCipher } from '../crypto/tokenCipher.js';
-import type { SocialAccount } from '../domain/account.js';
+import { hasUsableAccessToken, type SocialAccount } from '../domain/account.js';
 import { type Clock, systemClock } from '../domain/clock.js';
 import { ConfigurationError } from '../domain/errors.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
@@ -13,24 +12,39 @@ import { PLATFORM_PUBLISHERS } from '../platforms/publishers.js';
 import { createProvider, PROVIDER_NAMES } from '../platforms/registry.js';
 import type { PlatformPublisher } from '../publishing/platformPublisher.js';
 import { AccountRepository } from '../store/accountRepository.js';
+import { ApiKeyRepository } from '../store/apiKeyRepository.js';
+import { ConnectSessionRepository } from '../store/connectSessionRepository.js';
 import { openDatabase, type StoreDatabase } from '../store/database.js';
 import { LedgerRepository } from '../store/ledgerRepository.js';
 import { migrateToLatest, migrationStatus } from '../store/migrations.js';
 import { NotificationOutboxRepository } from '../store/notificationOutboxRepository.js';
+import { PortalSessionRepository } from '../store/portalSessionRepository.js';
 import { PublicationRepository } from '../store/publicationRepository.js';
+import { AccountLifecycle } from './accountLifecycle.js';
+import { AccountService } from './accountService.js';
+import { ApiKeys } from './apiKeys.js';
 import { checkClockSkew } from './clockSkew.js';
+import { ConnectFlow } from './connectFlow.js';
+import { HealthService } from './health.js';
+import { KeyService } from './keyService.js';
+import { LedgerQueries } from './ledgerQueries.js';
 import { type DispatchOutcome, NotificationDispatcher } from './notificationDispatcher.js';
 import { createOutboundGate } from './outboundGate.js';
+import { PlatformRemovals } from './platformRemovals.js';
+import { PortalSessions } from './portalSessions.js';
 import { MediaStore } from './publications/media.js';
 import { MediaLinks } from './publications/mediaLinks.js';
 import { PublicationRunner } from './publications/publicationRunner.js';
 import { PublicationService } from './publications/publicationService.js';
 import { PublicationWorker } from './publications/publicationWorker.js';
+import { createPublishingClient, type PublishingClient } from './publications/publishingClient.js';
 import { Refresher } from './refresher.js';
 import { RefreshJournal } from './refreshJournal.js';
 import { createRefreshSchedule } from './refreshSchedule.js';
 import { RequiredScopes } from './requiredScopes.js';
+import { ServiceError } from './serviceError.js';
 import { StatusNotifier } from './statusNotifier.js';
+import { registerStore, type StoreAccess } from './storeAccess.js';
 import { TokenService } from './tokenService.js';
 
 export interface SocialOAuthOptions {
@@ -51,34 +65,93 @@ export interface SocialOAuthOptions {
   publishers?: Partial<Record<ProviderName, PlatformPublisher | null>>;
 }
 
+/** The services a SocialOAuth wires (see the class). */
+interface SocialOAuthParts {
+  config: AppConfig;
+  clock: Clock;
+  logger: Logger;
+  generatedKeyFile: string | null;
+  ownDispatcher: Agent | null;
+  tokens: TokenService;
+  accounts: AccountService;
+  ledger: LedgerQueries;
+  lifecycle: AccountLifecycle;
+  connect: ConnectFlow;
+  removals: PlatformRemovals;
+  apiKeys: ApiKeys;
+  portalSessions: PortalSessions;
+  health: HealthService;
+  keys: KeyService;
+  publications: PublicationService;
+  mediaLinks: MediaLinks;
+  requiredScopes: RequiredScopes;
+  store: StoreAccess;
+}
+
 /**
- * Everything one process needs, wired once: database, cipher, repositories, providers and the
- * token service. No global state: a test can open several side by side.
+ * Everything one process needs, wired once. It hands out services only: the database, the cipher,
+ * the repositories and the platforms' clients stay inside (tests reach them through `storeOf`, in
+ * storeAccess.ts, which the package root does not export). No global state: a test can open
+ * several side by side.
  */
 export class SocialOAuth {
-  private constructor(
-    readonly config: AppConfig,
-    readonly database: StoreDatabase,
-    readonly cipher: TokenCipher,
-    readonly accounts: AccountRepository,
-    readonly ledger: LedgerRepository,
-    readonly providers: Partial<Record<ProviderName, Provider>>,
-    readonly tokens: TokenService,
-    readonly clock: Clock,
-    readonly logger: Logger,
-    /** Path of a key generated into the data folder on this start, if any. */
-    readonly generatedKeyFile: string | null,
-    /** The connection pool to the platforms, when this instance made it (and so closes it). */
-    private readonly ownDispatcher: Agent | null,
-    /** Issue 13: publications (create, read, drive) and what they need. */
-    readonly publications: PublicationService,
-    readonly publishing: {
-      repository: PublicationRepository;
-      runner: PublicationRunner;
-      mediaLinks: MediaLinks;
-      publishers: Partial<Record<ProviderName, PlatformPublisher>>;
-    },
-  ) {}
+  readonly config: AppConfig;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Path of a key generated into the data folder on this start, if any. */
+  readonly generatedKeyFile: string | null;
+  /** ensure/refresh (the exactly-once path), OAuth info, event listeners. */
+  readonly tokens: TokenService;
+  /** Read, list (never a token), import, counts. */
+  readonly accounts: AccountService;
+  /** The OAuth ledger's pages. */
+  readonly ledger: LedgerQueries;
+  /** Connect, reconnect, revoke, delete. */
+  readonly lifecycle: AccountLifecycle;
+  /** The connect flow (authorize URL, callback). */
+  readonly connect: ConnectFlow;
+  /** The platforms' removal notices (webhooks): account lookups and the grant check. */
+  readonly removals: PlatformRemovals;
+  /** The HTTP service's API keys. */
+  readonly apiKeys: ApiKeys;
+  /** Short-lived links to an owner's status page. */
+  readonly portalSessions: PortalSessions;
+  /** Database reachability and what it is. */
+  readonly health: HealthService;
+  /** Token encryption keys: counts per key, rotation. */
+  readonly keys: KeyService;
+  /** Issue 13: publications (create, read, drive). */
+  readonly publications: PublicationService;
+  /** Issue 13: the expiring links Instagram fetches a video from (GET /media/:token). */
+  readonly mediaLinks: MediaLinks;
+  /** The scopes each platform's accounts must hold (`<PROVIDER>_REQUIRED_SCOPES`). */
+  readonly requiredScopes: RequiredScopes;
+  /** The connection pool to the platforms, when this instance made it (and so closes it). */
+  private readonly ownDispatcher: Agent | null;
+  private readonly store: StoreAccess;
+
+  private constructor(parts: SocialOAuthParts) {
+    this.config = parts.config;
+    this.clock = parts.clock;
+    this.logger = parts.logger;
+    this.generatedKeyFile = parts.generatedKeyFile;
+    this.tokens = parts.tokens;
+    this.accounts = parts.accounts;
+    this.ledger = parts.ledger;
+    this.lifecycle = parts.lifecycle;
+    this.connect = parts.connect;
+    this.removals = parts.removals;
+    this.apiKeys = parts.apiKeys;
+    this.portalSessions = parts.portalSessions;
+    this.health = parts.health;
+    this.keys = parts.keys;
+    this.publications = parts.publications;
+    this.mediaLinks = parts.mediaLinks;
+    this.requiredScopes = parts.requiredScopes;
+    this.ownDispatcher = parts.ownDispatcher;
+    this.store = parts.store;
+    registerStore(this, parts.store);
+  }
 
   static async open(options: SocialOAuthOptions = {}): Promise<SocialOAuth> {
     const config = options.config ?? loadConfig();
@@ -185,29 +258,101 @@ export class SocialOAuth {
       settings: config.publishing,
       instanceId: tokens.instanceId,
     });
-    return new SocialOAuth(
-      config,
+    const store: StoreAccess = {
       database,
-      keyring.cipher,
+      cipher: keyring.cipher,
       accounts,
       ledger,
       providers,
-      tokens,
+      publishing: { repository, runner, mediaLinks, publishers },
+    };
+    const requiredScopes = new RequiredScopes(config.requiredScopes);
+    const lifecycle = new AccountLifecycle({
+      accounts,
+      ledger,
+      providers,
       clock,
       logger,
-      keyring.generated ? keyring.keyFile : null,
+      // TikTok revokes with an access token: an expired one is refreshed under the lease first.
+      liveAccessToken: async (account) => {
+        const ensured = await tokens.ensureValidAccessToken(account.id);
+        return hasUsableAccessToken(ensured.account, clock.now()) ? ensured.account.accessToken : null;
+      },
+    });
+    return new SocialOAuth({
+      config,
+      clock,
+      logger,
+      generatedKeyFile: keyring.generated ? keyring.keyFile : null,
       ownDispatcher,
+      tokens,
+      accounts: new AccountService(accounts, clock),
+      ledger: new LedgerQueries(ledger),
+      lifecycle,
+      connect: new ConnectFlow({
+        requiredScopes,
+        sessions: new ConnectSessionRepository(database),
+        cipher: keyring.cipher,
+        providers,
+        lifecycle,
+        clock,
+        logger,
+        publicBaseUrl: config.http.publicBaseUrl,
+        allowedReturnOrigins: config.http.allowedReturnOrigins,
+        ttlSeconds: config.http.connectSessionTtlSeconds,
+      }),
+      removals: new PlatformRemovals(lifecycle, logger),
+      apiKeys: new ApiKeys(new ApiKeyRepository(database), clock),
+      portalSessions: new PortalSessions(
+        new PortalSessionRepository(database),
+        clock,
+        config.http.portalSessionTtlSeconds,
+        logger,
+      ),
+      health: new HealthService(database, config.sqlitePath),
+      keys: new KeyService({ accounts, ledger, publications: repository, cipher: keyring.cipher, clock }),
       publications,
-      { repository, runner, mediaLinks, publishers },
-    );
+      mediaLinks,
+      requiredScopes,
+      store,
+    });
   }
 
-  private requiredScopesCache: RequiredScopes | undefined;
+  /** The platforms this instance has an OAuth client for (configured, or given in the options). */
+  configuredProviders(): ProviderName[] {
+    return PROVIDER_NAMES.filter((name) => this.store.providers[name] !== undefined);
+  }
 
-  /** The scopes each platform's accounts must hold (`<PROVIDER>_REQUIRED_SCOPES`). */
-  get requiredScopes(): RequiredScopes {
-    this.requiredScopesCache ??= new RequiredScopes(this.config.requiredScopes);
-    return this.requiredScopesCache;
+  /** The platforms this instance can publish to. */
+  publishingProviders(): ProviderName[] {
+    return PROVIDER_NAMES.filter((name) => this.store.publishing.publishers[name] !== undefined);
+  }
+
+  /** Issue 13: the platform takes a public URL to fetch the video from, not its bytes (Instagram). */
+  publishesFromUrl(provider: ProviderName): boolean {
+    return this.store.publishing.runner.fetchesFromUrl(provider);
+  }
+
+  /**
+   * The seed's get_provider_client_for_account: makes sure the account has a valid token (the
+   * exactly-once path), then returns its platform's publishing client.
+   */
+  publishingClientFor(accountId: string): Promise<PublishingClient> {
+    return createPublishingClient(accountId, {
+      tokens: this.tokens,
+      publications: this.publications,
+      now: () => this.clock.now(),
+      publisherFor: (account) => {
+        const publisher = this.store.publishing.publishers[account.provider];
+        if (!publisher) {
+          throw new ServiceError(
+            'provider_not_configured',
+            `Publishing to ${account.provider} is not available`,
+          );
+        }
+        return publisher;
+      },
+    });
   }
 
   /**
@@ -221,12 +366,12 @@ export class SocialOAuth {
   /** Issue 13: the publication worker over this instance (`serve`, `worker`). */
   createPublicationWorker(): PublicationWorker {
     return new PublicationWorker({
-      publications: this.publishing.repository,
-      runner: this.publishing.runner,
+      publications: this.store.publishing.repository,
+      runner: this.store.publishing.runner,
       clock: this.clock,
       logger: this.logger,
       settings: this.config.publishing,
-      providers: PROVIDER_NAMES.filter((name) => this.publishing.publishers[name] !== undefined),
+      providers: this.publishingProviders(),
       instanceId: this.tokens.instanceId,
       onWake: (listener) => this.publications.onWake(listener),
     });
@@ -235,7 +380,7 @@ export class SocialOAuth {
   /** A background refresher over this instance's database and token service (`worker`, `serve`). */
   createRefresher(overrides: Partial<RefresherSettings> = {}): Refresher {
     return new Refresher({
-      accounts: this.accounts,
+      accounts: this.store.accounts,
       tokens: this.tokens,
       clock: this.clock,
       logger: this.logger,
@@ -260,7 +405,7 @@ export class SocialOAuth {
     if (webhookUrl === null || webhookSecret === null) return null;
     const timeoutMs = 10_000;
     return new NotificationDispatcher({
-      outbox: new NotificationOutboxRepository(this.database),
+      outbox: new NotificationOutboxRepository(this.store.database),
       notifier: new StatusNotifier({
         url: webhookUrl,
         secret: webhookSecret,
@@ -284,8 +429,8 @@ export class SocialOAuth {
     // Platform calls still on the wire finish first, then the saves they lead to, then the database:
     // a TikTok answer whose tokens were not stored would have spent the refresh token for nothing.
     await this.closeDispatcher();
-    await this.accounts.drain();
-    await this.database.close();
+    await this.store.accounts.drain();
+    await this.store.database.close();
   }
 
   /** Lets calls still on the wire finish for a moment, then cuts them. */

@@ -1,6 +1,7 @@
 import type { ProviderName } from '../domain/providerName.js';
 import type { RouteKind } from './faults.js';
 import type { Consent, SimulatorState } from './state.js';
+import type { UploadRoutes } from './uploads.js';
 import type { SimRequest, SimResponse } from './wire.js';
 
 /** Knobs a test may turn while the simulator runs, to meet a platform's less common answers. */
@@ -90,4 +91,18 @@ export function scopeList(value: string | null, separator: ',' | ' ', fallback: 
     .map((s) => s.trim())
     .filter((s) => s !== '');
   return scopes.length > 0 ? scopes : [...fallback];
+}
+
+/** What the provider simulator needs of a platform to speak its wire format. */
+export interface PlatformSimulator {
+  /** Mounted under `/<name>`. */
+  routes: PlatformRoutes;
+  /** Publishing endpoints, handed the raw request (absent: the platform has none simulated). */
+  uploadRoutes?: UploadRoutes;
+  /** The scopes a consent grants when the authorize request names none. */
+  defaultScopes: readonly string[];
+  /** Who consents when a test queued nobody. */
+  defaultConsent: { externalAccountId: string; displayName: string };
+  /** Token prefixes of the real platform, so a token in a log says where it came from. */
+  tokenPrefixes: { access: string; refresh: string; code: string };
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Clock } from '../domain/clock.js';
 import type { ProviderName } from '../domain/providerName.js';
-import type { PlatformSimulator } from '../platforms/platform.js';
+import type { PlatformSimulator } from './platformRoutes.js';
 
 /**
  * What the three fake platforms remember: accounts, tokens, authorization codes, queued consents

@@ -1,5 +1,5 @@
 import type { TokenCipher, TokenField } from '../crypto/tokenCipher.js';
-import type { AccountStatus, SocialAccount } from '../domain/account.js';
+import type { AccountListing, AccountStatus, SocialAccount } from '../domain/account.js';
 import type { ProviderName } from '../domain/providerName.js';
 import type { AccountRow as Row } from './accountTypes.js';
 import type { OpenedTokens } from './openedTokens.js';
@@ -19,14 +19,9 @@ export class AccountCodec {
     return token === null || token === '' ? null : this.cipher.encrypt(token, { accountId, field });
   }
 
-  toAccount(
-    row: Row,
-    options: { decrypt: boolean; known?: Partial<Record<TokenField, string>> } = { decrypt: true },
-  ): SocialAccount {
+  toAccount(row: Row, options: { known?: Partial<Record<TokenField, string>> } = {}): SocialAccount {
     const open = (value: string | null, field: TokenField): string | null => {
       if (value === null) return null;
-      // Listings never decrypt: a non-null marker is enough to say "has a token".
-      if (!options.decrypt) return '[encrypted]';
       const known = options.known?.[field];
       if (known !== undefined) {
         this.opened.remember(row.id, field, value, known);
@@ -36,24 +31,50 @@ export class AccountCodec {
         this.cipher.decrypt(value, { accountId: row.id, field }),
       );
     };
+    const { createdAt, updatedAt, ...fields } = accountFields(row);
     return {
-      id: row.id,
-      ownerId: row.owner_id,
-      provider: row.provider as ProviderName,
-      externalAccountId: row.external_account_id,
-      displayName: row.display_name,
+      ...fields,
       accessToken: open(row.oauth_access_token, 'access_token'),
       refreshToken: open(row.oauth_refresh_token, 'refresh_token'),
-      expiresAt: row.oauth_expires_at,
-      refreshTokenExpiresAt: row.oauth_refresh_expires_at,
-      scopes: JSON.parse(row.oauth_scopes) as string[],
-      status: row.status as AccountStatus,
-      tokenIssuedAt: row.token_issued_at,
-      version: row.version,
-      lastRefreshAt: row.last_refresh_at,
-      lastError: row.last_error,
-      createdAt: row.created_at,
-      updatedAt: row.updated_at,
+      ...lateFields(row),
+      createdAt,
+      updatedAt,
     };
   }
+
+  /** For listings: nothing is decrypted, only whether each token is there. */
+  toListing(row: Row): AccountListing {
+    return {
+      ...accountFields(row),
+      ...lateFields(row),
+      hasAccessToken: row.oauth_access_token !== null,
+      hasRefreshToken: row.oauth_refresh_token !== null,
+    };
+  }
+}
+
+/** The columns before the tokens (kept in the order a SocialAccount lists them). */
+function accountFields(row: Row) {
+  return {
+    id: row.id,
+    ownerId: row.owner_id,
+    provider: row.provider as ProviderName,
+    externalAccountId: row.external_account_id,
+    displayName: row.display_name,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function lateFields(row: Row) {
+  return {
+    expiresAt: row.oauth_expires_at,
+    refreshTokenExpiresAt: row.oauth_refresh_expires_at,
+    scopes: JSON.parse(row.oauth_scopes) as string[],
+    status: row.status as AccountStatus,
+    tokenIssuedAt: row.token_issued_at,
+    version: row.version,
+    lastRefreshAt: row.last_refresh_at,
+    lastError: row.last_error,
+  };
 }

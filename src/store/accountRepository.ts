@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { CompiledQuery, sql } from 'kysely';
 import type { TokenCipher } from '../crypto/tokenCipher.js';
-import type { AccountStatus, SocialAccount } from '../domain/account.js';
+import type { AccountListing, AccountStatus, SocialAccount } from '../domain/account.js';
 import type { NewOAuthEvent } from '../domain/ledger.js';
 import type { ProviderName } from '../domain/providerName.js';
 import { AccountCodec } from './accountCodec.js';
@@ -232,7 +232,7 @@ export class AccountRepository {
   }
 
   /** Accounts without their tokens (nothing is decrypted): for listings. */
-  async list(filter: AccountListFilter = {}): Promise<SocialAccount[]> {
+  async list(filter: AccountListFilter = {}): Promise<AccountListing[]> {
     let query = this.db
       .selectFrom('social_accounts')
       .selectAll()
@@ -243,7 +243,7 @@ export class AccountRepository {
     if (filter.provider !== undefined) query = query.where('provider', '=', filter.provider);
     if (filter.afterId !== undefined) query = query.where('id', '>', filter.afterId);
     const rows = await query.execute();
-    return rows.map((row) => this.codec.toAccount(row, { decrypt: false }));
+    return rows.map((row) => this.codec.toListing(row));
   }
 
   async countByStatus(): Promise<Array<{ provider: string; status: string; count: number }>> {
@@ -280,7 +280,6 @@ export class AccountRepository {
     // Per caller, after the batch: the tokens just written are known, no need to decrypt them back
     // (a kept refresh token is decrypted, and only its own caller can fail on it).
     const saved = this.codec.toAccount(row, {
-      decrypt: true,
       known: { access_token: update.accessToken, refresh_token: update.refreshToken || undefined },
     });
     return options.current ? saved : this.scheduling.rescheduled(saved, now);

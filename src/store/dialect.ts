@@ -3,6 +3,7 @@ import type { AccountRow, LeasedRow, LeaseRequest } from './accountTypes.js';
 import type { DatabaseKind, StoreDatabase } from './database.js';
 import { postgresDialect } from './postgresDialect.js';
 import type { OAuthEventsTable } from './schema.js';
+import type { SchemaDialect } from './schemaDialects.js';
 import { sqliteDialect } from './sqliteDialect.js';
 
 /** Column types of an input relation (see `inputRows`). */
@@ -52,6 +53,15 @@ export interface StoreDialect {
   saveTokens(store: StoreDatabase, statement: TokenSaveStatement): Promise<AccountRow[]>;
   /** Takes the refresh leases it can, atomically reading who held each before; rows by id. */
   takeLeases(store: StoreDatabase, requests: LeaseRequest[]): Promise<Map<string, LeasedRow>>;
+  /** What migrations write differently (src/store/schemaDialects.ts). */
+  readonly schema: SchemaDialect;
+  /** A one-row query of the database's own clock, `now` in epoch ms (the clock-skew check at start). */
+  clockNow(): RawBuilder<{ now: number | string }>;
+  /**
+   * Why a database that answers cannot take writes (SQLite: the disk of its file is full), or null.
+   * `sqlitePath` is the configured SQLite file.
+   */
+  storageProblem(location: { sqlitePath: string }): Promise<'disk_full' | null>;
 }
 
 /** One dialect per database kind: adding a kind without its dialect is a compile error. */

@@ -1,5 +1,7 @@
 import { type Kysely, type Migration, type MigrationResultSet, Migrator, sql } from 'kysely';
-import type { DatabaseKind, StoreDatabase } from './database.js';
+import type { StoreDatabase } from './database.js';
+import { dialectOf } from './dialect.js';
+import type { SchemaDialect } from './schemaDialects.js';
 
 /**
  * Versioned migrations, kept in code (not files) so they run the same from sources and from the
@@ -12,9 +14,9 @@ export const TOKENS_MIGRATION = '001_social_accounts';
 // biome-ignore lint/suspicious/noExplicitAny: migrations work on the schema as it was then, not as typed now.
 type AnyDb = Kysely<any>;
 
-function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
+function migrationsFor(schema: SchemaDialect): Record<string, Migration> {
   // Epoch-ms columns: BIGINT on PostgreSQL; on SQLite "bigint" has INTEGER affinity (64-bit).
-  const serialPrimaryKey = kind === 'postgres' ? 'bigserial' : 'integer';
+  const serialPrimaryKey = schema.serialPrimaryKey;
   return {
     '001_social_accounts': {
       async up(db: AnyDb) {
@@ -72,9 +74,7 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
       async up(db: AnyDb) {
         await db.schema
           .createTable('oauth_events')
-          .addColumn('seq', serialPrimaryKey as 'integer', (c) =>
-            kind === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement(),
-          )
+          .addColumn('seq', serialPrimaryKey.type as 'integer', (c) => serialPrimaryKey.build(c))
           .addColumn('id', 'text', (c) => c.notNull().unique())
           // No foreign key: the ledger outlives deleted accounts.
           .addColumn('account_id', 'text', (c) => c.notNull())
@@ -188,10 +188,10 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
     '007_lighter_account_writes': {
       async up(db: AnyDb) {
         await db.schema.dropIndex('social_accounts_status_expiry_idx').execute();
-        if (kind === 'postgres') await sql`alter table social_accounts set (fillfactor = 80)`.execute(db);
+        await schema.setFillFactor(db, 'social_accounts', 80);
       },
       async down(db: AnyDb) {
-        if (kind === 'postgres') await sql`alter table social_accounts reset (fillfactor)`.execute(db);
+        await schema.setFillFactor(db, 'social_accounts', null);
         await db.schema
           .createIndex('social_accounts_status_expiry_idx')
           .on('social_accounts')
@@ -339,64 +339,17 @@ function migrationsFor(kind: DatabaseKind): Record<string, Migration> {
     // another platform exist: delete them first).
     '011_i12_provider_check': {
       async up(db: AnyDb) {
-        if (kind === 'postgres') {
-          await sql`alter table social_accounts drop constraint social_accounts_provider_check`.execute(db);
-          return;
-        }
-        await rebuildSqliteTable(db, 'social_accounts', (create) => {
-          const without = create.replace(PROVIDER_CHECK_SQLITE, '');
-          if (without === create) throw new Error('social_accounts_provider_check not found');
-          return without;
-        });
+        await schema.dropProviderCheck(db);
       },
       async down(db: AnyDb) {
-        if (kind === 'postgres') {
-          await sql`alter table social_accounts add constraint social_accounts_provider_check check (provider in ('instagram', 'tiktok', 'youtube'))`.execute(
-            db,
-          );
-          return;
-        }
-        await rebuildSqliteTable(db, 'social_accounts', (create) =>
-          create.replace(
-            'constraint "social_accounts_status_check"',
-            `constraint "social_accounts_provider_check" check (provider in ('instagram', 'tiktok', 'youtube')), constraint "social_accounts_status_check"`,
-          ),
-        );
+        await schema.addProviderCheck(db);
       },
     },
   };
 }
 
-/** The provider CHECK as Kysely wrote it into SQLite's schema (001_social_accounts). */
-const PROVIDER_CHECK_SQLITE =
-  /, constraint "social_accounts_provider_check" check \(provider in \('instagram', 'tiktok', 'youtube'\)\)/;
-
-/**
- * SQLite cannot drop or add a CHECK: build the table again from its own CREATE statement (as
- * edited), copy the rows (same column order), swap the names and recreate its indexes.
- */
-async function rebuildSqliteTable(db: AnyDb, table: string, edit: (create: string) => string): Promise<void> {
-  const created = await sql<{
-    sql: string;
-  }>`select sql from sqlite_master where type = 'table' and name = ${table}`.execute(db);
-  const indexes = await sql<{
-    sql: string;
-  }>`select sql from sqlite_master where type = 'index' and tbl_name = ${table} and sql is not null`.execute(
-    db,
-  );
-  const original = created.rows[0]?.sql;
-  if (original === undefined) throw new Error(`table ${table} not found`);
-  const rebuilt = `${table}_rebuild`;
-  const create = edit(original).replace(/^create table\s+"?[a-z_]+"?/i, `create table "${rebuilt}"`);
-  await sql.raw(create).execute(db);
-  await sql.raw(`insert into "${rebuilt}" select * from "${table}"`).execute(db);
-  await sql.raw(`drop table "${table}"`).execute(db);
-  await sql.raw(`alter table "${rebuilt}" rename to "${table}"`).execute(db);
-  for (const index of indexes.rows) await sql.raw(index.sql).execute(db);
-}
-
 export function createMigrator(store: StoreDatabase): Migrator {
-  const migrations = migrationsFor(store.kind);
+  const migrations = migrationsFor(dialectOf(store).schema);
   return new Migrator({
     db: store.db,
     provider: { getMigrations: async () => migrations },

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { AccountRow, LeasedRow, LeaseRequest } from './accountTypes.js';
 import type { StoreDatabase } from './database.js';
 import type { InputColumns, StoreDialect, TokenSaveStatement } from './dialect.js';
+import { postgresOperations } from './schemaDialects.js';
 
 /**
  * PostgreSQL's clock in epoch ms: what refresh leases are measured by there (the statement's
@@ -12,6 +13,7 @@ const POSTGRES_NOW_MS = sql<number>`cast(extract(epoch from now()) * 1000 as big
 /** PostgreSQL: a server shared by processes on several machines; row locks that can be skipped. */
 export const postgresDialect: StoreDialect = {
   kind: 'postgres',
+  ...postgresOperations,
   supportsSkipLocked: true,
   batchesReadsById: true,
   // One batch of each kind on the wire at a time (measured in the refresh storm: fewer, larger

@@ -7,9 +7,9 @@ import {
   type PublicationError,
   type PublicationRequest,
   type PublicationStatus,
+  type ResumableState,
   WORKABLE_STATUSES,
 } from '../domain/publication.js';
-import type { ResumableState } from '../publishing/platformPublisher.js';
 import type { StoreDatabase } from './database.js';
 import { dialectOf } from './dialect.js';
 import { ledgerRow } from './ledgerRepository.js';

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import type { AccountRow, LeasedRow, LeaseRequest } from './accountTypes.js';
 import type { StoreDatabase } from './database.js';
 import type { InputColumns, StoreDialect, TokenSaveStatement } from './dialect.js';
+import { sqliteOperations } from './schemaDialects.js';
 import type { StatementCache } from './sqliteConnection.js';
 import type { SqliteWriter } from './sqliteWriter.js';
 import {
@@ -37,6 +38,7 @@ async function sqliteWrite<T>(
 /** SQLite: one file, one writer at a time, reads in-process; no row locks to skip. */
 export const sqliteDialect: StoreDialect = {
   kind: 'sqlite',
+  ...sqliteOperations,
   // One writer: a single UPDATE is already exclusive.
   supportsSkipLocked: false,
   // Reads run in-process: batching them would only add a wait.

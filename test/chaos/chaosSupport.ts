@@ -4,6 +4,7 @@ import type { SocialAccount } from '../../src/domain/account.js';
 import type { ProviderName } from '../../src/domain/providerName.js';
 import { ApiKeys } from '../../src/service/apiKeys.js';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { ApiKeyRepository } from '../../src/store/apiKeyRepository.js';
 
@@ -42,7 +43,7 @@ export async function stopGracefully(process: CliProcess, graceMs = 15_000): Pro
 }
 
 export async function createApiKey(app: SocialOAuth, name: string): Promise<string> {
-  return (await new ApiKeys(new ApiKeyRepository(app.database), app.clock).create(name)).key;
+  return (await new ApiKeys(new ApiKeyRepository(storeOf(app).database), app.clock).create(name)).key;
 }
 
 export type SeedPlan = Partial<Record<ProviderName, number>>;
@@ -74,7 +75,7 @@ export async function seedAccounts(
           : { externalAccountId: `${prefix}-${provider}-${i}` },
       );
       accounts.push(
-        await app.accounts.insert(
+        await storeOf(app).accounts.insert(
           {
             ownerId: `owner-${prefix}`,
             provider,
@@ -137,7 +138,7 @@ export async function auditAccounts(
     // A transient failure here (a timeout on a loaded machine, a lease a killed process left) is
     // not a loss: ask again, a bounded number of times, until the platform has answered.
     for (let attempt = 0; attempt < 6; attempt++) {
-      const account = await app.accounts.findById(id);
+      const account = await storeOf(app).accounts.findById(id);
       if (account?.status !== 'active') return;
       const { result } = await app.tokens.refreshOAuthToken(id);
       if (
@@ -159,7 +160,7 @@ export async function auditAccounts(
     activeButInvalid: [],
   };
   for (const id of ids) {
-    const account = (await app.accounts.findById(id))!;
+    const account = (await storeOf(app).accounts.findById(id))!;
     if (account.status === 'active') {
       report.active++;
       const accessValid =
@@ -174,7 +175,7 @@ export async function auditAccounts(
       }
       continue;
     }
-    const events = (await app.ledger.list({ accountId: id, limit: 1000 })).events;
+    const events = (await storeOf(app).ledger.list({ accountId: id, limit: 1000 })).events;
     const flagged = events.filter((event) => event.type === 'needs_reauth').at(-1) ?? null;
     const answered = log.filter(
       (entry) =>

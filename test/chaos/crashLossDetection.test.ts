@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialAccount } from '../../src/domain/account.js';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { openTestApp } from '../support/app.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
@@ -46,7 +47,7 @@ for (const factory of DATABASES) {
     }
 
     async function needsReauthDetail(accountId: string) {
-      return (await app.ledger.list({ accountId, type: 'needs_reauth' })).events[0]?.detail;
+      return (await storeOf(app).ledger.list({ accountId, type: 'needs_reauth' })).events[0]?.detail;
     }
 
     it('flags the invalid_grant after a lease its holder never released', async () => {
@@ -54,7 +55,7 @@ for (const factory of DATABASES) {
       // The holder took the lease, spent the token, and was killed; its lease has lapsed since
       // (a 50 ms one here: on PostgreSQL leases run by the database's clock, not the caller's).
       expect(
-        await app.accounts.tryAcquireRefreshLease(account!.id, 'killed-process', Date.now(), 50),
+        await storeOf(app).accounts.tryAcquireRefreshLease(account!.id, 'killed-process', Date.now(), 50),
       ).not.toBeNull();
       await spendAtTikTok(account!);
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -73,9 +74,9 @@ for (const factory of DATABASES) {
       const [account] = await seedAccounts(app, simulator, { tiktok: 1 }, 'clean-holder');
       const now = Date.now();
       expect(
-        await app.accounts.tryAcquireRefreshLease(account!.id, 'other-process', now, 60_000),
+        await storeOf(app).accounts.tryAcquireRefreshLease(account!.id, 'other-process', now, 60_000),
       ).not.toBeNull();
-      await app.accounts.releaseRefreshLease(account!.id, 'other-process');
+      await storeOf(app).accounts.releaseRefreshLease(account!.id, 'other-process');
       await spendAtTikTok(account!);
 
       const { result } = await app.tokens.refreshOAuthToken(account!.id);

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import type { StoreDatabase } from '../../src/store/database.js';
 import { openTestApp } from '../support/app.js';
@@ -63,9 +64,9 @@ async function acceptTokenWrites(store: StoreDatabase): Promise<void> {
  */
 async function passLeaseTime(app: SocialOAuth, accountId: string, ms: number): Promise<void> {
   offsetBy(ms);
-  if (app.database.kind === 'postgres') {
+  if (storeOf(app).database.kind === 'postgres') {
     await sql`update social_accounts set refresh_lease_until = refresh_lease_until - ${ms} where id = ${accountId}`.execute(
-      app.database.db,
+      storeOf(app).database.db,
     );
   }
 }
@@ -114,21 +115,22 @@ for (const factory of DATABASES) {
 
     it('keeps the tokens in an encrypted journal and stores them when the process starts again', async () => {
       const [account] = await seedAccounts(app, simulator, { tiktok: 1 }, 'refused-restart');
-      await refuseTokenWrites(app.database);
+      await refuseTokenWrites(storeOf(app).database);
       const started = clock.now();
       try {
         await expect(app.tokens.refreshOAuthToken(account!.id)).rejects.toThrow(/space|full/);
       } finally {
-        await acceptTokenWrites(app.database);
+        await acceptTokenWrites(storeOf(app).database);
       }
       // Saves were retried until the lease ran out (the refusal outlasted it: the trigger stayed),
       // and the platform did rotate: the stored token is spent.
       expect(clock.now() - started).toBeGreaterThan(55_000);
       expect(simulator.refreshCalls('tiktok', account!.externalAccountId)).toBe(1);
-      const stored = (await app.accounts.findById(account!.id))!;
+      const stored = (await storeOf(app).accounts.findById(account!.id))!;
       expect(simulator.isRefreshTokenValid('tiktok', stored.refreshToken!)).toBe(false);
       // Flagged where it can be: the ledger took the row the token column refused.
-      const failed = (await app.ledger.list({ accountId: account!.id, type: 'refresh_failed' })).events;
+      const failed = (await storeOf(app).ledger.list({ accountId: account!.id, type: 'refresh_failed' }))
+        .events;
       expect(failed.at(-1)?.detail).toMatchObject({ unsavedTokens: true, journaled: true });
       // The journal holds the new tokens, encrypted: no token in the file in clear.
       expect(journalFiles()).toHaveLength(1);
@@ -139,11 +141,12 @@ for (const factory of DATABASES) {
       // A restart: the journal is replayed before anything else.
       await app.close();
       app = await open();
-      const after = (await app.accounts.findById(account!.id))!;
+      const after = (await storeOf(app).accounts.findById(account!.id))!;
       expect(after.status).toBe('active');
       expect(simulator.isRefreshTokenValid('tiktok', after.refreshToken!)).toBe(true);
       expect(simulator.isAccessTokenValid('tiktok', after.accessToken!)).toBe(true);
-      const refreshed = (await app.ledger.list({ accountId: account!.id, type: 'refreshed' })).events;
+      const refreshed = (await storeOf(app).ledger.list({ accountId: account!.id, type: 'refreshed' }))
+        .events;
       expect(refreshed.at(-1)?.detail).toMatchObject({ fromJournal: true });
       expect(journalFiles()).toHaveLength(0);
       // And it goes on: the next refresh spends the token the journal brought back.
@@ -154,11 +157,11 @@ for (const factory of DATABASES) {
 
     it('stores the journaled tokens before the next refresh of the account, without calling the platform', async () => {
       const [account] = await seedAccounts(app, simulator, { tiktok: 1 }, 'refused-next');
-      await refuseTokenWrites(app.database);
+      await refuseTokenWrites(storeOf(app).database);
       try {
         await expect(app.tokens.refreshOAuthToken(account!.id)).rejects.toThrow(/space|full/);
       } finally {
-        await acceptTokenWrites(app.database);
+        await acceptTokenWrites(storeOf(app).database);
       }
       // The lease was left to lapse (so that another process would know): it has by now.
       await passLeaseTime(app, account!.id, 61_000);
@@ -175,13 +178,13 @@ for (const factory of DATABASES) {
       // The journal cannot be written either: its folder's name is taken by a file.
       rmSync(journalDir(), { recursive: true, force: true });
       writeFileSync(journalDir(), 'not a folder');
-      await refuseTokenWrites(app.database);
-      await refuseLedgerWrites(app.database);
+      await refuseTokenWrites(storeOf(app).database);
+      await refuseLedgerWrites(storeOf(app).database);
       try {
         await expect(app.tokens.refreshOAuthToken(account!.id)).rejects.toThrow(/space|full/);
       } finally {
-        await acceptLedgerWrites(app.database);
-        await acceptTokenWrites(app.database);
+        await acceptLedgerWrites(storeOf(app).database);
+        await acceptTokenWrites(storeOf(app).database);
       }
       // The lease was not released: whoever refreshes next (here, a process started after the
       // outage) knows that a refresh may have spent the token.
@@ -191,7 +194,8 @@ for (const factory of DATABASES) {
         const { account: after, result } = await other.tokens.refreshOAuthToken(account!.id);
         expect(result).toMatchObject({ success: false, providerErrorCode: 'invalid_grant' });
         expect(after.status).toBe('needs_reauth');
-        const flag = (await other.ledger.list({ accountId: account!.id, type: 'needs_reauth' })).events[0];
+        const flag = (await storeOf(other).ledger.list({ accountId: account!.id, type: 'needs_reauth' }))
+          .events[0];
         expect(flag?.detail).toMatchObject({
           possiblyLostInFlight: true,
           possibleLossCause: 'abandoned_lease',

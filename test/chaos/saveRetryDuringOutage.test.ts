@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import type { SaveTokensOptions, TokenUpdate } from '../../src/store/accountRepository.js';
 import { openTestApp } from '../support/app.js';
@@ -43,7 +44,7 @@ for (const factory of DATABASES) {
 
     it('keeps retrying the commit while the lease holds, and stores the rotated token once the database is back', async () => {
       const [account] = await seedAccounts(app, simulator, { tiktok: 1 }, 'outage');
-      const accounts = app.accounts;
+      const accounts = storeOf(app).accounts;
       const saveTokens = accounts.saveTokens.bind(accounts);
       let failures = 20; // 20 failed commits: about 17 s of outage at up to 1 s between tries
       accounts.saveTokens = async (
@@ -70,7 +71,7 @@ for (const factory of DATABASES) {
 
     it('still gives up once the lease has run out (another refresher may hold the account by then)', async () => {
       const [account] = await seedAccounts(app, simulator, { tiktok: 1 }, 'outage-long');
-      const accounts = app.accounts;
+      const accounts = storeOf(app).accounts;
       const saveTokens = accounts.saveTokens.bind(accounts);
       accounts.saveTokens = async () => {
         throw new Error('Connection terminated unexpectedly');

@@ -4,6 +4,7 @@ import type { ProviderName } from '../../src/domain/providerName.js';
 import { buildOpenApiDocument } from '../../src/http/openapi.js';
 import { API_VERSION } from '../../src/http/routes/health.js';
 import { StatusNotifier } from '../../src/service/statusNotifier.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { eventually, startTestService, startWebhookReceiver, type TestService } from './harness.js';
 
@@ -44,7 +45,7 @@ for (const factory of DATABASES) {
         issuedAt: now - (options.issuedAgoMs ?? 60_000),
         ...(options.expired ? { accessExpiresAt: now - 1000 } : {}),
       });
-      return service.oauth.accounts.insert(
+      return storeOf(service.oauth).accounts.insert(
         {
           ownerId: `owner-of-${externalAccountId}`,
           provider,
@@ -92,7 +93,7 @@ for (const factory of DATABASES) {
       });
 
       it('stores keys only as hashes', async () => {
-        const rows = await service.oauth.database.db.selectFrom('api_keys').selectAll().execute();
+        const rows = await storeOf(service.oauth).database.db.selectFrom('api_keys').selectAll().execute();
         expect(JSON.stringify(rows)).not.toContain(service.apiKey.split('_').pop());
       });
 
@@ -249,7 +250,7 @@ for (const factory of DATABASES) {
           expect(response.body.account.status).toBe('revoked');
           expect(response.body.account.has_refresh_token).toBe(false);
           expect(service.simulator.isAccessTokenValid(provider, account.accessToken!)).toBe(false);
-          const stored = await service.oauth.accounts.findById(account.id);
+          const stored = await storeOf(service.oauth).accounts.findById(account.id);
           expect(stored?.accessToken).toBeNull();
           const token = await service.api('POST', `/v1/accounts/${account.id}/token`);
           expect(token.status).toBe(409);
@@ -283,8 +284,8 @@ for (const factory of DATABASES) {
       it("lists an owner's accounts and pages through them", async () => {
         for (const n of [1, 2, 3]) {
           const account = await seededAccount('tiktok', `tiktok-page-${n}`);
-          await service.oauth.database.db
-            .updateTable('social_accounts')
+          await storeOf(service.oauth)
+            .database.db.updateTable('social_accounts')
             .set({ owner_id: 'paged-owner' })
             .where('id', '=', account.id)
             .execute();

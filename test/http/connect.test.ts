@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
 import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import {
   browse,
@@ -98,7 +99,10 @@ for (const factory of DATABASES) {
         owner_id: 'hash-check',
       });
       const state = new URL(created.body.url).pathname.split('/').pop()!;
-      const rows = await service.oauth.database.db.selectFrom('connect_sessions').selectAll().execute();
+      const rows = await storeOf(service.oauth)
+        .database.db.selectFrom('connect_sessions')
+        .selectAll()
+        .execute();
       const serialized = JSON.stringify(rows);
       expect(serialized).not.toContain(state);
       const row = rows.find((r) => r.owner_id === 'hash-check')!;
@@ -106,7 +110,7 @@ for (const factory of DATABASES) {
     });
 
     it('returns the user to return_to with access_denied when they refuse consent, and stores nothing', async () => {
-      const before = await service.oauth.accounts.count();
+      const before = await storeOf(service.oauth).accounts.count();
       const landed = await connectThroughBrowser(service, {
         provider: 'tiktok',
         ownerId: 'owner-denied',
@@ -114,18 +118,18 @@ for (const factory of DATABASES) {
       });
       expect(landed.exit?.searchParams.get('status')).toBe('error');
       expect(landed.exit?.searchParams.get('error')).toBe('access_denied');
-      expect(await service.oauth.accounts.count()).toBe(before);
+      expect(await storeOf(service.oauth).accounts.count()).toBe(before);
     });
 
     it('refuses a forged state with a clear page and stores nothing', async () => {
-      const before = await service.oauth.accounts.count();
+      const before = await storeOf(service.oauth).accounts.count();
       const page = await browse(
         service,
         `${service.baseUrl}/oauth/tiktok/callback?code=stolen&state=forged-state`,
       );
       expect(page.status).toBe(400);
       expect(page.text).toContain('This connect link is not valid');
-      expect(await service.oauth.accounts.count()).toBe(before);
+      expect(await storeOf(service.oauth).accounts.count()).toBe(before);
     });
 
     it('refuses a replayed callback: a state works once', async () => {
@@ -165,7 +169,7 @@ for (const factory of DATABASES) {
       } finally {
         clock.set(now);
       }
-      expect((await service.oauth.accounts.list({ ownerId: 'owner-late' })).length).toBe(0);
+      expect((await storeOf(service.oauth).accounts.list({ ownerId: 'owner-late' })).length).toBe(0);
     });
 
     it("refuses a state presented at another platform's callback", async () => {
@@ -220,7 +224,7 @@ for (const factory of DATABASES) {
       expect(second.exit?.searchParams.get('error')).toBe('account_owned_by_another_owner');
       const account = await service.api('GET', `/v1/accounts/${accountId}`);
       expect(account.body.owner_id).toBe('owner-a');
-      expect((await service.oauth.accounts.list({ ownerId: 'owner-b' })).length).toBe(0);
+      expect((await storeOf(service.oauth).accounts.list({ ownerId: 'owner-b' })).length).toBe(0);
     });
 
     it("keeps Instagram's long-lived token (about 60 days), not the one-hour one", async () => {

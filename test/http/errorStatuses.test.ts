@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProviderName } from '../../src/domain/providerName.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { type CuttableProxy, startCuttableProxy } from '../support/cuttableProxy.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { startTestService, type TestService } from './harness.js';
@@ -42,7 +43,7 @@ for (const factory of DATABASES) {
         issuedAt: now - (options.issuedAgoMs ?? 60_000),
         ...(options.expired ? { accessExpiresAt: now - 1000 } : {}),
       });
-      return service.oauth.accounts.insert(
+      return storeOf(service.oauth).accounts.insert(
         {
           ownerId: `owner-of-${externalAccountId}`,
           provider,
@@ -121,7 +122,7 @@ for (const factory of DATABASES) {
 
     it('503 refresh_in_progress with Retry-After while another process holds the refresh', async () => {
       const account = await seededAccount('youtube', 'status-held', { expired: true });
-      const held = await service.oauth.accounts.tryAcquireRefreshLease(
+      const held = await storeOf(service.oauth).accounts.tryAcquireRefreshLease(
         account.id,
         'another-process',
         Date.now(),
@@ -134,7 +135,7 @@ for (const factory of DATABASES) {
         expect(response.body.error.code).toBe('refresh_in_progress');
         expect(retryAfterOf(response.headers)).toBeGreaterThanOrEqual(1);
       } finally {
-        await service.oauth.accounts.releaseRefreshLease(account.id, 'another-process');
+        await storeOf(service.oauth).accounts.releaseRefreshLease(account.id, 'another-process');
       }
     });
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/domain/logger.js';
 import { signMetaRequest } from '../../src/http/webhookSignatures.js';
 import { instagramAppScopedId } from '../../src/platforms/instagram/simulatorRoutes.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { SIM_CLIENTS } from '../support/simulator.js';
 import { connectThroughBrowser, startTestService, type TestService } from './harness.js';
@@ -90,7 +91,7 @@ for (const factory of DATABASES) {
       expect(response.status).toBe(200);
       expect(await response.json()).toMatchObject({ confirmation_code: expect.any(String) });
       expect((await account(accountId)).status).toBe('revoked');
-      expect((await service.oauth.accounts.findById(accountId))?.accessToken).toBeNull();
+      expect((await storeOf(service.oauth).accounts.findById(accountId))?.accessToken).toBeNull();
     });
 
     it('a callback carrying /me user_id still revokes, matched on the external id', async () => {

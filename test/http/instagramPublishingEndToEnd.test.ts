@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_PLATFORM_PUBLISHING_SETTINGS } from '../../src/platforms/publishingSettings.js';
 import { InstagramPublisher } from '../../src/platforms/instagram/publishing.js';
+import { DEFAULT_PLATFORM_PUBLISHING_SETTINGS } from '../../src/platforms/publishingSettings.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { insertSeededAccount } from '../support/accounts.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
@@ -61,7 +62,7 @@ for (const factory of DATABASES) {
     beforeEach(() => simulator.uploads.clearFaults());
 
     const instagramAccount = () =>
-      insertSeededAccount(service.oauth.accounts, simulator, 'instagram', {
+      insertSeededAccount(storeOf(service.oauth).accounts, simulator, 'instagram', {
         externalAccountId: `178414000000${String(++counter).padStart(5, '0')}`,
       });
 

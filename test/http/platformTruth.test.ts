@@ -4,6 +4,7 @@ import type { ProviderName } from '../../src/domain/providerName.js';
 import { generateCodeVerifier } from '../../src/platforms/pkce.js';
 import { YouTubeProvider } from '../../src/platforms/youtube/oauthClient.js';
 import { AccountLifecycle } from '../../src/service/accountLifecycle.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { followAuthorizeRedirect } from '../../src/simulator/consentFlow.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { SIM_CLIENTS, startTestSimulator } from '../support/simulator.js';
@@ -49,7 +50,7 @@ for (const factory of DATABASES) {
         ...(options.expired ? { accessExpiresAt: now - 1000 } : {}),
         ...(options.scopes ? { scopes: options.scopes } : {}),
       });
-      return service.oauth.accounts.insert(
+      return storeOf(service.oauth).accounts.insert(
         {
           ownerId: options.ownerId ?? `owner-of-${externalAccountId}`,
           provider,
@@ -75,7 +76,7 @@ for (const factory of DATABASES) {
 
     describe('partial consent at connect', () => {
       it('refuses a TikTok grant without video.publish: back to return_to with missing_scopes, nothing stored, the grant revoked, the ledger told', async () => {
-        const before = await service.oauth.accounts.count();
+        const before = await storeOf(service.oauth).accounts.count();
         const landed = await connectThroughBrowser(service, {
           provider: 'tiktok',
           ownerId: 'owner-partial-tiktok',
@@ -89,8 +90,8 @@ for (const factory of DATABASES) {
           error: 'missing_scopes',
           missing: 'video.publish',
         });
-        expect(await service.oauth.accounts.count()).toBe(before);
-        expect(await service.oauth.accounts.findByExternalId('tiktok', 'tt-partial')).toBeNull();
+        expect(await storeOf(service.oauth).accounts.count()).toBe(before);
+        expect(await storeOf(service.oauth).accounts.findByExternalId('tiktok', 'tt-partial')).toBeNull();
         expect(service.simulator.hasLiveGrant('tiktok', 'tt-partial')).toBe(false);
         const events = await service.api('GET', '/v1/events?type=connect_refused');
         expect(events.status).toBe(200);
@@ -116,7 +117,7 @@ for (const factory of DATABASES) {
         });
         expect(landed.exit?.searchParams.get('error')).toBe('missing_scopes');
         expect(landed.exit?.searchParams.get('missing')).toBe(READONLY);
-        expect(await service.oauth.accounts.findByExternalId('youtube', 'UCpartial')).toBeNull();
+        expect(await storeOf(service.oauth).accounts.findByExternalId('youtube', 'UCpartial')).toBeNull();
         expect(service.simulator.hasLiveGrant('youtube', 'UCpartial')).toBe(false);
       });
 
@@ -128,7 +129,7 @@ for (const factory of DATABASES) {
           consent: { externalAccountId: 'tt-reconnect-partial', withheldScopes: ['video.upload'] },
         });
         expect(landed.exit?.searchParams.get('error')).toBe('missing_scopes');
-        const stored = await service.oauth.accounts.findById(account.id);
+        const stored = await storeOf(service.oauth).accounts.findById(account.id);
         expect(stored).toMatchObject({ status: 'active', accessToken: account.accessToken });
         const events = await service.api('GET', `/v1/events?account_id=${account.id}`);
         expect(events.body.events.map((e: { type: string }) => e.type)).toContain('connect_refused');
@@ -202,7 +203,7 @@ for (const factory of DATABASES) {
           consent: { externalAccountId: 'UCkeep' },
         });
         const accountId = landed.exit!.searchParams.get('account_id')!;
-        const first = (await service.oauth.accounts.findById(accountId))!;
+        const first = (await storeOf(service.oauth).accounts.findById(accountId))!;
         expect(first.refreshToken).not.toBeNull();
 
         // Google sends a refresh token only at an account's first consent unless prompt=consent: a
@@ -228,9 +229,9 @@ for (const factory of DATABASES) {
         expect(tokens.refreshToken).toBeNull();
 
         const lifecycle = new AccountLifecycle({
-          accounts: service.oauth.accounts,
-          ledger: service.oauth.ledger,
-          providers: service.oauth.providers,
+          accounts: storeOf(service.oauth).accounts,
+          ledger: storeOf(service.oauth).ledger,
+          providers: storeOf(service.oauth).providers,
           clock,
           logger: service.oauth.logger,
         });
@@ -242,7 +243,7 @@ for (const factory of DATABASES) {
           connectedWithPkce: true,
         });
         expect(outcome.kind).toBe('reconnected');
-        const after = (await service.oauth.accounts.findById(accountId))!;
+        const after = (await storeOf(service.oauth).accounts.findById(accountId))!;
         expect(after.accessToken).toBe(tokens.accessToken);
         expect(after.refreshToken).toBe(first.refreshToken);
         expect(service.simulator.isRefreshTokenValid('youtube', after.refreshToken!)).toBe(true);
@@ -274,7 +275,9 @@ for (const factory of DATABASES) {
         expect(api.body.refresh_token_expires_at).toBe(new Date(endsAt).toISOString());
         expect(api.body.grant_ends_at).toBe(new Date(endsAt).toISOString());
         // The keep-alive refresher looks at it only when it ends: a refresh cannot extend it.
-        expect((await service.oauth.accounts.scheduling.readSchedule(accountId))?.nextRefreshAt).toBe(endsAt);
+        expect(
+          (await storeOf(service.oauth).accounts.scheduling.readSchedule(accountId))?.nextRefreshAt,
+        ).toBe(endsAt);
         const html = await statusPage('owner-testing');
         expect(html).toContain('Connection ends');
 
@@ -282,11 +285,13 @@ for (const factory of DATABASES) {
         clock.advance(2 * DAY);
         const refreshed = await service.api('POST', `/v1/accounts/${accountId}/refresh`);
         expect(refreshed.body.account.grant_ends_at).toBe(new Date(endsAt).toISOString());
-        expect((await service.oauth.accounts.scheduling.readSchedule(accountId))?.nextRefreshAt).toBe(endsAt);
+        expect(
+          (await storeOf(service.oauth).accounts.scheduling.readSchedule(accountId))?.nextRefreshAt,
+        ).toBe(endsAt);
 
         clock.advance(5 * DAY);
         const dead = await service.api('POST', `/v1/accounts/${accountId}/refresh`);
-        const account = (await service.oauth.accounts.findById(accountId))!;
+        const account = (await storeOf(service.oauth).accounts.findById(accountId))!;
         expect(account.status).toBe('needs_reauth');
         expect(dead.status).toBeGreaterThanOrEqual(400);
       });

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { connectThroughBrowser, startTestService, type TestService } from './harness.js';
 
@@ -48,7 +49,7 @@ describe.skipIf(!runnable)('status page in headless Chromium', () => {
       consent: { externalAccountId: '17841400000004242', displayName: 'ana.cooks' },
     });
     const instagramId = instagram.exit!.searchParams.get('account_id')!;
-    await service.oauth.accounts.setStatus(
+    await storeOf(service.oauth).accounts.setStatus(
       instagramId,
       'needs_reauth',
       'reauthorization_required: 190/460 password changed',
@@ -83,7 +84,7 @@ describe.skipIf(!runnable)('status page in headless Chromium', () => {
     mkdirSync('test-results', { recursive: true });
     await page.screenshot({ path: 'test-results/portal.png', fullPage: true });
 
-    const stored = await service.oauth.accounts.findByExternalId('tiktok', 'tiktok-ana');
+    const stored = await storeOf(service.oauth).accounts.findByExternalId('tiktok', 'tiktok-ana');
     expect(stored?.ownerId).toBe('creator-42');
     expect(stored?.status).toBe('active');
   }, 60_000);

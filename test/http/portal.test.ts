@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { browse, connectThroughBrowser, startTestService, type TestService } from './harness.js';
 
@@ -61,17 +62,17 @@ for (const factory of DATABASES) {
     });
 
     it("refuses to act on another owner's account through a portal link", async () => {
-      const bobId = (await service.oauth.accounts.findByExternalId('tiktok', 'bob-tt'))!.id;
+      const bobId = (await storeOf(service.oauth).accounts.findByExternalId('tiktok', 'bob-tt'))!.id;
       const { cookie, csrf } = await openPortal('alice');
       for (const action of ['revoke', 'refresh']) {
         const response = await post(cookie, `/portal/accounts/${bobId}/${action}`, { csrf });
         expect(response.status).toBe(404);
       }
-      expect((await service.oauth.accounts.findById(bobId))?.status).toBe('active');
+      expect((await storeOf(service.oauth).accounts.findById(bobId))?.status).toBe('active');
     });
 
     it("refuses a form without the page's CSRF token, or from another origin", async () => {
-      const aliceId = (await service.oauth.accounts.findByExternalId('tiktok', 'alice-tt'))!.id;
+      const aliceId = (await storeOf(service.oauth).accounts.findByExternalId('tiktok', 'alice-tt'))!.id;
       const { cookie, csrf } = await openPortal('alice');
       expect((await post(cookie, `/portal/accounts/${aliceId}/revoke`, {})).status).toBe(403);
       expect((await post(cookie, `/portal/accounts/${aliceId}/revoke`, { csrf: `${csrf}x` })).status).toBe(
@@ -88,7 +89,7 @@ for (const factory of DATABASES) {
         body: new URLSearchParams({ csrf }).toString(),
       });
       expect(crossSite.status).toBe(403);
-      expect((await service.oauth.accounts.findById(aliceId))?.status).toBe('active');
+      expect((await storeOf(service.oauth).accounts.findById(aliceId))?.status).toBe('active');
     });
 
     it('answers an unknown or missing session with a page, not the accounts', async () => {
@@ -113,12 +114,12 @@ for (const factory of DATABASES) {
       expect(landed.text).toContain('YouTube account connected.');
       expect(landed.text).toContain('Carol Channel');
 
-      const carolId = (await service.oauth.accounts.findByExternalId('youtube', 'UCcarol'))!.id;
+      const carolId = (await storeOf(service.oauth).accounts.findByExternalId('youtube', 'UCcarol'))!.id;
       const refreshed = await post(cookie, `/portal/accounts/${carolId}/refresh`, { csrf });
       expect(refreshed.headers.get('location')).toBe('/portal?notice=refreshed');
       const revoked = await post(cookie, `/portal/accounts/${carolId}/revoke`, { csrf });
       expect(revoked.headers.get('location')).toBe('/portal?notice=revoked');
-      expect((await service.oauth.accounts.findById(carolId))?.status).toBe('revoked');
+      expect((await storeOf(service.oauth).accounts.findById(carolId))?.status).toBe('revoked');
     });
   });
 }

@@ -12,6 +12,7 @@ import type {
   PublishOutcome,
   PublishRequest,
 } from '../../src/publishing/platformPublisher.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { insertSeededAccount } from '../support/accounts.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
@@ -89,7 +90,7 @@ for (const factory of DATABASES) {
     });
 
     const youtubeAccount = () =>
-      insertSeededAccount(service.oauth.accounts, simulator, 'youtube', {
+      insertSeededAccount(storeOf(service.oauth).accounts, simulator, 'youtube', {
         externalAccountId: `yt-http-${++counter}`,
       });
 
@@ -244,8 +245,8 @@ for (const factory of DATABASES) {
         expect(created.status).toBe(202);
         expect(created.body.publication.total_bytes).toBe(content.length);
         expect(created.text).not.toContain('SECRET-SIGNATURE');
-        const raw = await service.oauth.database.db
-          .selectFrom('publications')
+        const raw = await storeOf(service.oauth)
+          .database.db.selectFrom('publications')
           .select('source_url')
           .where('id', '=', created.body.publication.id)
           .executeTakeFirstOrThrow();
@@ -260,7 +261,7 @@ for (const factory of DATABASES) {
     });
 
     it('Instagram gets an unguessable link to the file, with Range, dead once the platform has fetched it', async () => {
-      const account = await insertSeededAccount(service.oauth.accounts, simulator, 'instagram', {
+      const account = await insertSeededAccount(storeOf(service.oauth).accounts, simulator, 'instagram', {
         externalAccountId: `ig-http-${++counter}`,
       });
       const content = randomBytes(100_001);
@@ -302,7 +303,7 @@ for (const factory of DATABASES) {
 
     it("the status page shows each account's recent publications", async () => {
       const account = await insertSeededAccount(
-        service.oauth.accounts,
+        storeOf(service.oauth).accounts,
         simulator,
         'youtube',
         { externalAccountId: `yt-portal-${++counter}` },

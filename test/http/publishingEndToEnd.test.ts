@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProviderName } from '../../src/domain/providerName.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { insertSeededAccount } from '../support/accounts.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
@@ -34,7 +35,7 @@ for (const factory of DATABASES) {
     });
 
     async function publish(provider: ProviderName, content: Buffer, metadata: Record<string, unknown>) {
-      const account = await insertSeededAccount(service.oauth.accounts, simulator, provider, {
+      const account = await insertSeededAccount(storeOf(service.oauth).accounts, simulator, provider, {
         externalAccountId: `e2e-${provider}-${++counter}`,
       });
       const body = Buffer.concat([

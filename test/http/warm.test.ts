@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { startTestSimulator } from '../support/simulator.js';
@@ -30,7 +31,7 @@ describe('POST /v1/accounts/:id/warm', () => {
 
   async function tiktokAccount() {
     const seeded = simulator.seedAccount('tiktok', { externalAccountId: 'warm-1' });
-    return service.oauth.accounts.insert(
+    return storeOf(service.oauth).accounts.insert(
       {
         ownerId: 'owner-warm',
         provider: 'tiktok',
@@ -73,7 +74,7 @@ describe('POST /v1/accounts/:id/warm', () => {
   });
 
   it('rejects a missing or malformed time', async () => {
-    const account = (await service.oauth.accounts.list({ limit: 1 }))[0]!;
+    const account = (await storeOf(service.oauth).accounts.list({ limit: 1 }))[0]!;
     expect((await service.api('POST', `/v1/accounts/${account.id}/warm`, {})).status).toBe(400);
     expect((await service.api('POST', `/v1/accounts/${account.id}/warm`, { at: 'tomorrow' })).status).toBe(
       400,

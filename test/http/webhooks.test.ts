@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMetaRequest, signTikTokBody } from '../../src/http/webhookSignatures.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { SIM_CLIENTS } from '../support/simulator.js';
 import { connectThroughBrowser, startTestService, type TestService } from './harness.js';
@@ -56,7 +57,7 @@ for (const factory of DATABASES) {
       expect(response.status).toBe(200);
       expect(await statusOf(id)).toBe('revoked');
       expect(await eventTypes(id)).toEqual(['connected', 'revoked']);
-      expect((await service.oauth.accounts.findById(id))?.accessToken).toBeNull();
+      expect((await storeOf(service.oauth).accounts.findById(id))?.accessToken).toBeNull();
     });
 
     it('answers 401 to a Meta callback signed with another secret, and changes nothing', async () => {
@@ -180,7 +181,7 @@ for (const factory of DATABASES) {
       const now = Date.now();
       // Connected three days ago.
       const seeded = service.simulator.seedAccount('tiktok', { externalAccountId: 'tiktok-many-reconnects' });
-      const { id } = await service.oauth.accounts.insert(
+      const { id } = await storeOf(service.oauth).accounts.insert(
         {
           ownerId: 'owner-many-reconnects',
           provider: 'tiktok',
@@ -197,9 +198,12 @@ for (const factory of DATABASES) {
       );
       // 500 reconnects two hours ago, then the one that began the current grant, a minute ago.
       for (let i = 0; i < 500; i++) {
-        await service.oauth.ledger.append({ accountId: id, type: 'reconnected' }, now - 7_200_000 + i);
+        await storeOf(service.oauth).ledger.append(
+          { accountId: id, type: 'reconnected' },
+          now - 7_200_000 + i,
+        );
       }
-      await service.oauth.ledger.append({ accountId: id, type: 'reconnected' }, now - 60_000);
+      await storeOf(service.oauth).ledger.append({ accountId: id, type: 'reconnected' }, now - 60_000);
       // A removal from an hour ago: after the 500th reconnect, before the current grant.
       const body = JSON.stringify({
         client_key: SIM_CLIENTS.tiktok.clientId,

@@ -4,6 +4,7 @@ import type { SocialAccount } from '../../src/domain/account.js';
 import type { NewOAuthEvent } from '../../src/domain/ledger.js';
 import type { ProviderName } from '../../src/domain/providerName.js';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import type { AnswerRewrite } from '../../src/simulator/faults.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { seedAccounts } from '../chaos/chaosSupport.js';
@@ -312,7 +313,7 @@ for (const factory of DATABASES) {
             simulator.faults.clear(provider);
           }
           const done = Date.now();
-          const history = (await app.ledger.list({ accountId: account!.id, limit: 50 })).events;
+          const history = (await storeOf(app).ledger.list({ accountId: account!.id, limit: 50 })).events;
           const flag = history.find((e) => e.type === 'needs_reauth');
           const refreshed = history.find((e) => e.type === 'refreshed');
           const credential = provider === 'instagram' ? after.accessToken : after.refreshToken;

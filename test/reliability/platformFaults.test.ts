@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialAccount } from '../../src/domain/account.js';
 import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { seededRandom } from '../../src/simulator/faults.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { insertSeededAccount } from '../support/accounts.js';
@@ -52,7 +53,7 @@ for (const factory of DATABASES) {
         for (let i = 0; i < ACCOUNTS_PER_PROVIDER; i++) {
           accounts.push(
             await insertSeededAccount(
-              app.accounts,
+              storeOf(app).accounts,
               simulator,
               provider,
               {
@@ -84,7 +85,7 @@ for (const factory of DATABASES) {
       for (let pass = 0; pass < 6; pass++) {
         const due = [];
         for (const account of accounts) {
-          const current = (await app.accounts.findById(account.id))!;
+          const current = (await storeOf(app).accounts.findById(account.id))!;
           if (current.tokenIssuedAt! < now) due.push(current);
         }
         if (due.length === 0) break;
@@ -102,7 +103,7 @@ for (const factory of DATABASES) {
 
       let lost = 0;
       for (const account of accounts) {
-        const current = (await app.accounts.findById(account.id))!;
+        const current = (await storeOf(app).accounts.findById(account.id))!;
         if (
           current.status !== 'active' ||
           !simulator.isAccessTokenValid(current.provider, current.accessToken!)

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMetaRequest, signTikTokBody } from '../../src/http/webhookSignatures.js';
 import { importAccounts, parseImportFile } from '../../src/service/accountImport.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { connectThroughBrowser, RETURN_ORIGIN, startTestService, type TestService } from '../http/harness.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { SIM_CLIENTS } from '../support/simulator.js';
@@ -522,7 +523,7 @@ for (const factory of DATABASES) {
         ),
         { numRuns: FUZZ_RUNS * 3 },
       );
-      expect((await service.oauth.accounts.findById(otherOwnersAccount))?.status).toBe('active');
+      expect((await storeOf(service.oauth).accounts.findById(otherOwnersAccount))?.status).toBe('active');
     });
 
     it('portal GETs: any link token, cookie and query → a page without reflected markup, nothing changed', async () => {
@@ -685,7 +686,7 @@ for (const factory of DATABASES) {
             if (breakage) rows[breakage[0] % rows.length]![breakage[1]] = breakage[2];
             const text = rows.map((row) => JSON.stringify(row)).join('\n');
             const before = await snapshotState(service.oauth);
-            const outcome = await importAccounts(service.oauth.accounts, text, service.oauth.clock);
+            const outcome = await importAccounts(storeOf(service.oauth).accounts, text, service.oauth.clock);
             if (outcome.errors.length > 0) {
               expect(outcome.imported).toBe(0);
               expect(await snapshotState(service.oauth)).toBe(before);

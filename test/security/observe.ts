@@ -1,5 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import type { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 
 /**
  * What the security suites look at: the whole stored state as one comparable value, raw HTTP
@@ -22,7 +23,7 @@ const TABLES = [
  * presented with a rejected body is still a use (written at most once a minute), not a change of state.
  */
 export async function snapshotState(oauth: SocialOAuth): Promise<string> {
-  const db = oauth.database.db;
+  const db = storeOf(oauth).database.db;
   const tables: Record<string, unknown[]> = {};
   for (const [table, key] of TABLES) {
     const rows = (await db.selectFrom(table).selectAll().orderBy(key).execute()) as Record<string, unknown>[];
@@ -36,8 +37,8 @@ export async function snapshotState(oauth: SocialOAuth): Promise<string> {
 
 /** The count of ledger rows (the issue asks for it by name). */
 export async function ledgerCount(oauth: SocialOAuth): Promise<number> {
-  const row = await oauth.database.db
-    .selectFrom('oauth_events')
+  const row = await storeOf(oauth)
+    .database.db.selectFrom('oauth_events')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .executeTakeFirstOrThrow();
   return Number(row.n);

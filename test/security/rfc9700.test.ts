@@ -4,6 +4,7 @@ import { ConfigurationError } from '../../src/domain/errors.js';
 import type { ProviderName } from '../../src/domain/providerName.js';
 import { buildApp } from '../../src/http/app.js';
 import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import {
   browse,
   connectThroughBrowser,
@@ -114,25 +115,25 @@ describe(`RFC 9700 checklist (${factory.kind})`, () => {
     const other = await startConnect(service, 'tiktok', 'attacker', 'rfc-attacker');
     const injected = new URL(other.callback);
     injected.searchParams.set('code', stolen.callback.searchParams.get('code')!);
-    const before = await service.oauth.accounts.count();
+    const before = await storeOf(service.oauth).accounts.count();
     const landed = await browse(service, injected.toString());
     expect(landed.exit?.searchParams.get('status')).toBe('error');
-    expect(await service.oauth.accounts.count()).toBe(before);
-    expect(await service.oauth.accounts.findByExternalId('tiktok', 'rfc-injected')).toBeNull();
+    expect(await storeOf(service.oauth).accounts.count()).toBe(before);
+    expect(await storeOf(service.oauth).accounts.findByExternalId('tiktok', 'rfc-injected')).toBeNull();
   });
 
   it('§4.5 / RFC 6749 §4.1.2: an authorization code works once, even with a fresh state (Instagram, no PKCE)', async () => {
     const first = await startConnect(service, 'instagram', 'ig-owner', '17841400000009700');
     const landed = await browse(service, first.callback.toString());
     expect(landed.exit?.searchParams.get('status')).toBe('connected');
-    const account = await service.oauth.accounts.findByExternalId('instagram', '17841400000009700');
+    const account = await storeOf(service.oauth).accounts.findByExternalId('instagram', '17841400000009700');
     const second = await startConnect(service, 'instagram', 'ig-owner', '17841400000009700');
     const replay = new URL(second.callback);
     replay.searchParams.set('code', first.callback.searchParams.get('code')!);
     const replayed = await browse(service, replay.toString());
     expect(replayed.exit?.searchParams.get('status')).toBe('error');
     expect(replayed.exit?.searchParams.get('error')).toBe('authorization_failed');
-    const after = await service.oauth.accounts.findById(account!.id);
+    const after = await storeOf(service.oauth).accounts.findById(account!.id);
     expect(after?.version).toBe(account!.version);
     expect(after?.accessToken).toBe(account!.accessToken);
   });
@@ -179,8 +180,8 @@ describe(`RFC 9700 checklist (${factory.kind})`, () => {
           return_to: returnTo,
         });
         if (created.status === 201) {
-          const row = await service.oauth.database.db
-            .selectFrom('connect_sessions')
+          const row = await storeOf(service.oauth)
+            .database.db.selectFrom('connect_sessions')
             .select('return_to')
             .orderBy('created_at', 'desc')
             .executeTakeFirstOrThrow();
@@ -218,7 +219,7 @@ describe(`RFC 9700 checklist (${factory.kind})`, () => {
       expect(done.headers.get('referrer-policy')).toBe('no-referrer');
       const exit = new URL(done.headers.get('location')!);
       expect([...exit.searchParams.keys()].sort()).toEqual(['account_id', 'provider', 'status']);
-      const account = await service.oauth.accounts.findByExternalId(provider, external);
+      const account = await storeOf(service.oauth).accounts.findByExternalId(provider, external);
       const secrets = [account!.accessToken!, account!.refreshToken, flow.callback.searchParams.get('code')!];
       for (const secret of secrets.filter((s): s is string => !!s)) {
         expect(exit.toString()).not.toContain(secret);

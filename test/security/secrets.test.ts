@@ -10,6 +10,7 @@ import type { ProviderName } from '../../src/domain/providerName.js';
 import { buildApp } from '../../src/http/app.js';
 import { signMetaRequest } from '../../src/http/webhookSignatures.js';
 import { REDACTED_PATHS } from '../../src/service/logging.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import {
   type ApiResponse,
   browse,
@@ -206,7 +207,7 @@ for (const factory of DATABASES) {
     });
 
     const rememberTokens = async (label: string, accountId: string) => {
-      const account = await service.oauth.accounts.findById(accountId);
+      const account = await storeOf(service.oauth).accounts.findById(accountId);
       secrets.add(`${label} access token`, account?.accessToken);
       secrets.add(`${label} refresh token`, account?.refreshToken);
     };
@@ -263,7 +264,7 @@ for (const factory of DATABASES) {
       rmSync(goodFile);
       rmSync(badFile);
       for (const seeded of imported) {
-        const account = await service.oauth.accounts.findByExternalId(
+        const account = await storeOf(service.oauth).accounts.findByExternalId(
           seeded.provider,
           seeded.externalAccountId,
         );
@@ -333,7 +334,7 @@ for (const factory of DATABASES) {
     it('the designed place hands out the access token, and nothing else secret', async () => {
       expect(tokenAnswers.length).toBeGreaterThanOrEqual(2);
       for (const answer of tokenAnswers) {
-        const account = await service.oauth.accounts.findById(answer.accountId);
+        const account = await storeOf(service.oauth).accounts.findById(answer.accountId);
         const current = account!.accessToken!;
         expect(answer.text).toContain(current);
         expect(secrets.foundIn(answer.text, new Set([current]))).toEqual([]);

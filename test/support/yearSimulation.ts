@@ -7,6 +7,7 @@ import { ManualClock } from '../../src/domain/clock.js';
 import type { ProviderName } from '../../src/domain/providerName.js';
 import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
 import { SocialOAuth } from '../../src/service/socialOAuth.js';
+import { storeOf } from '../../src/service/storeAccess.js';
 import { seededRandom } from '../../src/simulator/faults.js';
 import { startProviderSimulator } from '../../src/simulator/simulator.js';
 import { DEFAULT_LIFETIMES } from '../../src/simulator/state.js';
@@ -157,7 +158,7 @@ export async function simulateYear(options: YearSimulationOptions): Promise<Year
           externalAccountId: account.externalAccountId,
           issuedAt: now,
         });
-        const stored = await app.accounts.insert(
+        const stored = await storeOf(app).accounts.insert(
           {
             ownerId: 'year',
             provider: account.provider,
@@ -200,7 +201,7 @@ export async function simulateYear(options: YearSimulationOptions): Promise<Year
       let idleYears = 0;
       let idleLeast = 0;
       for (const account of mine) {
-        const stored = (await app.accounts.findById(account.id!))!;
+        const stored = (await storeOf(app).accounts.findById(account.id!))!;
         const alive =
           stored.status === 'active' &&
           (provider === 'instagram'

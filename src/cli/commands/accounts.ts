@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ACCOUNT_STATUSES, type AccountStatus, toPublicAccount } from '../../domain/account.js';
 import { isProviderName } from '../../platforms/registry.js';
-import { importAccounts } from '../../service/accountImport.js';
 import { CliError, EXIT, withApp } from '../context.js';
 
 export function registerAccounts(program: Command): void {
@@ -75,7 +74,7 @@ export function registerAccounts(program: Command): void {
         );
       }
       return withApp(async (app) => {
-        const outcome = await importAccounts(app.accounts, text, app.clock);
+        const outcome = await app.accounts.import(text);
         if (outcome.errors.length > 0) {
           for (const error of outcome.errors) console.error(`${file}:${error.line}: ${error.message}`);
           throw new CliError(`${outcome.errors.length} bad line(s); nothing was imported`, EXIT.usage);

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { ApiKeys } from '../../service/apiKeys.js';
-import { ApiKeyRepository } from '../../store/apiKeyRepository.js';
 import { CliError, EXIT, withApp } from '../context.js';
 import { printTable } from './accounts.js';
 
@@ -8,8 +6,7 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 
 export function registerApiKeys(program: Command): void {
   const keys = program.command('api-keys').description('API keys for the HTTP service (stored hashed)');
-  const open = (app: Parameters<Parameters<typeof withApp>[0]>[0]) =>
-    new ApiKeys(new ApiKeyRepository(app.database), app.clock);
+  const open = (app: Parameters<Parameters<typeof withApp>[0]>[0]) => app.apiKeys;
 
   keys
     .command('create')

@@ -1,7 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { generateKeyEntry } from '../../crypto/tokenCipher.js';
-import { countTokensByKey, rotateKeys } from '../../service/keyRotation.js';
 import { withApp } from '../context.js';
 
 export function registerKeys(program: Command): void {
@@ -23,15 +22,15 @@ export function registerKeys(program: Command): void {
     .option('--json', 'print {keyId: count}')
     .action((options: { json?: boolean }) =>
       withApp(async (app) => {
-        const counts = await countTokensByKey(app.accounts, app.publishing.repository);
+        const counts = await app.keys.countTokensByKey();
         if (options.json) {
           console.log(JSON.stringify(Object.fromEntries(counts)));
           return;
         }
-        const keyring = new Set(app.cipher.keyIds);
-        for (const id of new Set([...app.cipher.keyIds, ...counts.keys()])) {
+        const keyring = new Set(app.keys.keyIds);
+        for (const id of new Set([...app.keys.keyIds, ...counts.keys()])) {
           const where =
-            id === app.cipher.primaryKeyId
+            id === app.keys.primaryKeyId
               ? 'first (encrypts)'
               : keyring.has(id)
                 ? 'in keyring'
@@ -57,14 +56,8 @@ export function registerKeys(program: Command): void {
           cliProgress.Presets.shades_classic,
         );
         let started = false;
-        const stores = {
-          accounts: app.accounts,
-          publications: app.publishing.repository,
-          ledger: app.ledger,
-        };
-        const outcome = await rotateKeys(stores, app.cipher, {
+        const outcome = await app.keys.rotate({
           batchSize,
-          now: () => app.clock.now(),
           onProgress: ({ scanned, total }) => {
             if (!started) {
               bar.start(total, 0);
@@ -88,7 +81,7 @@ export function registerKeys(program: Command): void {
           );
         }
         console.log(
-          `scanned ${outcome.scanned} account(s); re-encrypted ${outcome.reencrypted} token(s) under key "${app.cipher.primaryKeyId}"` +
+          `scanned ${outcome.scanned} account(s); re-encrypted ${outcome.reencrypted} token(s) under key "${app.keys.primaryKeyId}"` +
             (outcome.changedConcurrently
               ? `; ${outcome.changedConcurrently} changed by a refresh meanwhile (already current)`
               : '') +

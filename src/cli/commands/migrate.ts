@@ -1,13 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../../config.js';
-import { openDatabase } from '../../store/database.js';
-import {
-  lastExecutedMigration,
-  migrateDown,
-  migrateToLatest,
-  migrationStatus,
-  TOKENS_MIGRATION,
-} from '../../store/migrations.js';
+import { MigrationService, TOKENS_MIGRATION } from '../../service/migrationService.js';
 import { CliError, EXIT } from '../context.js';
 
 export function registerMigrate(program: Command): void {
@@ -17,11 +10,8 @@ export function registerMigrate(program: Command): void {
     .command('up')
     .description('apply every pending migration')
     .action(() =>
-      withDatabase(async (store) => {
-        const result = await migrateToLatest(store);
-        const applied = (result.results ?? [])
-          .filter((r) => r.status === 'Success')
-          .map((r) => r.migrationName);
+      withMigrations(async (migrations) => {
+        const applied = await migrations.up();
         console.log(applied.length ? `applied: ${applied.join(', ')}` : 'already up to date');
       }),
     );
@@ -31,8 +21,8 @@ export function registerMigrate(program: Command): void {
     .description('undo the last applied migration')
     .option('--yes', 'confirm undoing the tokens migration, which deletes every stored token')
     .action((options: { yes?: boolean }) =>
-      withDatabase(async (store) => {
-        const last = await lastExecutedMigration(store);
+      withMigrations(async (migrations) => {
+        const last = await migrations.lastApplied();
         if (last === null) {
           console.log('nothing to undo');
           return;
@@ -46,7 +36,7 @@ export function registerMigrate(program: Command): void {
         }
         if (last === TOKENS_MIGRATION)
           console.error(`warning: deleting all stored tokens (${TOKENS_MIGRATION})`);
-        await migrateDown(store);
+        await migrations.down();
         console.log(`undone: ${last}`);
       }),
     );
@@ -56,8 +46,8 @@ export function registerMigrate(program: Command): void {
     .description('list migrations and whether they are applied')
     .option('--json', 'print JSON')
     .action((options: { json?: boolean }) =>
-      withDatabase(async (store) => {
-        const states = await migrationStatus(store);
+      withMigrations(async (migrations) => {
+        const states = await migrations.status();
         if (options.json) {
           console.log(
             JSON.stringify(
@@ -75,12 +65,11 @@ export function registerMigrate(program: Command): void {
     );
 }
 
-async function withDatabase(work: (store: ReturnType<typeof openDatabase>) => Promise<void>): Promise<void> {
-  const config = loadConfig();
-  const store = openDatabase({ databaseUrl: config.databaseUrl, sqlitePath: config.sqlitePath });
+async function withMigrations(work: (migrations: MigrationService) => Promise<void>): Promise<void> {
+  const migrations = MigrationService.open(loadConfig());
   try {
-    await work(store);
+    await work(migrations);
   } finally {
-    await store.close();
+    await migrations.close();
   }
 }

@@ -5,7 +5,6 @@ import Fastify from 'fastify';
 import { ReauthorizationRequired } from '../../domain/errors.js';
 import type { PublicationSummary } from '../../domain/publication.js';
 import { mediaLinkRoutes } from '../../http/routes/publications.js';
-import { getProviderClientForAccount } from '../../index.js';
 import { MediaMissing, MediaTooLarge } from '../../service/publications/media.js';
 import { ServiceError } from '../../service/serviceError.js';
 import type { SocialOAuth } from '../../service/socialOAuth.js';
@@ -73,17 +72,15 @@ async function publishWithProgress(
 ): Promise<PublicationSummary> {
   const stop = new AbortController();
   void waitForSignal().then(() => stop.abort());
-  let client: Awaited<ReturnType<typeof getProviderClientForAccount>>;
+  let client: Awaited<ReturnType<SocialOAuth['publishingClientFor']>>;
   try {
-    client = await getProviderClientForAccount(app, accountId);
+    client = await app.publishingClientFor(accountId);
   } catch (error) {
     throw toCliError(error);
   }
   // Instagram fetches the video from a public URL: this command serves the file while it runs.
   const mediaServer =
-    file !== undefined && app.publishing.runner.fetchesFromUrl(client.provider)
-      ? await serveMedia(app)
-      : null;
+    file !== undefined && app.publishesFromUrl(client.provider) ? await serveMedia(app) : null;
   const bar = process.stderr.isTTY
     ? new SingleBar(
         {
@@ -135,7 +132,7 @@ async function publishWithProgress(
 /** GET /media/:token on HOST:PORT, which PUBLIC_BASE_URL must reach, for as long as the command runs. */
 async function serveMedia(app: SocialOAuth) {
   const server = Fastify({ logger: false });
-  await server.register(mediaLinkRoutes, { mediaLinks: app.publishing.mediaLinks });
+  await server.register(mediaLinkRoutes, { mediaLinks: app.mediaLinks });
   try {
     await server.listen({ host: app.config.host, port: app.config.port });
   } catch (error) {

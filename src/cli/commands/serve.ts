@@ -15,7 +15,10 @@ export function registerServe(program: Command): void {
       const oauth = await SocialOAuth.open({ config, logger });
       try {
         const service = await startHttpService({ oauth, config, logger });
-        logger.info({ url: service.url, database: oauth.database.description }, 'social-oauth listening');
+        logger.info(
+          { url: service.url, database: oauth.health.databaseDescription },
+          'social-oauth listening',
+        );
         // The background refresher (issue 4) runs beside the API unless REFRESHER_ENABLED=false
         // (when dedicated `social-oauth worker` processes do the work).
         const stopRefresher = new AbortController();

@@ -6,7 +6,6 @@ import type { SocialAccount } from '../../domain/account.js';
 import type { NewOAuthEvent } from '../../domain/ledger.js';
 import { startHttpService } from '../../http/server.js';
 import { platform, platforms } from '../../platforms/registry.js';
-import { importAccounts } from '../../service/accountImport.js';
 import { createLogger } from '../../service/logging.js';
 import { SocialOAuth } from '../../service/socialOAuth.js';
 import { startProviderSimulator } from '../../simulator/simulator.js';
@@ -73,7 +72,7 @@ export function registerStart(program: Command): void {
             `Generated a token encryption key at ${oauth.generatedKeyFile} (mode 0600). Back it up.`,
           );
         }
-        console.log(`Database: ${oauth.database.description}`);
+        console.log(`Database: ${oauth.health.databaseDescription}`);
         if (simulator) await prepareSandboxAccounts(oauth, simulator);
 
         // The service users run: the HTTP API, which also delivers the notification outbox when
@@ -198,7 +197,7 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
         scopes: seeded.scopes,
       });
     });
-    const outcome = await importAccounts(app.accounts, lines.join('\n'), app.clock);
+    const outcome = await app.accounts.import(lines.join('\n'));
     console.log(`Imported ${outcome.imported} sample accounts (owner "${SAMPLE_OWNER}").`);
     return;
   }
@@ -239,8 +238,9 @@ async function printPublishingHints(
   config: AppConfig,
   firstKey: string | null,
 ): Promise<void> {
-  const accounts = (await app.accounts.list({ ownerId: SAMPLE_OWNER, limit: 100 })).filter(
-    (account) => app.publishing.publishers[account.provider] !== undefined,
+  const publishing = new Set(app.publishingProviders());
+  const accounts = (await app.accounts.list({ ownerId: SAMPLE_OWNER, limit: 100 })).filter((account) =>
+    publishing.has(account.provider),
   );
   if (accounts.length === 0) return;
   const sample = join(config.dataDir, 'sample-video.mp4');

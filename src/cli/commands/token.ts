@@ -1,7 +1,7 @@
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { hasUsableAccessToken } from '../../domain/account.js';
 import type { OAuthRefreshResult } from '../../domain/token.js';
+import { usableAccessToken } from '../../service/usableToken.js';
 import { CliError, EXIT, withApp } from '../context.js';
 
 export function registerToken(program: Command): void {
@@ -12,11 +12,8 @@ export function registerToken(program: Command): void {
     .option('--json', 'print {access_token, expires_at, refreshed} as JSON')
     .action((accountId: string, options: { json?: boolean }) =>
       withApp(async (app) => {
-        const { account, result } = await app.tokens.ensureValidAccessToken(accountId);
-        if (
-          !hasUsableAccessToken(account, app.clock.now()) ||
-          (result && !result.success && result.reason === 'needs_reauth')
-        ) {
+        const { account, result, accessToken, refreshed } = await usableAccessToken(app, accountId);
+        if (accessToken === null || (result && !result.success && result.reason === 'needs_reauth')) {
           throw failureToCliError(result, account.status);
         }
         if (result && !result.success) {
@@ -26,13 +23,13 @@ export function registerToken(program: Command): void {
         if (options.json) {
           console.log(
             JSON.stringify({
-              access_token: account.accessToken,
+              access_token: accessToken,
               expires_at: account.expiresAt === null ? null : new Date(account.expiresAt).toISOString(),
-              refreshed: result?.success === true && result.attempts > 0,
+              refreshed,
             }),
           );
         } else {
-          console.log(account.accessToken);
+          console.log(accessToken);
         }
       }),
     );

@@ -35,7 +35,7 @@ export function registerWorker(program: Command): void {
           const unsubscribe = notifications ? app.tokens.onEvent(notifications.listener) : null;
           notifications?.start();
           process.stderr.write(
-            `social-oauth worker: ${app.database.description}, ${concurrency} at a time, looking every ${intervalMs / 1000}s` +
+            `social-oauth worker: ${app.health.databaseDescription}, ${concurrency} at a time, looking every ${intervalMs / 1000}s` +
               `${notifications ? ', delivering notifications' : ''}\n`,
           );
           try {

@@ -1,4 +1,4 @@
-import type { SocialAccount } from '../../domain/account.js';
+import type { AccountListing } from '../../domain/account.js';
 import type { ProviderName } from '../../domain/providerName.js';
 import type { Publication } from '../../domain/publication.js';
 import { grantEndsAt } from '../../domain/refreshPolicy.js';
@@ -9,7 +9,7 @@ import { describeConnectError } from '../routes/connect.js';
 
 export interface StatusPageModel {
   ownerId: string;
-  accounts: SocialAccount[];
+  accounts: AccountListing[];
   configured: ReadonlySet<ProviderName>;
   csrfToken: string;
   /** Path prefix of form actions (the public base URL's path). */
@@ -17,7 +17,7 @@ export interface StatusPageModel {
   now: number;
   banner: { tone: 'success' | 'error' | 'info'; text: string } | null;
   /** Required scopes an account lacks (RequiredScopes.missingScopes). */
-  missingScopesOf: (account: SocialAccount) => string[];
+  missingScopesOf: (account: AccountListing) => string[];
   /** Issue 13: each account's most recent publications, newest first. */
   publications?: ReadonlyMap<string, readonly Publication[]>;
 }
@@ -32,7 +32,7 @@ const PUBLICATION_LABELS: Record<Publication['status'], string> = {
   needs_reauth: 'Needs reconnect',
 };
 
-function publicationsList(account: SocialAccount, model: StatusPageModel): Html | string {
+function publicationsList(account: AccountListing, model: StatusPageModel): Html | string {
   const recent = model.publications?.get(account.id) ?? [];
   if (recent.length === 0) return '';
   const row = (publication: Publication) => {
@@ -69,7 +69,7 @@ function csrfField(token: string): Html {
   return html`<input type="hidden" name="csrf" value="${token}">`;
 }
 
-function accountRow(account: SocialAccount, model: StatusPageModel): Html {
+function accountRow(account: AccountListing, model: StatusPageModel): Html {
   const expires =
     account.status !== 'active'
       ? '—'
@@ -87,7 +87,7 @@ function accountRow(account: SocialAccount, model: StatusPageModel): Html {
     account.status === 'active'
       ? grantEndsAt(
           {
-            hasCredential: account.refreshToken !== null,
+            hasCredential: account.hasRefreshToken,
             refreshTokenExpiresAt: account.refreshTokenExpiresAt,
           },
           capabilities,

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
-import { ACCOUNT_STATUSES, type AccountStatus, hasUsableAccessToken } from '../../domain/account.js';
+import { ACCOUNT_STATUSES, type AccountStatus } from '../../domain/account.js';
 import { AccountNotFound } from '../../domain/errors.js';
 import type { ProviderName } from '../../domain/providerName.js';
+import { usableAccessToken } from '../../service/usableToken.js';
 import { warmAccessToken } from '../../service/warmUp.js';
 import type { HttpContext } from '../context.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
@@ -152,16 +153,14 @@ export const accountsRoutes: FastifyPluginAsync<{ context: HttpContext }> = asyn
       const validAt = request.body?.valid_at === undefined ? null : Date.parse(request.body.valid_at);
       if (validAt !== null && Number.isNaN(validAt))
         throw new HttpError('invalid_request', 'valid_at is not a date');
-      const { account, result } = await timed(() =>
-        oauth.tokens.ensureValidAccessToken(request.params.id, { validAt }),
-      );
-      const now = clock.now();
-      if (!hasUsableAccessToken(account, now)) throw refreshFailure(account, result, now);
+      const answer = await timed(() => usableAccessToken(oauth, request.params.id, { validAt }));
+      const { account, result } = answer;
+      if (answer.accessToken === null) throw refreshFailure(account, result, clock.now());
       return {
-        access_token: account.accessToken!,
+        access_token: answer.accessToken,
         token_type: 'Bearer' as const,
         expires_at: account.expiresAt === null ? null : new Date(account.expiresAt).toISOString(),
-        refreshed: result?.success === true && result.attempts > 0,
+        refreshed: answer.refreshed,
         refresh_error: result && !result.success ? result.reason : null,
       };
     },

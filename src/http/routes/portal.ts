@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { constantTimeEqual } from '../../crypto/opaqueToken.js';
-import type { SocialAccount } from '../../domain/account.js';
+import type { AccountListing, SocialAccount } from '../../domain/account.js';
 import type { ProviderName } from '../../domain/providerName.js';
-import { isProviderName, PROVIDER_NAMES } from '../../platforms/registry.js';
-import type { PortalSessionRecord } from '../../store/portalSessionRepository.js';
+import { isProviderName } from '../../platforms/registry.js';
+import type { PortalSession } from '../../service/portalSessions.js';
 import type { HttpContext } from '../context.js';
 import { readCookie, serializeCookie } from '../cookies.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
@@ -18,7 +18,7 @@ import { apiKeyAuth } from '../security.js';
 const COOKIE_NAME = 'social_oauth_portal';
 
 interface PortalVisit {
-  session: PortalSessionRecord;
+  session: PortalSession;
   token: string;
 }
 
@@ -34,7 +34,7 @@ export const portalRoutes: FastifyPluginAsync<{ context: HttpContext }> = async 
   const base = new URL(config.http.publicBaseUrl).pathname.replace(/\/$/, '');
   const cookiePath = `${base}/portal`;
   const secureCookie = config.http.publicBaseUrl.startsWith('https://');
-  const configured = new Set(PROVIDER_NAMES.filter((name) => oauth.providers[name] !== undefined));
+  const configured = new Set(oauth.configuredProviders());
 
   // People get pages, programs get JSON.
   fastify.setErrorHandler((error, request, reply) => {
@@ -145,7 +145,7 @@ export const portalRoutes: FastifyPluginAsync<{ context: HttpContext }> = async 
     },
     async (request, reply) => {
       const current = await visit(request);
-      const accounts: SocialAccount[] = [];
+      const accounts: AccountListing[] = [];
       let afterId: string | undefined;
       for (;;) {
         const page = await oauth.accounts.list({ ownerId: current.session.ownerId, afterId, limit: 200 });

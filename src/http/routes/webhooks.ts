@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import { randomOpaqueToken } from '../../crypto/opaqueToken.js';
 import type { ProviderName } from '../../domain/providerName.js';
+import type { RemovalReason } from '../../service/platformRemovals.js';
 import type { HttpContext } from '../context.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
 import { sendMessagePage } from '../portal/layout.js';
@@ -29,7 +30,7 @@ const signedRequestBody = {
  * reading anything, answers 401 to a bad one, and is idempotent (platforms retry for days).
  */
 export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async (fastify, { context }) => {
-  const { oauth, lifecycle, config } = context;
+  const { oauth, config } = context;
 
   // TikTok signs the raw bytes: this scope keeps JSON bodies as text, parsed after verification.
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
@@ -43,43 +44,24 @@ export const webhookRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
     return secret;
   };
 
+  // Finding the account, the grant check and the revocation are the service's (PlatformRemovals).
   const revokeFromPlatform = async (
     provider: ProviderName,
     externalId: string,
-    reason: 'platform_deauthorized' | 'data_deletion_request',
+    reason: RemovalReason,
     eventTimeMs: number | null,
     detail: Record<string, unknown>,
   ): Promise<void> => {
-    const account = await lifecycle.findByPlatformId(provider, externalId);
-    if (!account || (await lifecycle.predatesGrant(account, eventTimeMs))) return;
-    await lifecycle.revokedByPlatform(provider, externalId, reason, detail);
+    await oauth.removals.removed(provider, externalId, reason, eventTimeMs, detail);
   };
 
-  /**
-   * Meta's callbacks name the user by an id whose kind Meta does not document (the Data Deletion
-   * Request Callback page says "an app-scoped ID"; the code exchange's user_id is also "app-scoped",
-   * /me's user_id is not): the account is found by either of the ids stored at connect. A callback
-   * for nobody we hold is logged and acknowledged, or Meta would keep retrying it.
-   */
   const revokeInstagram = async (
     userId: string,
-    reason: 'platform_deauthorized' | 'data_deletion_request',
+    reason: RemovalReason,
     eventTimeMs: number | null,
     detail: Record<string, unknown>,
   ): Promise<void> => {
-    const found = await lifecycle.findByAnyPlatformId('instagram', userId);
-    if (!found) {
-      oauth.logger.info(
-        { provider: 'instagram', reason, platformUserId: userId },
-        'Meta callback names no Instagram account we hold; acknowledged',
-      );
-      return;
-    }
-    if (await lifecycle.predatesGrant(found.account, eventTimeMs)) return;
-    await lifecycle.revokedByPlatform('instagram', found.account.externalAccountId, reason, {
-      ...detail,
-      matchedOn: found.matchedOn,
-    });
+    await oauth.removals.removedByAnyId('instagram', userId, reason, eventTimeMs, detail);
   };
 
   const metaPayload = (signedRequest: string) => {
