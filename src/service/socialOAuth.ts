@@ -37,6 +37,12 @@ export interface SocialOAuthOptions {
   /** Defaults to loadConfig(process.env). */
   config?: AppConfig;
   clock?: Clock;
+  /**
+   * PostgreSQL: a clock that stands in for the server's in due times (see
+   * `StoreDatabase.scheduleClock`). Tests that move one manual clock through months pass it here
+   * too; unset (always, in production), the server's `now()` decides.
+   */
+  scheduleClock?: Clock;
   /** The undici connection pool for calls to the platforms (its global one by default). */
   dispatcher?: Dispatcher;
   logger?: Logger;
@@ -95,6 +101,7 @@ export class SocialOAuth {
       sqlitePath: config.sqlitePath,
       poolSize: config.refresher.databasePoolSize,
       logger,
+      scheduleClock: options.scheduleClock,
     });
     try {
       if (options.migrate ?? true) await migrateToLatest(database);
