@@ -260,6 +260,8 @@ export class SocialOAuth {
     options: {
       fetch?: typeof fetch;
       backoff?: { baseMs: number; maxMs: number };
+      /** Rows deleted per statement when pruning delivered notifications. */
+      pruneBatchSize?: number;
       onOutcome?: (outcome: DispatchOutcome) => void;
     } = {},
   ): NotificationDispatcher | null {
@@ -283,6 +285,8 @@ export class SocialOAuth {
       // One attempt (connect to answer) fits in a claim, with room for the outcome's write.
       claimMs: timeoutMs + 20_000,
       expiringNoticeMs: this.config.http.webhookExpiringNoticeMs,
+      deliveredRetentionMs: this.config.http.webhookDeliveredRetentionMs,
+      pruneBatchSize: options.pruneBatchSize,
       onOutcome: options.onOutcome,
     });
   }
