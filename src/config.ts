@@ -119,6 +119,8 @@ export interface HttpSettings {
   webhookPollMs: number;
   /** Notify `account.expiring` this long before a grant's known end; 0 = never. */
   webhookExpiringNoticeMs: number;
+  /** Delivered notifications are deleted from the outbox this long after delivery. */
+  webhookDeliveredRetentionMs: number;
   connectSessionTtlSeconds: number;
   portalSessionTtlSeconds: number;
   bodyLimitBytes: number;
@@ -171,6 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       WEBHOOK_RETRY_MAX_SECONDS: integer('WEBHOOK_RETRY_MAX_SECONDS', 3600, 1),
       WEBHOOK_POLL_SECONDS: integer('WEBHOOK_POLL_SECONDS', 5, 1),
       WEBHOOK_EXPIRING_NOTICE_SECONDS: integer('WEBHOOK_EXPIRING_NOTICE_SECONDS', 86_400),
+      WEBHOOK_DELIVERED_RETENTION_SECONDS: integer('WEBHOOK_DELIVERED_RETENTION_SECONDS', 7 * 86_400, 1),
       CONNECT_SESSION_TTL_SECONDS: integer('CONNECT_SESSION_TTL_SECONDS', 600, 1),
       PORTAL_SESSION_TTL_SECONDS: integer('PORTAL_SESSION_TTL_SECONDS', 1800, 1),
       HTTP_BODY_LIMIT_BYTES: integer('HTTP_BODY_LIMIT_BYTES', 65_536, 1024),
@@ -357,6 +360,7 @@ function loadHttpSettings(
     WEBHOOK_RETRY_MAX_SECONDS: number;
     WEBHOOK_POLL_SECONDS: number;
     WEBHOOK_EXPIRING_NOTICE_SECONDS: number;
+    WEBHOOK_DELIVERED_RETENTION_SECONDS: number;
     CONNECT_SESSION_TTL_SECONDS: number;
     PORTAL_SESSION_TTL_SECONDS: number;
     HTTP_BODY_LIMIT_BYTES: number;
@@ -390,6 +394,7 @@ function loadHttpSettings(
     webhookRetryMaxMs: n.WEBHOOK_RETRY_MAX_SECONDS * 1000,
     webhookPollMs: n.WEBHOOK_POLL_SECONDS * 1000,
     webhookExpiringNoticeMs: n.WEBHOOK_EXPIRING_NOTICE_SECONDS * 1000,
+    webhookDeliveredRetentionMs: n.WEBHOOK_DELIVERED_RETENTION_SECONDS * 1000,
     connectSessionTtlSeconds: n.CONNECT_SESSION_TTL_SECONDS,
     portalSessionTtlSeconds: n.PORTAL_SESSION_TTL_SECONDS,
     bodyLimitBytes: n.HTTP_BODY_LIMIT_BYTES,

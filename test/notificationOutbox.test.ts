@@ -367,5 +367,65 @@ for (const factory of DATABASES) {
         await second.close();
       }
     });
+
+    it('bug: delivered notifications stayed forever; they are pruned after the retention, in batches, keeping what still matters', async () => {
+      // Delivered now: five needs_reauth notifications and an account.expiring one whose grant ends
+      // in three days (noticed four days ahead); one refused (failed).
+      const notice = { WEBHOOK_EXPIRING_NOTICE_SECONDS: String(4 * 24 * 3600) };
+      const now = Date.now();
+      const expiringAccount = await connect('tiktok', { refreshExpiresAt: now + 3 * 24 * HOUR });
+      const delivered: string[] = [];
+      for (let i = 0; i < 5; i++) delivered.push((await deadAccount()).eventId);
+      const today = await openTestApp(database, { env: { ...env(), ...notice } });
+      try {
+        const dispatcher = dispatcherOf(today);
+        while ((await dispatcher.runOnce()) > 0);
+        receiver.setMode('reject');
+        const refused = await deadAccount();
+        while ((await dispatcher.runOnce()) > 0);
+        receiver.setMode('ok');
+        const [expiring] = (await app.ledger.list({ accountId: expiringAccount.id, type: 'expiring' }))
+          .events;
+        for (const id of [...delivered, expiring!.id])
+          expect((await outbox.stateOf(id))?.state).toBe('delivered');
+        expect((await outbox.stateOf(refused.eventId))?.state).toBe('failed');
+
+        // Two hours later, with a one-hour retention: a pending notification written meanwhile.
+        const pending = await deadAccount();
+        const later = await openTestApp(database, {
+          env: { ...env(), ...notice, WEBHOOK_DELIVERED_RETENTION_SECONDS: '3600' },
+          clock: { now: () => Date.now() + 2 * HOUR },
+        });
+        try {
+          receiver.setMode('fail');
+          const pruner = later.createNotificationDispatcher({ backoff: FAST_BACKOFF, pruneBatchSize: 2 })!;
+          running.push(pruner);
+          // One round: three statements of two rows, the expiring look, and the pending one tried.
+          await pruner.runOnce();
+          for (const id of delivered) expect(await outbox.stateOf(id)).toBeNull();
+          expect((await outbox.stateOf(expiring!.id))?.state).toBe('delivered');
+          expect((await outbox.stateOf(refused.eventId))?.state).toBe('failed');
+          expect((await outbox.stateOf(pending.eventId))?.state).toBe('pending');
+          // The expiring row is still what keeps its warning to once: another look writes no second one.
+          const look = later.createNotificationDispatcher({ backoff: FAST_BACKOFF })!;
+          running.push(look);
+          await look.runOnce();
+          expect(await app.ledger.count({ accountId: expiringAccount.id, type: 'expiring' })).toBe(1);
+          // The ledger keeps every event: only the delivery rows go.
+          const ledger = (await app.ledger.list({ type: 'needs_reauth', limit: 1000 })).events.map(
+            (e) => e.id,
+          );
+          expect(ledger).toEqual(expect.arrayContaining(delivered));
+        } finally {
+          for (const dispatcher of running.splice(0)) await dispatcher.close(0);
+          await later.close();
+        }
+      } finally {
+        for (const dispatcher of running.splice(0)) await dispatcher.close(0);
+        await today.close();
+        // Its grant would be noticed again by later looks once afterEach empties the outbox.
+        await app.accounts.delete(expiringAccount.id);
+      }
+    });
   });
 }

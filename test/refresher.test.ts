@@ -28,6 +28,8 @@ for (const factory of DATABASES) {
       simulator = await startTestSimulator({ clock });
       app = await openTestApp(database, {
         clock,
+        // Months pass on this clock: on PostgreSQL it stands in for the server's in due times too.
+        scheduleClock: clock,
         env: { ...simulatorEnv(simulator), WORKER_CONCURRENCY: '4', REFRESHER_BATCH_SIZE: '3' },
         sleep: async (ms) => clock.advance(ms),
         // No jitter: the keep-alive time is the latest safe one, so tests can name it.

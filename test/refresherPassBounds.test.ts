@@ -69,6 +69,8 @@ for (const factory of DATABASES) {
       simulator = await startTestSimulator({ clock });
       app = await openTestApp(database, {
         clock,
+        // Months pass on this clock: on PostgreSQL it stands in for the server's in due times too.
+        scheduleClock: clock,
         env: {
           ...simulatorEnv(simulator),
           WORKER_CONCURRENCY: '2',

@@ -125,6 +125,7 @@ export class AccountLifecycle {
       outcome = await store();
     }
     if (outcome.kind === 'owned_by_another_owner') return outcome;
+    const notes = input.tokens.lifetimeNotes ?? [];
     await this.announce(outcome.account, {
       accountId: outcome.account.id,
       type: outcome.kind,
@@ -134,6 +135,9 @@ export class AccountLifecycle {
         hasRefreshToken: outcome.account.refreshToken !== null,
         pkce: input.connectedWithPkce,
         scopes: outcome.account.scopes,
+        // Lifetimes the code exchange gave that were replaced (missing, unreadable, past the
+        // documented maximum): noted as on a refresh (tokenService's `refreshed` event).
+        ...(notes.length > 0 ? { lifetimeNotes: notes } : {}),
       },
     });
     return outcome;

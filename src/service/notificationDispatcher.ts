@@ -10,6 +10,9 @@ import type {
 } from '../store/notificationOutboxRepository.js';
 import type { StatusNotifier } from './statusNotifier.js';
 
+/** Pruning statements per round at most (see `pruneDelivered`). */
+const PRUNE_BATCHES_PER_ROUND = 10;
+
 /** How a delivery round ended for one notification (metrics). */
 export type DispatchOutcome = 'delivered' | 'retried' | 'failed' | 'handed_back';
 
@@ -32,6 +35,12 @@ export interface NotificationDispatcherOptions {
   expiringNoticeMs: number;
   /** How often to look for grants about to end. */
   expiringLookMs?: number;
+  /** Delivered notifications are deleted this long after delivery; unset = kept forever. */
+  deliveredRetentionMs?: number;
+  /** Rows deleted per statement when pruning (several statements per round while there are more). */
+  pruneBatchSize?: number;
+  /** How often to prune delivered notifications. */
+  pruneLookMs?: number;
   random?: () => number;
   onOutcome?: (outcome: DispatchOutcome) => void;
 }
@@ -45,7 +54,8 @@ export interface NotificationDispatcherOptions {
  * before the row says so); receivers de-duplicate by the event id.
  *
  * Also looks, once a minute, for grants that die at a known time within `expiringNoticeMs` and
- * writes their `account.expiring` notification, once per grant end.
+ * writes their `account.expiring` notification, once per grant end; and deletes notifications
+ * delivered longer than `deliveredRetentionMs` ago, in batches, so the outbox does not grow forever.
  */
 export class NotificationDispatcher {
   /** Identifies this process's claims. */
@@ -61,11 +71,16 @@ export class NotificationDispatcher {
   private woken = false;
   private loop: Promise<void> | null = null;
   private lastExpiringLook = Number.NEGATIVE_INFINITY;
+  private readonly pruneBatchSize: number;
+  private readonly pruneLookMs: number;
+  private lastPrune = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: NotificationDispatcherOptions) {
     this.random = options.random ?? Math.random;
     this.batchSize = options.batchSize ?? 16;
     this.expiringLookMs = options.expiringLookMs ?? 60_000;
+    this.pruneBatchSize = options.pruneBatchSize ?? 500;
+    this.pruneLookMs = options.pruneLookMs ?? 60_000;
   }
 
   /** Starts delivering in the background until close(). */
@@ -120,6 +135,7 @@ export class NotificationDispatcher {
         this.options.logger.error({ err: describe(error) }, 'could not look for grants about to expire');
       }
     }
+    await this.pruneDelivered(now);
     if (this.closing) return 0;
     const batch = await outbox.claimDue({
       now,
@@ -129,6 +145,36 @@ export class NotificationDispatcher {
     });
     await Promise.all(batch.map((notification) => this.deliver(notification)));
     return batch.length;
+  }
+
+  /**
+   * Deletes what was delivered more than the retention ago, a batch per statement, at most
+   * PRUNE_BATCHES_PER_ROUND of them (a backlog is worked off over the next rounds, without holding
+   * up deliveries). Its failure is logged and tried again at the next look; it never stops a round.
+   * `delivered_at` was written by a process's clock, and a retention of days dwarfs any skew.
+   */
+  private async pruneDelivered(now: number): Promise<void> {
+    const retentionMs = this.options.deliveredRetentionMs;
+    if (retentionMs === undefined || this.closing || now - this.lastPrune < this.pruneLookMs) return;
+    this.lastPrune = now;
+    let pruned = 0;
+    try {
+      for (let round = 0; round < PRUNE_BATCHES_PER_ROUND; round++) {
+        const deleted = await this.options.outbox.pruneDelivered({
+          deliveredBefore: now - retentionMs,
+          now,
+          limit: this.pruneBatchSize,
+        });
+        pruned += deleted;
+        if (deleted < this.pruneBatchSize) return;
+      }
+      // More left: prune again at the next round instead of after a whole look.
+      this.lastPrune = Number.NEGATIVE_INFINITY;
+    } catch (error) {
+      this.options.logger.error({ err: describe(error) }, 'could not prune delivered notifications');
+    } finally {
+      if (pruned > 0) this.options.logger.info({ pruned }, 'delivered notifications pruned');
+    }
   }
 
   private async run(): Promise<void> {

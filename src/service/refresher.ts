@@ -54,7 +54,10 @@ export interface RefresherDeps {
 export interface PassOptions {
   /** Told after each account, for a progress bar. */
   onAccount?: (outcome: KeepAliveOutcome, claim: ClaimedAccount) => void;
-  /** Accounts due by this time (default: now at the start of the pass). */
+  /**
+   * Accounts due by this time (default: now at the start of the pass), in this process's clock;
+   * on PostgreSQL it counts as that far from now on the database's clock.
+   */
   dueBy?: number;
   /** Stops taking new accounts when aborted; accounts in flight finish. */
   signal?: AbortSignal;
@@ -78,6 +81,9 @@ const emptyOutcomes = (): Record<KeepAliveOutcome, number> => ({
  * - accounts are claimed in batches by moving their `next_refresh_at` past the claim
  *   (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two workers never take the same account at once,
  *   and a worker that dies leaves its claims to lapse after `claimSeconds`;
+ * - on PostgreSQL, "due", the claim's end and every retry time are measured by the database's
+ *   clock (this process gives only waits from its own now), so a worker whose clock runs ahead
+ *   neither takes accounts early nor one behind starves them;
  * - each refresh goes through the token service with the version seen at claim time, under the
  *   account's refresh lease: a claim that lapsed and was taken again, or an on-demand refresh in
  *   between, cannot make a second call to the platform.
@@ -207,8 +213,9 @@ export class Refresher {
     // Stopped early: hand back what was claimed but not started, instead of letting claims lapse.
     if (!options.everyActive) {
       for (const claim of queue.splice(0)) {
+        const now = clock.now();
         await accounts.scheduling
-          .scheduleRefreshAt(claim.id, claim.version, clock.now())
+          .scheduleRefreshAt(claim.id, claim.version, { at: now, now })
           .catch((error: unknown) => {
             logger.warn(
               { accountId: claim.id, err: describe(error) },
@@ -262,28 +269,30 @@ export class Refresher {
       case 'no_refresh_token':
       case 'account_not_active':
         return 'needs_reauth';
-      case 'refresh_in_progress':
+      case 'refresh_in_progress': {
         // Someone else holds the lease; their refresh will reschedule it. If they die, we try again.
+        const now = clock.now();
         await this.recordPlan(claim, () =>
-          accounts.scheduling.scheduleRefreshAt(
-            claim.id,
-            account.version,
-            clock.now() + this.deps.leaseSeconds * 1000,
-          ),
+          accounts.scheduling.scheduleRefreshAt(claim.id, account.version, {
+            at: now + this.deps.leaseSeconds * 1000,
+            now,
+          }),
         );
         return 'postponed';
+      }
       case 'token_too_young': {
         const capabilities = capabilitiesOf(account.provider);
         const earliest = earliestRefreshAt(
           keepAliveStateOf(scheduleInputOfAccount(account), capabilities),
           capabilities,
         );
+        // `earliest` comes from the token's issue time, in this clock: passed as a wait from now.
+        const now = clock.now();
         await this.recordPlan(claim, () =>
-          accounts.scheduling.scheduleRefreshAt(
-            claim.id,
-            account.version,
-            Math.max(earliest ?? 0, clock.now() + 60_000),
-          ),
+          accounts.scheduling.scheduleRefreshAt(claim.id, account.version, {
+            at: Math.max(earliest ?? 0, now + 60_000),
+            now,
+          }),
         );
         return 'postponed';
       }
@@ -314,9 +323,12 @@ export class Refresher {
     account: SocialAccount | null,
     retryAt: number | null,
   ): Promise<void> {
+    // Planned in this clock (the token's deadline and a Retry-After were read by it), written as a
+    // wait from now: on PostgreSQL the database's clock measures it (see ScheduleTime).
+    const now = this.deps.clock.now();
     const at = keepAliveRetryAt(
       {
-        now: this.deps.clock.now(),
+        now,
         failures: claim.refreshFailures + 1,
         retryAt,
         earliest: null,
@@ -325,7 +337,7 @@ export class Refresher {
       },
       this.deps.settings.keepAlive,
     );
-    await this.deps.accounts.scheduling.scheduleRetry(claim.id, version, at);
+    await this.deps.accounts.scheduling.scheduleRetry(claim.id, version, { at, now });
   }
 }
 

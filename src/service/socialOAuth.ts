@@ -51,6 +51,12 @@ export interface SocialOAuthOptions {
   /** Defaults to loadConfig(process.env). */
   config?: AppConfig;
   clock?: Clock;
+  /**
+   * PostgreSQL: a clock that stands in for the server's in due times (see
+   * `StoreDatabase.scheduleClock`). Tests that move one manual clock through months pass it here
+   * too; unset (always, in production), the server's `now()` decides.
+   */
+  scheduleClock?: Clock;
   /** The undici connection pool for calls to the platforms (its global one by default). */
   dispatcher?: Dispatcher;
   logger?: Logger;
@@ -168,6 +174,7 @@ export class SocialOAuth {
       sqlitePath: config.sqlitePath,
       poolSize: config.refresher.databasePoolSize,
       logger,
+      scheduleClock: options.scheduleClock,
     });
     try {
       if (options.migrate ?? true) await migrateToLatest(database);
@@ -398,6 +405,8 @@ export class SocialOAuth {
     options: {
       fetch?: typeof fetch;
       backoff?: { baseMs: number; maxMs: number };
+      /** Rows deleted per statement when pruning delivered notifications. */
+      pruneBatchSize?: number;
       onOutcome?: (outcome: DispatchOutcome) => void;
     } = {},
   ): NotificationDispatcher | null {
@@ -421,6 +430,8 @@ export class SocialOAuth {
       // One attempt (connect to answer) fits in a claim, with room for the outcome's write.
       claimMs: timeoutMs + 20_000,
       expiringNoticeMs: this.config.http.webhookExpiringNoticeMs,
+      deliveredRetentionMs: this.config.http.webhookDeliveredRetentionMs,
+      pruneBatchSize: options.pruneBatchSize,
       onOutcome: options.onOutcome,
     });
   }

@@ -134,6 +134,7 @@ export class AccountRepository {
         last_error: null,
         refresh_lease_owner: null,
         refresh_lease_until: null,
+        // From the tokens' times, in this process's clock on purpose (see scheduleFor).
         next_refresh_at:
           (input.status ?? 'active') === 'active'
             ? this.scheduling.scheduleFor(scheduleInputOfAccount({ ...input, lastRefreshAt: null }), now)
@@ -293,6 +294,7 @@ export class AccountRepository {
     const rows = requests.map(({ id, update, now, expectedVersion, options }) => {
       const newRefreshToken = update.refreshToken !== null && update.refreshToken !== '';
       const current = options.current;
+      // From the new tokens' times, in this process's clock on purpose (see scheduleFor).
       const nextRefreshAt = current
         ? this.scheduling.scheduleFor(
             scheduleInputOfAccount({

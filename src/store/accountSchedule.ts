@@ -4,6 +4,7 @@ import {
   type ClaimedAccount,
   type RefreshSchedule,
   type ScheduleInput,
+  type ScheduleTime,
   scheduleInputOfAccount,
   scheduleInputOfRow,
 } from './accountTypes.js';
@@ -31,10 +32,12 @@ export class AccountScheduleStore {
    * `next_refresh_at` to `now + claimMs`: other workers no longer see them as due, and if this one
    * dies they come due again when the claim runs out. On PostgreSQL, `FOR UPDATE SKIP LOCKED` lets
    * concurrent claimers take disjoint rows without waiting on each other; SQLite has one writer, so
-   * the single UPDATE is already exclusive.
+   * the single UPDATE is already exclusive. Both times are measured by the dialect's schedule clock
+   * (the database's on PostgreSQL: `dueBy` and the claim's end count from its `now()`, so a worker
+   * whose clock runs ahead neither takes accounts early nor holds them short).
    */
   async claimDueForRefresh(options: {
-    /** Accounts due at or before this time. */
+    /** Accounts due at or before this time (in the caller's clock, like `now`). */
     dueBy: number;
     now: number;
     limit: number;
@@ -42,15 +45,17 @@ export class AccountScheduleStore {
   }): Promise<ClaimedAccount[]> {
     const { dueBy, now, limit, claimMs } = options;
     const skipLocked = this.dialect.supportsSkipLocked;
+    const dueTime = this.dialect.scheduleTime(this.store, { at: dueBy, now });
+    const claimedUntil = this.dialect.scheduleTime(this.store, { at: now + claimMs, now });
     const rows = await this.db
       .updateTable('social_accounts')
-      .set({ next_refresh_at: now + claimMs })
+      .set({ next_refresh_at: claimedUntil })
       .where('id', 'in', (eb) => {
         const due = eb
           .selectFrom('social_accounts')
           .select('id')
           .where('status', '=', 'active')
-          .where('next_refresh_at', '<=', dueBy)
+          .where('next_refresh_at', '<=', dueTime)
           .orderBy('next_refresh_at')
           .limit(limit);
         return skipLocked ? due.forUpdate().skipLocked() : due;
@@ -65,13 +70,13 @@ export class AccountScheduleStore {
     }));
   }
 
-  /** How many active accounts are due at `now` (through the schedule index). */
+  /** How many active accounts are due at `now` (through the schedule index), by the schedule clock. */
   async countDueForRefresh(now: number): Promise<number> {
     const row = await this.db
       .selectFrom('social_accounts')
       .select((eb) => eb.fn.countAll<number | string>().as('n'))
       .where('status', '=', 'active')
-      .where('next_refresh_at', '<=', now)
+      .where('next_refresh_at', '<=', this.dialect.scheduleTime(this.store, { at: now, now }))
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
@@ -79,11 +84,15 @@ export class AccountScheduleStore {
   /**
    * Plans the next try after a failed keep-alive refresh and counts the failure, unless the account
    * changed since it was claimed (someone refreshed it: their schedule stands) or is no longer active.
+   * `at` is a wait from the caller's now, measured by the schedule clock (see `ScheduleTime`).
    */
-  async scheduleRetry(id: string, expectedVersion: number, at: number): Promise<boolean> {
+  async scheduleRetry(id: string, expectedVersion: number, at: ScheduleTime): Promise<boolean> {
     const result = await this.db
       .updateTable('social_accounts')
-      .set((eb) => ({ next_refresh_at: at, refresh_failures: eb('refresh_failures', '+', 1) }))
+      .set((eb) => ({
+        next_refresh_at: this.dialect.scheduleTime(this.store, at),
+        refresh_failures: eb('refresh_failures', '+', 1),
+      }))
       .where('id', '=', id)
       .where('version', '=', expectedVersion)
       .where('status', '=', 'active')
@@ -91,11 +100,14 @@ export class AccountScheduleStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** Moves the next refresh without counting a failure (a refresh that was not possible yet). */
-  async scheduleRefreshAt(id: string, expectedVersion: number, at: number): Promise<boolean> {
+  /**
+   * Moves the next refresh without counting a failure (a refresh that was not possible yet), to
+   * `at` measured by the schedule clock (see `ScheduleTime`).
+   */
+  async scheduleRefreshAt(id: string, expectedVersion: number, at: ScheduleTime): Promise<boolean> {
     const result = await this.db
       .updateTable('social_accounts')
-      .set({ next_refresh_at: at })
+      .set({ next_refresh_at: this.dialect.scheduleTime(this.store, at) })
       .where('id', '=', id)
       .where('version', '=', expectedVersion)
       .where('status', '=', 'active')
@@ -126,7 +138,10 @@ export class AccountScheduleStore {
       .limit(limit)
       .execute();
     for (const row of rows) {
-      const at = this.scheduleFor(scheduleInputOfRow(row), now) ?? now;
+      // From the tokens' own times (see `scheduleFor`); with none to go by, due now by the schedule clock.
+      const at =
+        this.scheduleFor(scheduleInputOfRow(row), now) ??
+        this.dialect.scheduleTime(this.store, { at: now, now });
       await this.db
         .updateTable('social_accounts')
         .set({ next_refresh_at: at })
@@ -154,11 +169,18 @@ export class AccountScheduleStore {
     }));
   }
 
+  /**
+   * The keep-alive time that follows from an account's tokens, written with them. Absolute and in
+   * this process's clock on purpose, also on PostgreSQL: it derives from `expires_at` and the other
+   * token times, which this clock computed when it read the platform's `expires_in`; measuring it
+   * from the database's clock would shift it by the skew against the very times it is planned from.
+   * The due comparison (`claimDueForRefresh`) is the database's.
+   */
   scheduleFor(input: ScheduleInput, now: number): number | null {
     return this.schedule === null ? null : this.schedule(input, now);
   }
 
-  /** Writes the schedule that follows from the account's new tokens. */
+  /** Writes the schedule that follows from the account's new tokens (this process's clock: see `scheduleFor`). */
   async rescheduled(account: SocialAccount, now: number): Promise<SocialAccount> {
     if (this.schedule === null || account.status !== 'active') return account;
     const at = this.scheduleFor(scheduleInputOfAccount(account), now);

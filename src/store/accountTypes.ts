@@ -108,6 +108,16 @@ export interface SaveTokensOptions {
   reviveFromNeedsReauth?: boolean;
 }
 
+/**
+ * A time on the refresh schedule, as the caller sees it: `at` in its clock, with its `now`. Where the
+ * database's clock decides due times (PostgreSQL, shared by several machines), only `at - now` is
+ * used, added to the database's clock; on SQLite `at` is written as it is (one machine, one clock).
+ */
+export interface ScheduleTime {
+  at: number;
+  now: number;
+}
+
 export interface LeaseRequest {
   id: string;
   owner: string;

@@ -11,6 +11,7 @@ import {
   SqliteDriver,
 } from 'kysely';
 import pg from 'pg';
+import type { Clock } from '../domain/clock.js';
 import { type Logger, silentLogger } from '../domain/logger.js';
 import type { Database } from './schema.js';
 import { StatementCache } from './sqliteConnection.js';
@@ -27,6 +28,12 @@ export interface StoreDatabase {
   sqlite?: StatementCache;
   /** SQLite on a file: the thread that runs the batched refresh writes (see sqliteWriter.ts). */
   writer?: SqliteWriter;
+  /**
+   * PostgreSQL: stands in for the server's clock in due times (`next_refresh_at`). Only for tests
+   * that move one manual clock through months for the simulator, the service and the database
+   * alike (the server's `now()` cannot be moved); unset, the server's clock decides.
+   */
+  scheduleClock?: Clock;
   close(): Promise<void>;
 }
 
@@ -38,13 +45,21 @@ export interface DatabaseLocation {
   poolSize?: number;
   /** Where an idle PostgreSQL connection's failure is reported (issue 10: it was swallowed). */
   logger?: Logger;
+  /** See `StoreDatabase.scheduleClock` (tests only). */
+  scheduleClock?: Clock;
 }
 
 const INT8_OID = 20;
 
 export function openDatabase(location: DatabaseLocation): StoreDatabase {
-  if (location.databaseUrl)
-    return openPostgres(location.databaseUrl, location.poolSize ?? 10, location.logger ?? silentLogger);
+  if (location.databaseUrl) {
+    const store = openPostgres(
+      location.databaseUrl,
+      location.poolSize ?? 10,
+      location.logger ?? silentLogger,
+    );
+    return location.scheduleClock ? { ...store, scheduleClock: location.scheduleClock } : store;
+  }
   return openSqlite(location.sqlitePath);
 }
 

@@ -1,5 +1,5 @@
 import type { Insertable, RawBuilder } from 'kysely';
-import type { AccountRow, LeasedRow, LeaseRequest } from './accountTypes.js';
+import type { AccountRow, LeasedRow, LeaseRequest, ScheduleTime } from './accountTypes.js';
 import type { DatabaseKind, StoreDatabase } from './database.js';
 import { postgresDialect } from './postgresDialect.js';
 import type { OAuthEventsTable } from './schema.js';
@@ -40,6 +40,13 @@ export interface StoreDialect {
   oneBatchInFlight(store: StoreDatabase): boolean;
   /** The clock refresh leases are measured by, in epoch ms (`now` is the caller's). */
   leaseClock(now: number): RawBuilder<number>;
+  /**
+   * A time of the refresh schedule (`next_refresh_at`: due-by bounds, claim holds, retries), in
+   * epoch ms by the clock due times are measured by: the caller's on SQLite, the database's on
+   * PostgreSQL (`now()` plus the caller's `at - now`), where workers on several machines share the
+   * schedule and one whose clock runs ahead must not take accounts early (issue 10, item 4).
+   */
+  scheduleTime(store: StoreDatabase, time: ScheduleTime): RawBuilder<number>;
   /**
    * A batch's per-row values as a relation, passed as one JSON parameter: the statement's text does
    * not grow with the batch, and no value is ever spliced into SQL. Column names and types are

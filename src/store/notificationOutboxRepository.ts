@@ -183,6 +183,31 @@ export class NotificationOutboxRepository {
     return written;
   }
 
+  /**
+   * Deletes up to `limit` notifications delivered before `deliveredBefore`; returns how many. An
+   * `account.expiring` row whose grant end is still ahead of `now` is kept whatever its age: it is
+   * what makes that warning once per grant end (`recordExpiring` looks for it), and without it the
+   * next look would warn again. Pending rows are never touched, nor failed ones (the evidence of a
+   * notification that never arrived).
+   */
+  async pruneDelivered(options: { deliveredBefore: number; now: number; limit: number }): Promise<number> {
+    const { deliveredBefore, now, limit } = options;
+    const result = await this.db
+      .deleteFrom('notification_outbox')
+      .where('event_id', 'in', (eb) =>
+        eb
+          .selectFrom('notification_outbox')
+          .select('event_id')
+          .where('state', '=', 'delivered')
+          .where('delivered_at', '<', deliveredBefore)
+          .where((inner) => inner.or([inner('expires_at', 'is', null), inner('expires_at', '<=', now)]))
+          .limit(limit),
+      )
+      .where('state', '=', 'delivered')
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** One notification's delivery state (tests, support). */
   async stateOf(eventId: string): Promise<OutboxState | null> {
     const row = await this.db

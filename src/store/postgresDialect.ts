@@ -22,6 +22,15 @@ export const postgresDialect: StoreDialect = {
   // The database's clock, not the caller's: processes on several machines share the leases, and
   // one whose clock runs ahead must not see a live lease as lapsed (issue 10, item 4).
   leaseClock: () => POSTGRES_NOW_MS,
+  // Due times too: the caller gives only the offset from its own now. A test that moves one manual
+  // clock through months for everything (the simulator, the service, the database) sets
+  // `scheduleClock`, since PostgreSQL's own clock cannot be moved.
+  scheduleTime: (store, { at, now }) => {
+    const offset = Math.round(at - now);
+    return store.scheduleClock
+      ? sql<number>`${store.scheduleClock.now() + offset}`
+      : sql<number>`(${POSTGRES_NOW_MS} + ${offset})`;
+  },
 
   inputRows<Columns extends InputColumns>(
     columns: Columns,

@@ -47,6 +47,8 @@ export const sqliteDialect: StoreDialect = {
   // batches run on the main connection as they come.
   oneBatchInFlight: (store) => store.writer !== undefined,
   leaseClock: (now) => sql<number>`${now}`,
+  // One machine, one clock: the caller's is the database's.
+  scheduleTime: (_store, { at }) => sql<number>`${at}`,
 
   inputRows<Columns extends InputColumns>(
     columns: Columns,

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/domain/clock.js';
+import { capabilitiesOf } from '../../src/platforms/capabilities.js';
 import { PROVIDER_NAMES } from '../../src/platforms/registry.js';
 import { storeOf } from '../../src/service/storeAccess.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
@@ -235,6 +236,41 @@ for (const factory of DATABASES) {
       });
       const account = await service.api('GET', `/v1/accounts/${landed.exit!.searchParams.get('account_id')}`);
       expect(Date.parse(account.body.expires_at) - clock.now()).toBeGreaterThan(59 * DAY_MS);
+    });
+
+    it('bug: an absurd expires_in at connect was clamped without a ledger note; the connected event carries it', async () => {
+      // The platform's code exchange answers expires_in 10^12 s (a token believed to live for
+      // 31,000 years would never be refreshed): clamped to the documented maximum, and noted, as
+      // a refresh answer already was.
+      const maxSeconds = capabilitiesOf('tiktok').accessTokenLifetime.maxSeconds;
+      service.simulator.faults.set('tiktok', {
+        rewriteNext: 1,
+        rewrite: ({ body }) => ({ body: { ...(body as object), expires_in: 1e12 } }),
+        routes: ['token'],
+      });
+      let landed: Awaited<ReturnType<typeof connectThroughBrowser>>;
+      try {
+        landed = await connectThroughBrowser(service, {
+          provider: 'tiktok',
+          ownerId: 'owner-clamp',
+          consent: { externalAccountId: 'tiktok-clamp' },
+        });
+      } finally {
+        service.simulator.faults.clear('tiktok');
+      }
+      expect(landed.exit?.searchParams.get('status')).toBe('connected');
+      const accountId = landed.exit!.searchParams.get('account_id')!;
+      const account = (await service.oauth.accounts.findById(accountId))!;
+      expect(account.expiresAt! - account.tokenIssuedAt!).toBe(maxSeconds * 1000);
+      const [connected] = (await service.oauth.ledger.list({ accountId, type: 'connected' })).events;
+      expect(connected!.detail?.lifetimeNotes).toEqual([
+        {
+          field: 'expires_in',
+          received: 'number 1000000000000',
+          usedSeconds: maxSeconds,
+          why: 'above_documented_maximum',
+        },
+      ]);
     });
 
     it('only sends the browser back to allowed origins', async () => {

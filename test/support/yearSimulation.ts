@@ -121,6 +121,8 @@ export async function simulateYear(options: YearSimulationOptions): Promise<Year
   const app = await SocialOAuth.open({
     config: loadConfig(env),
     clock,
+    // A year passes on this clock: on PostgreSQL it stands in for the server's in due times too.
+    scheduleClock: clock,
     random,
     sleep: async (ms) => clock.advance(ms),
   });
