@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SocialOAuth } from '../src/service/socialOAuth.js';
+import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import type { StoreDatabase } from '../src/store/database.js';
 import { seedAccounts } from './chaos/chaosSupport.js';
@@ -59,7 +60,7 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
     });
     afterEach(async () => {
       simulator.faults.clear();
-      await app.database.db.deleteFrom('social_accounts').execute();
+      await storeOf(app).database.db.deleteFrom('social_accounts').execute();
     });
     afterAll(async () => {
       await Promise.all([app?.close(), ahead?.close(), behind?.close()]);
@@ -68,12 +69,12 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
     });
 
     const youtube = async (n: number) => seedAccounts(app, simulator, { youtube: n }, `clock-${++counter}`);
-    const schedule = async (id: string) => (await app.accounts.scheduling.readSchedule(id))!;
+    const schedule = async (id: string) => (await storeOf(app).accounts.scheduling.readSchedule(id))!;
 
     it('a worker whose clock runs 10 minutes ahead does not take an account due in 5 minutes, and takes a due one', async () => {
       const [notYet, due] = await youtube(2);
-      const notYetAt = await dueIn(app.database, notYet!.id, 5 * MINUTE);
-      await dueIn(app.database, due!.id, -MINUTE);
+      const notYetAt = await dueIn(storeOf(app).database, notYet!.id, 5 * MINUTE);
+      await dueIn(storeOf(app).database, due!.id, -MINUTE);
 
       expect(await ahead.createRefresher().countDue()).toBe(1);
       const summary = await ahead.createRefresher().runPass();
@@ -87,8 +88,8 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
 
     it('a worker whose clock runs 10 minutes behind takes an account due 5 minutes ago, and not one due in 1', async () => {
       const [due, notYet] = await youtube(2);
-      await dueIn(app.database, due!.id, -5 * MINUTE);
-      await dueIn(app.database, notYet!.id, MINUTE);
+      await dueIn(storeOf(app).database, due!.id, -5 * MINUTE);
+      await dueIn(storeOf(app).database, notYet!.id, MINUTE);
 
       expect(await behind.createRefresher().countDue()).toBe(1);
       const summary = await behind.createRefresher().runPass();
@@ -107,16 +108,16 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
 
       it(`a worker 10 minutes ${name} holds its claim for the claim's length by the database's clock`, async () => {
         const [account] = await youtube(1);
-        await dueIn(app.database, account!.id, -MINUTE);
-        const before = await databaseNow(app.database);
+        await dueIn(storeOf(app).database, account!.id, -MINUTE);
+        const before = await databaseNow(storeOf(app).database);
         const now = worker().clock.now();
-        const [claim] = await worker().accounts.scheduling.claimDueForRefresh({
+        const [claim] = await storeOf(worker()).accounts.scheduling.claimDueForRefresh({
           dueBy: now,
           now,
           limit: 10,
           claimMs: 5 * MINUTE,
         });
-        const after = await databaseNow(app.database);
+        const after = await databaseNow(storeOf(app).database);
 
         expect(claim?.id).toBe(account!.id);
         const heldUntil = (await schedule(account!.id)).nextRefreshAt!;
@@ -126,11 +127,11 @@ for (const factory of DATABASES.filter((d) => d.kind === 'postgres')) {
 
       it(`a worker 10 minutes ${name} plans a failed account's retry from the database's clock`, async () => {
         const [account] = await youtube(1);
-        await dueIn(app.database, account!.id, -MINUTE);
+        await dueIn(storeOf(app).database, account!.id, -MINUTE);
         simulator.faults.set('youtube', { errorRate: 1, status: 503 });
-        const before = await databaseNow(app.database);
+        const before = await databaseNow(storeOf(app).database);
         const summary = await worker().createRefresher().runPass();
-        const after = await databaseNow(app.database);
+        const after = await databaseNow(storeOf(app).database);
 
         expect(summary.outcomes.failed).toBe(1);
         const retry = await schedule(account!.id);

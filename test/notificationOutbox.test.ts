@@ -410,7 +410,9 @@ for (const factory of DATABASES) {
           const look = later.createNotificationDispatcher({ backoff: FAST_BACKOFF })!;
           running.push(look);
           await look.runOnce();
-          expect(await app.ledger.count({ accountId: expiringAccount.id, type: 'expiring' })).toBe(1);
+          expect(await storeOf(app).ledger.count({ accountId: expiringAccount.id, type: 'expiring' })).toBe(
+            1,
+          );
           // The ledger keeps every event: only the delivery rows go.
           const ledger = (await app.ledger.list({ type: 'needs_reauth', limit: 1000 })).events.map(
             (e) => e.id,
@@ -424,7 +426,7 @@ for (const factory of DATABASES) {
         for (const dispatcher of running.splice(0)) await dispatcher.close(0);
         await today.close();
         // Its grant would be noticed again by later looks once afterEach empties the outbox.
-        await app.accounts.delete(expiringAccount.id);
+        await storeOf(app).accounts.delete(expiringAccount.id);
       }
     });
   });
