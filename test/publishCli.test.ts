@@ -70,8 +70,10 @@ for (const factory of DATABASES) {
     });
 
     it('a platform this process cannot publish to is a configuration error (78), with a clear message', async () => {
+      // Its access token has expired: the command must refuse before refreshing it for nothing.
       const account = await insertSeededAccount(storeOf(app).accounts, simulator, 'tiktok', {
         externalAccountId: 'cli-tt',
+        accessExpiresAt: Date.now() - 60_000,
       });
       // TikTok's credentials are not configured for this command: no client to publish with.
       const result = await cli(['publish', account.id, video], {
@@ -81,6 +83,9 @@ for (const factory of DATABASES) {
       });
       expect(result.code).toBe(78);
       expect(result.stderr).toContain('Publishing to tiktok is not available');
+      expect(result.stderr).toContain('TIKTOK_CLIENT_KEY');
+      expect(result.stderr).not.toContain('refresh failed');
+      expect(simulator.refreshCalls('tiktok', 'cli-tt')).toBe(0);
       expect(result.stderr).not.toMatch(/\n\s+at /);
     });
 

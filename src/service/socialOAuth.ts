@@ -9,7 +9,7 @@ import { type Logger, silentLogger } from '../domain/logger.js';
 import type { ProviderName } from '../domain/providerName.js';
 import type { Provider, ProviderHttpOptions } from '../platforms/provider.js';
 import { PLATFORM_PUBLISHERS } from '../platforms/publishers.js';
-import { createProvider, PROVIDER_NAMES } from '../platforms/registry.js';
+import { createProvider, PROVIDER_NAMES, platform } from '../platforms/registry.js';
 import type { PlatformPublisher } from '../publishing/platformPublisher.js';
 import { AccountRepository } from '../store/accountRepository.js';
 import { ApiKeyRepository } from '../store/apiKeyRepository.js';
@@ -344,19 +344,25 @@ export class SocialOAuth {
    * The seed's get_provider_client_for_account: makes sure the account has a valid token (the
    * exactly-once path), then returns its platform's publishing client.
    */
-  publishingClientFor(accountId: string): Promise<PublishingClient> {
+  async publishingClientFor(accountId: string): Promise<PublishingClient> {
+    const refuse = (provider: ProviderName) => {
+      const { env } = platform(provider);
+      return new ServiceError(
+        'provider_not_configured',
+        `Publishing to ${provider} is not available: this process has no ${env.clientId}/${env.clientSecret}`,
+      );
+    };
+    // Before the token is ensured: a process that cannot publish there must not refresh for nothing
+    // (without the platform's credentials that refresh only fails as a configuration error).
+    const stored = await this.accounts.findById(accountId);
+    if (stored && !this.store.publishing.publishers[stored.provider]) throw refuse(stored.provider);
     return createPublishingClient(accountId, {
       tokens: this.tokens,
       publications: this.publications,
       now: () => this.clock.now(),
       publisherFor: (account) => {
         const publisher = this.store.publishing.publishers[account.provider];
-        if (!publisher) {
-          throw new ServiceError(
-            'provider_not_configured',
-            `Publishing to ${account.provider} is not available`,
-          );
-        }
+        if (!publisher) throw refuse(account.provider);
         return publisher;
       },
     });
