@@ -116,7 +116,7 @@ const app = await SocialOAuth.open({
           instagram: PLATFORM_PUBLISHERS.instagram(
             { baseUrl: instagramSettings.baseUrl },
             { timeoutMs: 120_000 },
-            { ...config.publishing.platforms, instagramStatusIntervalMs: 50, instagramStatusLooks: 1200 },
+            { ...config.publishing.platforms, instagramStatusIntervalMs: 50, instagramStatusLooks: 12_000 },
           ),
         }
       : {},
