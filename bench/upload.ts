@@ -21,7 +21,7 @@
  * BENCH_UPLOAD_PLATFORMS (e.g. `youtube`: fewer throughput rows), BENCH_UPLOAD_CHILD_ARGS (node
  * flags for the uploading process, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,13 +69,17 @@ const SMALL_BYTES = 512 * 1024;
 /** "Flat" for 100 publications in flight at once. */
 const CONCURRENT_RSS_LIMIT = 64 * MiB;
 
-/** Writes `bytes` of random data (a 4 MiB random block repeated) and returns their SHA-256. */
+/**
+ * Writes `bytes` of random data and returns their SHA-256. Random throughout, not one block
+ * repeated: a client that sent a chunk from the wrong offset must change the hash.
+ */
 function writeFile(path: string, bytes: number): string {
   const fd = openSync(path, 'w');
-  const block = randomBytes(Math.min(4 * MiB, bytes));
+  const block = Buffer.allocUnsafe(Math.min(4 * MiB, bytes));
   const hash = createHash('sha256');
   try {
     for (let written = 0; written < bytes; written += block.length) {
+      randomFillSync(block);
       const piece = block.subarray(0, Math.min(block.length, bytes - written));
       writeSync(fd, piece);
       hash.update(piece);
