@@ -3,7 +3,9 @@
  * numbers mean the same on a laptop and on a CI runner. Sized for 2 cores; the whole run is bounded
  * (see docs/PERFORMANCE.md for what each line measures and the figures last recorded).
  *
- * BENCH_ONLY=hot,http,storm,sweep,scale,year,upload runs a subset (BENCH_UPLOAD_MB the large file's size) (storm-sqlite or storm-postgres one storm); BENCH_SWEEP_MAX=1000000 the largest sweep.
+ * BENCH_ONLY=hot,http,storm,sweep,scale,year,upload runs a subset (storm-sqlite or storm-postgres one
+ * storm); BENCH_SWEEP_MAX=1000000 the largest sweep; BENCH_UPLOAD_MB=1024 the large upload (see
+ * bench/upload.ts for its other knobs).
  */
 
 import { cpus, totalmem } from 'node:os';
@@ -402,7 +404,7 @@ const sections: Array<[string, () => Promise<void>]> = [
   ['sweep', sweeps],
   ['scale', scaleOut],
   ['year', year],
-  // Issue 13: uploads (bench/upload.ts).
+  // Issue 13: uploads through the real platform clients (bench/upload.ts).
   ['upload', () => uploadBench(record, log)],
 ];
 for (const [name, run] of sections) {

@@ -12,7 +12,7 @@ import { storeOf } from '../src/service/storeAccess.js';
 import type { SeedAccountInput, SeededTokens } from '../src/simulator/state.js';
 import { scriptBeside } from '../test/support/passWorker.js';
 import { SIM_CLIENTS, simulatorEnv as testSimulatorEnv } from '../test/support/simulator.js';
-import type { SimulatorCommand } from './simulatorChild.js';
+import type { SimulatorCommand, UploadReport } from './simulatorChild.js';
 
 /** The PostgreSQL server the bench creates its databases on (the tests' default). */
 export const ADMIN_URL = process.env.PG_TEST_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -78,39 +78,22 @@ export interface BenchSimulator {
   totalRefreshCalls(provider: ProviderName): Promise<number>;
   accountsRefreshedMoreThanOnce(provider: ProviderName, externalAccountIds: string[]): Promise<number>;
   resetCounters(): Promise<void>;
+  /** The upload endpoints' knobs (processing looks, quotas). */
+  uploadSettings(settings: Extract<SimulatorCommand, { op: 'uploadSettings' }>['settings']): Promise<void>;
+  /** What the platform kept of these accounts' uploads, and the posts it made. */
+  uploadsOf(provider: ProviderName, externalAccountIds: string[]): Promise<UploadReport[]>;
+  /** Stamps the end of Instagram's downloads of video_url while on. */
+  watchFetches(on: boolean): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startSimulator(latencyMs = 0): Promise<BenchSimulator> {
-  const script = scriptBeside(import.meta.url, './simulatorChild');
-  const child = fork(script.path, {
-    execArgv: script.nodeArgs,
-    env: {
-      ...process.env,
-      SIMULATOR_CLIENTS: JSON.stringify(SIM_CLIENTS),
-      SIMULATOR_LATENCY_MS: String(latencyMs),
-    },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  const child = await startIpcChild<SimulatorCommand>('./simulatorChild', {
+    SIMULATOR_CLIENTS: JSON.stringify(SIM_CLIENTS),
+    SIMULATOR_LATENCY_MS: String(latencyMs),
   });
-  const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
-  let nextId = 0;
-  const url = await new Promise<string>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`simulator exited with ${code}`)));
-    child.on('message', (message: { ready?: string; id?: number; result?: unknown; error?: string }) => {
-      if (message.ready !== undefined) return resolve(message.ready);
-      const entry = waiting.get(message.id!);
-      waiting.delete(message.id!);
-      if (message.error !== undefined) entry?.reject(new Error(message.error));
-      else entry?.resolve(message.result);
-    });
-  });
-  const call = <T>(command: SimulatorCommand) =>
-    new Promise<T>((resolve, reject) => {
-      const id = nextId++;
-      waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      child.send({ id, command });
-    });
+  const url = child.ready.ready as string;
+  const call = child.call;
   return {
     url,
     baseUrlFor: (provider) => `${url}/${provider}`,
@@ -119,9 +102,65 @@ export async function startSimulator(latencyMs = 0): Promise<BenchSimulator> {
     accountsRefreshedMoreThanOnce: (provider, externalAccountIds) =>
       call({ op: 'accountsRefreshedMoreThanOnce', provider, externalAccountIds }),
     resetCounters: () => call({ op: 'resetCounters' }),
+    uploadSettings: (settings) => call({ op: 'uploadSettings', settings }),
+    uploadsOf: (provider, externalAccountIds) => call({ op: 'uploadsOf', provider, externalAccountIds }),
+    watchFetches: (on) => call({ op: 'watchFetches', on }),
+    close: child.close,
+  };
+}
+
+export interface IpcChild<Command> {
+  /** The child's first message (`{ ready, … }`). */
+  ready: Record<string, unknown>;
+  call<T>(command: Command): Promise<T>;
+  close(): Promise<void>;
+}
+
+/**
+ * A bench script beside this one in a process of its own, driven over IPC: it sends `{ ready }`
+ * once started, then answers each `{ id, command }` with `{ id, result }` or `{ id, error }`, and
+ * ends when the channel closes.
+ */
+export async function startIpcChild<Command>(
+  relativeName: string,
+  env: NodeJS.ProcessEnv,
+  execArgv: string[] = [],
+): Promise<IpcChild<Command>> {
+  const script = scriptBeside(import.meta.url, relativeName);
+  const child = fork(script.path, {
+    execArgv: [...script.nodeArgs, ...execArgv],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const waiting = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  let nextId = 0;
+  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      const error = new Error(`${relativeName} exited with ${code}`);
+      reject(error);
+      for (const entry of waiting.values()) entry.reject(error);
+      waiting.clear();
+    });
+    child.on('message', (message: { ready?: unknown; id?: number; result?: unknown; error?: string }) => {
+      if (message.ready !== undefined) return resolve(message as Record<string, unknown>);
+      const entry = waiting.get(message.id!);
+      waiting.delete(message.id!);
+      if (message.error !== undefined) entry?.reject(new Error(message.error));
+      else entry?.resolve(message.result);
+    });
+  });
+  return {
+    ready,
+    call: <T>(command: Command) =>
+      new Promise<T>((resolve, reject) => {
+        const id = nextId++;
+        waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+        child.send({ id, command });
+      }),
     close: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.disconnect();
       }),
@@ -160,28 +199,39 @@ export async function seedTikTok(
     await Promise.all(
       Array.from({ length: 16 }, async () => {
         for (let k = next++; k < seeded.length; k = next++) {
-          const tokens = seeded[k]!;
-          const account = await storeOf(app).accounts.insert(
-            {
-              ownerId: 'bench',
-              provider: 'tiktok',
-              externalAccountId: tokens.externalAccountId,
-              displayName: null,
-              accessToken: tokens.accessToken,
-              refreshToken: tokens.refreshToken,
-              expiresAt: tokens.accessExpiresAt,
-              refreshTokenExpiresAt: tokens.refreshExpiresAt,
-              scopes: tokens.scopes,
-              tokenIssuedAt: tokens.issuedAt,
-            },
-            now,
-          );
-          ids[start + k] = account.id;
+          ids[start + k] = await insertAccount(app, seeded[k]!, now);
         }
       }),
     );
   }
   return ids;
+}
+
+/**
+ * Stores an account the simulator seeded, as if its user had connected: the bench's one reach into
+ * the account store (every other step goes through the public API).
+ */
+export async function insertAccount(
+  app: SocialOAuth,
+  tokens: SeededTokens,
+  now = Date.now(),
+): Promise<string> {
+  const account = await storeOf(app).accounts.insert(
+    {
+      ownerId: 'bench',
+      provider: tokens.provider,
+      externalAccountId: tokens.externalAccountId,
+      displayName: null,
+      accessToken: tokens.accessToken,
+      refreshToken: tokens.refreshToken,
+      expiresAt: tokens.accessExpiresAt,
+      refreshTokenExpiresAt: tokens.refreshExpiresAt,
+      scopes: tokens.scopes,
+      tokenIssuedAt: tokens.issuedAt,
+    },
+    now,
+  );
+  return account.id;
 }
 
 export function mb(bytes: number): string {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../domain/clock.js';
 import { followAuthorizeRedirect } from './consentFlow.js';
@@ -297,5 +298,28 @@ describe('provider simulator', () => {
     await sim.close();
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(await pending).toBe('dropped');
+  });
+});
+
+describe('the upload benchmark baseline (not a platform)', () => {
+  let simulator: ProviderSimulator;
+  beforeAll(async () => {
+    simulator = await startProviderSimulator({ clients: CLIENTS });
+  });
+  afterAll(() => simulator.close());
+
+  it('consumes a streamed PUT to /_baseline/sink and answers its size and SHA-256', async () => {
+    const body = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+    const answer = await fetch(`${simulator.url}/_baseline/sink`, { method: 'PUT', body });
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toEqual({
+      bytes: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+    });
+  });
+
+  it('answers nothing else there: a GET is the unknown-prefix 404', async () => {
+    const answer = await fetch(`${simulator.url}/_baseline/sink`);
+    expect(answer.status).toBe(404);
   });
 });

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../domain/clock.js';
 import type { ProviderName } from '../domain/providerName.js';
 import { PROVIDER_NAMES, platform } from '../platforms/registry.js';
+import { BASELINE_SINK_PATH, baselineSink } from './baselineSink.js';
 import { type AnswerRewrite, FaultInjector } from './faults.js';
 import type { SimulatorSettings } from './platformRoutes.js';
 import {
@@ -115,6 +116,8 @@ export async function startProviderSimulator(
 
   async function handle(incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> {
     const path = new URL(incoming.url ?? '/', 'http://simulator.invalid').pathname;
+    // The upload benchmark's raw baseline, outside every platform prefix (baselineSink.ts).
+    if (path === BASELINE_SINK_PATH && incoming.method === 'PUT') return baselineSink(incoming, outgoing);
     // Each registered platform under `/<name>`, with the routes its folder exports.
     const provider = PROVIDER_NAMES.find((name) => path === `/${name}` || path.startsWith(`/${name}/`));
     if (provider === undefined) {
