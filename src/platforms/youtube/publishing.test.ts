@@ -257,6 +257,33 @@ describe('YouTube publishing client (resumable videos.insert) against the simula
     expect(simulator.uploads.posts('youtube')).toHaveLength(1);
   });
 
+  it('a last chunk cut midway: once the probe shows bytes missing, a session that expires is replaced (no video can exist)', async () => {
+    // The default chunk (100 MiB) holds the whole file: the flag "final chunk sent" is set before the
+    // first byte leaves, and must fall again when YouTube confirms less than everything.
+    const wholeFile = new YouTubePublisher(
+      { baseUrl: simulator.baseUrlFor('youtube') },
+      { timeoutMs: 5_000 },
+      { ...DEFAULT_PLATFORM_PUBLISHING_SETTINGS, backoffBaseMs: 1, backoffMaxMs: 5 },
+    );
+    simulator.uploads.setFaults('youtube', { cutAfterBytes: Math.floor(media.size / 2) });
+    const first = io();
+    first.onProgress = (bytes) => {
+      if (bytes < media.size) first.abort(); // a crash right after the probe
+    };
+    await expect(wholeFile.publish(request(), null, first)).rejects.toThrow('aborted by the test');
+    simulator.uploads.clearFaults();
+    expireYouTubeSession(theUpload());
+
+    const second = first.restarted();
+    const outcome = await wholeFile.publish(request(), second.state, second);
+
+    expect(outcome.status).toBe('processing');
+    const uploads = simulator.uploads.uploads('youtube');
+    expect(uploads).toHaveLength(2);
+    expect(uploads[1]!.sha256).toBe(media.sha256);
+    expect(simulator.uploads.posts('youtube')).toHaveLength(1);
+  });
+
   it('the daily upload bucket: once it is spent, the next session is quotaExceeded', async () => {
     simulator.uploads.settings.youtube.dailyUploads = 1;
     try {

@@ -370,6 +370,13 @@ export class YouTubePublisher implements PlatformPublisher {
           continue;
         case 'incomplete': {
           // Resume from what YouTube confirms, never from what we sent.
+          if (saved.finalChunkSent === true && answer.confirmed < total) {
+            // YouTube lacks bytes, so the last chunk did not arrive whole and no video exists: a
+            // session that expires from here on may be replaced. (With chunks as large as most
+            // videos, the flag is set before the first byte leaves.)
+            saved = { ...saved, finalChunkSent: false };
+            await io.saveState(saved);
+          }
           const progressed = answer.confirmed > offset;
           const afterChunk = !needProbe;
           offset = answer.confirmed;
