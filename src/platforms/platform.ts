@@ -41,6 +41,12 @@ export interface PlatformSandbox {
    * the first API call refreshes it through the simulator.
    */
   sampleAccessExpiresInMs: number;
+  /**
+   * The sample account's id at the platform, when `sample-<name>` is not one the platform's paths
+   * accept (Instagram's publishing paths take only a numeric user id). Not the simulator's default
+   * consent: a connect tried from the sandbox must make a new account, not reconnect the sample.
+   */
+  sampleExternalAccountId?: string;
 }
 
 /**

@@ -158,6 +158,12 @@ async function publishSampleVideoEverywhere(output: string, port: number, key: s
     ...output.matchAll(/-F file=@(\S+) .*\/v1\/accounts\/([0-9a-f-]{36})\/publications\s+# (\w+)/g),
   ];
   expect(printed.map((match) => match[3]).sort()).toEqual(['instagram', 'tiktok', 'youtube']);
+  // The command for another shell names an account whose platform takes bytes: for Instagram,
+  // `publish` would serve the file itself on the port this service holds.
+  const shell = /from another shell: .*publish ([0-9a-f-]{36}) /.exec(output);
+  const instagram = printed.find((match) => match[3] === 'instagram')![2];
+  expect(shell?.[1]).toBeDefined();
+  expect(shell?.[1]).not.toBe(instagram);
   const authorization = `Bearer ${key}`;
   const ids = new Map<string, string>();
   for (const [, file, accountId, provider] of printed) {

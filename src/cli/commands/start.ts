@@ -175,13 +175,11 @@ async function prepareSandboxAccounts(app: SocialOAuth, simulator: Simulator): P
   const existing = await app.accounts.list({ limit: 1000 });
   if (existing.length === 0) {
     const now = app.clock.now();
-    const lines = platforms().map(({ name: provider, sandbox, simulator: simulated }) => {
+    const lines = platforms().map(({ name: provider, sandbox }) => {
       // Mostly already expired, so the first API call for a token refreshes it through the
       // simulator; a platform that cannot refresh an expired token says otherwise in its folder.
       const seeded = simulator.seedAccount(provider, {
-        // The id a consent in the simulator gives: shaped like the platform's own (Instagram's
-        // publishing paths take only its numeric user id, so `sample-instagram` could not post).
-        externalAccountId: simulated.defaultConsent.externalAccountId,
+        externalAccountId: sandbox.sampleExternalAccountId ?? `sample-${provider}`,
         accessExpiresAt: now + sandbox.sampleAccessExpiresInMs,
         issuedAt: now - 59 * 24 * 3600_000,
       });
@@ -256,7 +254,9 @@ async function printPublishingHints(
   }
   // Another process knows the simulator only through the platform's settings: say them (the
   // sandbox credentials are the simulator's own, published in the platform's folder, not secrets).
-  const first = accounts[0]!;
+  // Not a platform that fetches from a URL: `publish` would have to serve the file itself, on the
+  // port this service holds.
+  const first = accounts.find((account) => !app.publishesFromUrl(account.provider)) ?? accounts[0]!;
   const settings = config.providers[first.provider];
   const { env } = platform(first.provider);
   const cliEnv = settings

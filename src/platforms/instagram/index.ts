@@ -42,5 +42,7 @@ export const instagram: PlatformDefinition = {
     // 59-day-old token has one minute left instead, past its keep-alive time (57 days), so the
     // background refresher's first pass refreshes it a few seconds after start.
     sampleAccessExpiresInMs: 60_000,
+    // Numeric like a real Instagram user id, and not the default consent's.
+    sampleExternalAccountId: '17841400000000999',
   },
 };
