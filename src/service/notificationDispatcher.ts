@@ -162,7 +162,6 @@ export class NotificationDispatcher {
       for (let round = 0; round < PRUNE_BATCHES_PER_ROUND; round++) {
         const deleted = await this.options.outbox.pruneDelivered({
           deliveredBefore: now - retentionMs,
-          now,
           limit: this.pruneBatchSize,
         });
         pruned += deleted;

@@ -185,13 +185,14 @@ export class NotificationOutboxRepository {
 
   /**
    * Deletes up to `limit` notifications delivered before `deliveredBefore`; returns how many. An
-   * `account.expiring` row whose grant end is still ahead of `now` is kept whatever its age: it is
+   * `account.expiring` row is kept until its grant end is itself older than `deliveredBefore`: it is
    * what makes that warning once per grant end (`recordExpiring` looks for it), and without it the
-   * next look would warn again. Pending rows are never touched, nor failed ones (the evidence of a
-   * notification that never arrived).
+   * next look would warn again. Measured against the retention, not this process's now, so that a
+   * process whose clock runs ahead cannot delete a row another process still relies on. Pending
+   * rows are never touched, nor failed ones (the evidence of a notification that never arrived).
    */
-  async pruneDelivered(options: { deliveredBefore: number; now: number; limit: number }): Promise<number> {
-    const { deliveredBefore, now, limit } = options;
+  async pruneDelivered(options: { deliveredBefore: number; limit: number }): Promise<number> {
+    const { deliveredBefore, limit } = options;
     const result = await this.db
       .deleteFrom('notification_outbox')
       .where('event_id', 'in', (eb) =>
@@ -200,7 +201,7 @@ export class NotificationOutboxRepository {
           .select('event_id')
           .where('state', '=', 'delivered')
           .where('delivered_at', '<', deliveredBefore)
-          .where((inner) => inner.or([inner('expires_at', 'is', null), inner('expires_at', '<=', now)]))
+          .where((inner) => inner.or([inner('expires_at', 'is', null), inner('expires_at', '<=', deliveredBefore)]))
           .limit(limit),
       )
       .where('state', '=', 'delivered')
