@@ -24,9 +24,8 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { redactUrl } from './security.js';
 
 export interface BuildAppOptions extends HttpContextOptions {
+  /** Its configuration is the app's: the connect flow and portal sessions it built use it too. */
   app: SocialOAuth;
-  /** Defaults to the config the SocialOAuth was opened with. */
-  config?: AppConfig;
   /** A pino logger for request and error logs; none by default (tests). */
   logger?: FastifyBaseLogger;
 }
@@ -46,7 +45,7 @@ const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
  * side on ephemeral ports. The caller owns `app` (the SocialOAuth) and closes it after the server.
  */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
-  const config = options.config ?? options.app.config;
+  const config = options.app.config;
   // loadConfig checks this already; a configuration built by hand is checked here.
   requireSecureTransportInProduction(config);
   const context = createHttpContext(options.app, config, options);

@@ -1,5 +1,4 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import type { AppConfig } from '../config.js';
 import type { SocialOAuth } from '../service/socialOAuth.js';
 import { buildApp } from './app.js';
 
@@ -11,14 +10,17 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-/** Builds the app and listens on HOST/PORT; the caller owns `oauth` and closes it after stop(). */
+/**
+ * Builds the app and listens on HOST/PORT of the configuration `oauth` was opened with; the caller
+ * owns `oauth` and closes it after stop().
+ */
 export async function startHttpService(options: {
   oauth: SocialOAuth;
-  config: AppConfig;
   logger?: FastifyBaseLogger;
 }): Promise<RunningService> {
-  const app = await buildApp({ app: options.oauth, config: options.config, logger: options.logger });
-  const address = await app.listen({ host: options.config.host, port: options.config.port });
+  const config = options.oauth.config;
+  const app = await buildApp({ app: options.oauth, logger: options.logger });
+  const address = await app.listen({ host: config.host, port: config.port });
   let stopping: Promise<void> | null = null;
   return {
     app,
@@ -28,7 +30,7 @@ export async function startHttpService(options: {
         const timer = setTimeout(() => {
           // Requests still running after the timeout are cut rather than holding the process.
           app.server.closeAllConnections();
-        }, options.config.http.shutdownTimeoutMs);
+        }, config.http.shutdownTimeoutMs);
         timer.unref();
         try {
           await app.close();

@@ -14,7 +14,7 @@ export function registerServe(program: Command): void {
       const logger = createLogger({ level: config.logLevel });
       const oauth = await SocialOAuth.open({ config, logger });
       try {
-        const service = await startHttpService({ oauth, config, logger });
+        const service = await startHttpService({ oauth, logger });
         logger.info(
           { url: service.url, database: oauth.health.databaseDescription },
           'social-oauth listening',

@@ -77,7 +77,7 @@ export function registerStart(program: Command): void {
 
         // The service users run: the HTTP API, which also delivers the notification outbox when
         // WEBHOOK_URL is set, and the background refresher over every account, as `serve` runs them.
-        service = await startHttpService({ oauth, config, logger });
+        service = await startHttpService({ oauth, logger });
         const firstKey = await createFirstApiKey(service.app, config);
         printWelcome(config, service.url, firstKey, sandbox);
         if (sandbox) {
