@@ -368,6 +368,38 @@ for (const factory of DATABASES) {
       }
     });
 
+    it('a process whose clock runs ahead does not prune the expiring row another process still relies on to warn once', async () => {
+      // A grant that ends in three days, noticed four days ahead; delivery rows kept one hour.
+      const now = Date.now();
+      const grantEnd = now + 3 * 24 * HOUR;
+      const account = await connect('tiktok', { refreshExpiresAt: grantEnd });
+      const notice = { now, noticeMs: 4 * 24 * HOUR, limit: 1000 };
+      const rowsOfAccount = async () =>
+        (
+          await storeOf(app)
+            .database.db.selectFrom('notification_outbox')
+            .select('event_id')
+            .where('account_id', '=', account.id)
+            .execute()
+        ).length;
+      try {
+        expect(await outbox.recordExpiring(notice)).toBeGreaterThanOrEqual(1);
+        for (const claimed of await outbox.claimDue({ now, limit: 1000, claimMs: 60_000, owner: 'test' })) {
+          await outbox.markDelivered(claimed.eventId, 'test', now);
+        }
+        expect(await rowsOfAccount()).toBe(1);
+        // Another process, its clock a little past the grant's end, prunes with its own now.
+        const ahead = grantEnd + 60_000;
+        await outbox.pruneDelivered({ deliveredBefore: ahead - HOUR, limit: 1000 });
+        // This process, still before the grant's end, looks again: the row must still say "warned".
+        expect(await rowsOfAccount()).toBe(1);
+        await outbox.recordExpiring(notice);
+        expect(await rowsOfAccount()).toBe(1);
+      } finally {
+        await storeOf(app).accounts.delete(account.id);
+      }
+    });
+
     it('bug: delivered notifications stayed forever; they are pruned after the retention, in batches, keeping what still matters', async () => {
       // Delivered now: five needs_reauth notifications and an account.expiring one whose grant ends
       // in three days (noticed four days ahead); one refused (failed).
