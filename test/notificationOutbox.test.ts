@@ -11,6 +11,8 @@ import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { NotificationOutboxRepository } from '../src/store/notificationOutboxRepository.js';
 import { type CliProcess, spawnCli, stopGracefully } from './chaos/chaosSupport.js';
+import { eventually } from './http/harness.js';
+import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp, testEnv } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
 import { simulatorEnv, startTestSimulator } from './support/simulator.js';
@@ -71,18 +73,6 @@ async function startReceiver() {
   };
 }
 
-async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-}
-
 for (const factory of DATABASES) {
   describe(`notification outbox (${factory.kind})`, () => {
     let database: TestDatabase;
@@ -119,25 +109,16 @@ for (const factory of DATABASES) {
     async function connect(provider: ProviderName, options: { refreshExpiresAt?: number } = {}) {
       const externalAccountId = `${provider}-outbox-${++counter}`;
       const now = Date.now();
-      const seeded = simulator.seedAccount(provider, {
-        externalAccountId,
-        issuedAt: now - 60_000,
-        ...(options.refreshExpiresAt ? { refreshExpiresAt: options.refreshExpiresAt } : {}),
-      });
-      return storeOf(app).accounts.insert(
+      return insertSeededAccount(
+        storeOf(app).accounts,
+        simulator,
+        provider,
         {
-          ownerId: 'owner-outbox',
-          provider,
           externalAccountId,
-          displayName: seeded.displayName,
-          accessToken: seeded.accessToken,
-          refreshToken: seeded.refreshToken,
-          expiresAt: seeded.accessExpiresAt,
-          refreshTokenExpiresAt: options.refreshExpiresAt ?? seeded.refreshExpiresAt,
-          scopes: seeded.scopes,
-          tokenIssuedAt: seeded.issuedAt,
+          issuedAt: now - 60_000,
+          ...(options.refreshExpiresAt ? { refreshExpiresAt: options.refreshExpiresAt } : {}),
         },
-        now,
+        { ownerId: 'owner-outbox', now },
       );
     }
 
@@ -209,7 +190,7 @@ for (const factory of DATABASES) {
       first.tokens.onEvent(firstDispatcher.listener);
       firstDispatcher.start();
       const { eventId } = await deadAccount(first);
-      await eventually(() => expect(receiver.forEvent(eventId).all.length).toBeGreaterThanOrEqual(1));
+      await eventually(() => expect(receiver.forEvent(eventId).all.length).toBeGreaterThanOrEqual(1), 20_000);
       await firstDispatcher.close(1_000);
       await first.close();
       const left = (await outbox.stateOf(eventId))!;
@@ -283,8 +264,9 @@ for (const factory of DATABASES) {
       dispatcher.start();
       receiver.setMode('ok', { failFirst: 3 });
       const { eventId } = await deadAccount();
-      await eventually(async () =>
-        expect(await outbox.stateOf(eventId)).toMatchObject({ state: 'delivered', attempts: 4 }),
+      await eventually(
+        async () => expect(await outbox.stateOf(eventId)).toMatchObject({ state: 'delivered', attempts: 4 }),
+        20_000,
       );
       const attempts = receiver.forEvent(eventId).all;
       expect(attempts.map((r) => r.status)).toEqual([503, 503, 503, 204]);
@@ -293,8 +275,10 @@ for (const factory of DATABASES) {
       // 410 Gone: the receiver does not want it; asking again would not change its mind.
       receiver.setMode('reject');
       const refused = await deadAccount();
-      await eventually(async () =>
-        expect(await outbox.stateOf(refused.eventId)).toMatchObject({ state: 'failed', attempts: 1 }),
+      await eventually(
+        async () =>
+          expect(await outbox.stateOf(refused.eventId)).toMatchObject({ state: 'failed', attempts: 1 }),
+        20_000,
       );
       expect((await outbox.stateOf(refused.eventId))!.lastError).toBe('HTTP 410');
       expect(receiver.forEvent(refused.eventId).all).toHaveLength(1);
@@ -308,8 +292,9 @@ for (const factory of DATABASES) {
         dispatcher.start();
         const { eventId } = await deadAccount(limited);
         dispatcher.wake();
-        await eventually(async () =>
-          expect(await outbox.stateOf(eventId)).toMatchObject({ state: 'failed', attempts: 3 }),
+        await eventually(
+          async () => expect(await outbox.stateOf(eventId)).toMatchObject({ state: 'failed', attempts: 3 }),
+          20_000,
         );
         expect(receiver.forEvent(eventId).all).toHaveLength(3);
       } finally {
@@ -324,7 +309,7 @@ for (const factory of DATABASES) {
       app.tokens.onEvent(dispatcher.listener);
       dispatcher.start();
       const { eventId } = await deadAccount();
-      await eventually(() => expect(receiver.forEvent(eventId).all).toHaveLength(1));
+      await eventually(() => expect(receiver.forEvent(eventId).all).toHaveLength(1), 20_000);
       const started = Date.now();
       await dispatcher.close(200);
       // Not the 10 s of the attempt's own timeout.

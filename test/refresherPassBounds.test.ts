@@ -7,6 +7,7 @@ import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import type { StoreDatabase } from '../src/store/database.js';
+import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
 import { simulatorEnv, startTestSimulator } from './support/simulator.js';
@@ -98,21 +99,12 @@ for (const factory of DATABASES) {
     async function connect(provider: ProviderName) {
       const externalAccountId = `${provider}-${++counter}`;
       const now = clock.now();
-      const seeded = simulator.seedAccount(provider, { externalAccountId, issuedAt: now });
-      return storeOf(app).accounts.insert(
-        {
-          ownerId: 'owner-1',
-          provider,
-          externalAccountId,
-          displayName: seeded.displayName,
-          accessToken: seeded.accessToken,
-          refreshToken: seeded.refreshToken,
-          expiresAt: seeded.accessExpiresAt,
-          refreshTokenExpiresAt: seeded.refreshExpiresAt,
-          scopes: seeded.scopes,
-          tokenIssuedAt: seeded.issuedAt,
-        },
-        now,
+      return insertSeededAccount(
+        storeOf(app).accounts,
+        simulator,
+        provider,
+        { externalAccountId, issuedAt: now },
+        { now },
       );
     }
 

@@ -6,25 +6,14 @@ import type { SocialOAuth } from '../src/service/socialOAuth.js';
 import { storeOf } from '../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../src/simulator/simulator.js';
 import { spawnCli, stopGracefully } from './chaos/chaosSupport.js';
-import { reservePort } from './http/harness.js';
+import { eventually, reservePort } from './http/harness.js';
+import { insertSeededAccount } from './support/accounts.js';
 import { openTestApp, testEnv } from './support/app.js';
 import { DATABASES, type TestDatabase } from './support/databases.js';
 import { simulatorEnv, startTestSimulator } from './support/simulator.js';
 
 const DAY = 86_400_000;
 const SECRET = 'whsec-start-test';
-
-async function eventually<T>(check: () => T | Promise<T>, timeoutMs = 90_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await check();
-    } catch (error) {
-      if (Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
 
 /**
  * Regression (issue 10, item 9): `npm start` polled ensureValidAccessToken over the first 1,000
@@ -64,26 +53,17 @@ for (const factory of DATABASES) {
     /** An account connected `ageMs` ago, known to the simulator and to our store. */
     async function connectedAgo(provider: ProviderName, externalAccountId: string, ageMs: number) {
       const connectedAt = Date.now() - ageMs;
-      const seeded = simulator.seedAccount(provider, {
-        externalAccountId,
-        issuedAt: connectedAt,
-        // Instagram: a 60-day token with 2 days left, far from the 5-minute refresh threshold.
-        ...(provider === 'instagram' ? { accessExpiresAt: connectedAt + 60 * DAY } : {}),
-      });
-      return storeOf(app).accounts.insert(
+      return insertSeededAccount(
+        storeOf(app).accounts,
+        simulator,
+        provider,
         {
-          ownerId: 'owner-start',
-          provider,
           externalAccountId,
-          displayName: seeded.displayName,
-          accessToken: seeded.accessToken,
-          refreshToken: seeded.refreshToken,
-          expiresAt: seeded.accessExpiresAt,
-          refreshTokenExpiresAt: seeded.refreshExpiresAt,
-          scopes: seeded.scopes,
-          tokenIssuedAt: seeded.issuedAt,
+          issuedAt: connectedAt,
+          // Instagram: a 60-day token with 2 days left, far from the 5-minute refresh threshold.
+          ...(provider === 'instagram' ? { accessExpiresAt: connectedAt + 60 * DAY } : {}),
         },
-        connectedAt,
+        { ownerId: 'owner-start', now: connectedAt },
       );
     }
 
@@ -116,7 +96,7 @@ for (const factory of DATABASES) {
           expect(simulator.isAccessTokenValid('instagram', after.accessToken!)).toBe(true);
           expect((await storeOf(app).accounts.findById(tiktok.id))!.status).toBe('needs_reauth');
           expect(received).toContainEqual({ type: 'account.needs_reauth', accountId: tiktok.id });
-        }).catch((error) => {
+        }, 90_000).catch((error) => {
           throw new Error(`${(error as Error).message}\n${start.output()}`);
         });
       } finally {

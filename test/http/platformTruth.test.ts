@@ -6,6 +6,7 @@ import { YouTubeProvider } from '../../src/platforms/youtube/oauthClient.js';
 import { AccountLifecycle } from '../../src/service/accountLifecycle.js';
 import { storeOf } from '../../src/service/storeAccess.js';
 import { followAuthorizeRedirect } from '../../src/simulator/consentFlow.js';
+import { insertSeededAccount } from '../support/accounts.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
 import { SIM_CLIENTS, startTestSimulator } from '../support/simulator.js';
 import { connectThroughBrowser, RETURN_ORIGIN, startTestService, type TestService } from './harness.js';
@@ -44,26 +45,17 @@ for (const factory of DATABASES) {
       options: { expired?: boolean; scopes?: string[]; ownerId?: string } = {},
     ) {
       const now = clock.now();
-      const seeded = service.simulator.seedAccount(provider, {
-        externalAccountId,
-        issuedAt: now - 3 * 3_600_000,
-        ...(options.expired ? { accessExpiresAt: now - 1000 } : {}),
-        ...(options.scopes ? { scopes: options.scopes } : {}),
-      });
-      return storeOf(service.oauth).accounts.insert(
+      return insertSeededAccount(
+        storeOf(service.oauth).accounts,
+        service.simulator,
+        provider,
         {
-          ownerId: options.ownerId ?? `owner-of-${externalAccountId}`,
-          provider,
           externalAccountId,
-          displayName: seeded.displayName,
-          accessToken: seeded.accessToken,
-          refreshToken: seeded.refreshToken,
-          expiresAt: seeded.accessExpiresAt,
-          refreshTokenExpiresAt: seeded.refreshExpiresAt,
-          scopes: seeded.scopes,
-          tokenIssuedAt: seeded.issuedAt,
+          issuedAt: now - 3 * 3_600_000,
+          ...(options.expired ? { accessExpiresAt: now - 1000 } : {}),
+          ...(options.scopes ? { scopes: options.scopes } : {}),
         },
-        now,
+        { ownerId: options.ownerId ?? `owner-of-${externalAccountId}`, now },
       );
     }
 
