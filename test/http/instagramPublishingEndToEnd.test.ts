@@ -8,6 +8,7 @@ import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { insertSeededAccount } from '../support/accounts.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
+import { MULTIPART_CONTENT_TYPE, multipartVideo } from '../support/multipart.js';
 import { startTestSimulator } from '../support/simulator.js';
 import { startTestService, type TestService } from './harness.js';
 
@@ -22,7 +23,6 @@ import { startTestService, type TestService } from './harness.js';
  * The client is the service's own InstagramPublisher, built with short status polls (Meta asks for
  * one a minute; a test cannot wait minutes) and few retries.
  */
-const BOUNDARY = 'e2e-instagram-boundary-51f0';
 const sha256 = (content: Buffer) => createHash('sha256').update(content).digest('hex');
 
 for (const factory of DATABASES) {
@@ -67,19 +67,12 @@ for (const factory of DATABASES) {
       });
 
     async function postFile(accountId: string, content: Buffer, metadata: Record<string, unknown>) {
-      const body = Buffer.concat([
-        Buffer.from(
-          `--${BOUNDARY}\r\nContent-Disposition: form-data; name="metadata"\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(metadata)}\r\n` +
-            `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="reel.mp4"\r\nContent-Type: video/mp4\r\n\r\n`,
-        ),
-        content,
-        Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
-      ]);
+      const body = multipartVideo(metadata, content);
       const response = await fetch(`${service.baseUrl}/v1/accounts/${accountId}/publications`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${service.apiKey}`,
-          'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+          'content-type': MULTIPART_CONTENT_TYPE,
         },
         body,
       });

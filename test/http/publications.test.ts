@@ -16,21 +16,13 @@ import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { insertSeededAccount } from '../support/accounts.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
+import { MULTIPART_CONTENT_TYPE, multipartHead, multipartTail } from '../support/multipart.js';
 import { startTestSimulator } from '../support/simulator.js';
 import { TestPublisher } from '../support/testPublisher.js';
 import { startUploadServer, type UploadServer } from '../support/uploadServer.js';
 import { startTestService, type TestService } from './harness.js';
 
 const MAX_BYTES = 8 * 1024 * 1024;
-const BOUNDARY = 'publication-test-boundary-5b1f';
-
-function multipartHead(metadata: unknown, fileType = 'video/mp4'): Buffer {
-  return Buffer.from(
-    `--${BOUNDARY}\r\nContent-Disposition: form-data; name="metadata"\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(metadata)}\r\n` +
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="video.mp4"\r\nContent-Type: ${fileType}\r\n\r\n`,
-  );
-}
-const multipartTail = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
 
 /**
  * Instagram's way, played by a test client: the platform fetches the video from `mediaUrl` (in two
@@ -105,7 +97,7 @@ for (const factory of DATABASES) {
         method: 'POST',
         headers: {
           authorization: `Bearer ${service.apiKey}`,
-          'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+          'content-type': MULTIPART_CONTENT_TYPE,
           ...headers,
         },
         body: payload,
@@ -159,7 +151,7 @@ for (const factory of DATABASES) {
         method: 'POST',
         headers: {
           authorization: `Bearer ${service.apiKey}`,
-          'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+          'content-type': MULTIPART_CONTENT_TYPE,
         },
         body: Readable.from(body()),
       });
@@ -196,7 +188,7 @@ for (const factory of DATABASES) {
         method: 'POST',
         headers: {
           authorization: `Bearer ${service.apiKey}`,
-          'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+          'content-type': MULTIPART_CONTENT_TYPE,
         },
         body: Readable.from(chunked()),
       }).catch((error: unknown) => error);

@@ -5,6 +5,7 @@ import { storeOf } from '../../src/service/storeAccess.js';
 import type { ProviderSimulator } from '../../src/simulator/simulator.js';
 import { insertSeededAccount } from '../support/accounts.js';
 import { DATABASES, type TestDatabase } from '../support/databases.js';
+import { MULTIPART_CONTENT_TYPE, multipartVideo } from '../support/multipart.js';
 import { startTestSimulator } from '../support/simulator.js';
 import { startTestService, type TestService } from './harness.js';
 
@@ -14,7 +15,6 @@ import { startTestService, type TestService } from './harness.js';
  * documentation (docs/PLATFORMS.md, "Publishing"). The simulator counts the posts and hashes the
  * bytes it kept, so "exactly once" and "the same bytes" are read from the platform's side.
  */
-const BOUNDARY = 'e2e-publication-boundary-7c2d';
 
 for (const factory of DATABASES) {
   describe(`publishing end to end through the platform clients (${factory.kind})`, () => {
@@ -38,19 +38,12 @@ for (const factory of DATABASES) {
       const account = await insertSeededAccount(storeOf(service.oauth).accounts, simulator, provider, {
         externalAccountId: `e2e-${provider}-${++counter}`,
       });
-      const body = Buffer.concat([
-        Buffer.from(
-          `--${BOUNDARY}\r\nContent-Disposition: form-data; name="metadata"\r\nContent-Type: application/json\r\n\r\n${JSON.stringify(metadata)}\r\n` +
-            `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="clip.mp4"\r\nContent-Type: video/mp4\r\n\r\n`,
-        ),
-        content,
-        Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
-      ]);
+      const body = multipartVideo(metadata, content);
       const response = await fetch(`${service.baseUrl}/v1/accounts/${account.id}/publications`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${service.apiKey}`,
-          'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+          'content-type': MULTIPART_CONTENT_TYPE,
         },
         body,
       });
