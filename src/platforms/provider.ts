@@ -63,14 +63,6 @@ export interface ProviderSettings {
   apiVersion?: string;
 }
 
-/**
- * Where a provider reports that the platform asked it to slow down before it throttles (usage
- * headers such as Meta's X-App-Usage): further calls to that platform wait `ms` from now.
- */
-export interface BackPressureSink {
-  holdFor(provider: ProviderName, ms: number): void;
-}
-
 export interface ProviderHttpOptions {
   /** undici's connection pool to use; its global one when absent. */
   dispatcher?: Dispatcher;

@@ -1,17 +1,11 @@
-import type { AccountListing, AccountStatus, SocialAccount } from '../domain/account.js';
+import type { AccountListing, SocialAccount } from '../domain/account.js';
 import type { Clock } from '../domain/clock.js';
-import type { ProviderName } from '../domain/providerName.js';
 import type { AccountRepository } from '../store/accountRepository.js';
+import type { AccountListFilter } from '../store/accountTypes.js';
 import { type ImportOutcome, importAccounts } from './accountImport.js';
 
-export interface AccountFilter {
-  ownerId?: string;
-  status?: AccountStatus;
-  provider?: ProviderName;
-  /** Ids after this one (a page's last id: the cursor of the next page). */
-  afterId?: string;
-  limit?: number;
-}
+/** The store's filter, as the service's callers name it. */
+export type AccountFilter = AccountListFilter;
 
 /**
  * The accounts as routes, commands and library callers see them: read one, list (never a token),

@@ -14,11 +14,6 @@ export class HealthService {
     private readonly sqlitePath: string,
   ) {}
 
-  /** Which database this is (`sqlite`, `postgres`). */
-  get databaseKind(): DatabaseKind {
-    return this.database.kind;
-  }
-
   /** Where the database lives, without credentials: for start-up messages. */
   get databaseDescription(): string {
     return this.database.description;

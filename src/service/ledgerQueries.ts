@@ -1,11 +1,8 @@
-import type { OAuthEvent, OAuthEventType } from '../domain/ledger.js';
-import type { LedgerRepository } from '../store/ledgerRepository.js';
+import type { OAuthEventType } from '../domain/ledger.js';
+import type { LedgerPage, LedgerRepository } from '../store/ledgerRepository.js';
 
-export interface EventPage {
-  events: OAuthEvent[];
-  /** The seq to pass as `afterSeq` for the next page; null on the last page. */
-  nextCursor: number | null;
-}
+/** A page of the ledger, as the store returns it. */
+export type EventPage = LedgerPage;
 
 /** Reads of the OAuth ledger (append-only; its rows are written with the changes they record). */
 export class LedgerQueries {

@@ -8,6 +8,7 @@ import type {
   NotificationOutboxRepository,
   OutboxNotification,
 } from '../store/notificationOutboxRepository.js';
+import { describe } from './refreshOutcomes.js';
 import type { StatusNotifier } from './statusNotifier.js';
 
 /** Pruning statements per round at most (see `pruneDelivered`). */
@@ -266,8 +267,4 @@ export class NotificationDispatcher {
       this.options.logger.error({ err: describe(error) }, 'notification outcome listener failed');
     }
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -75,23 +75,17 @@ export class RefreshJournal {
     await this.syncDirectory();
   }
 
-  /** Whether an entry waits for this account (one stat: cheap next to a call to a platform). */
-  async has(accountId: string): Promise<boolean> {
-    try {
-      await (await open(this.pathOf(accountId), 'r')).close();
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
+  /**
+   * The entry waiting for this account, or null when none can be read (a file we cannot open counts
+   * as none, as before: the refresh goes on). A file that is there but not ours, or does not
+   * decrypt, throws.
+   */
   async read(accountId: string): Promise<JournalEntry | null> {
     let text: string;
     try {
       text = await readFile(this.pathOf(accountId), 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
+    } catch {
+      return null;
     }
     const file = JSON.parse(text) as JournalFile;
     if (file.format !== 1 || file.accountId !== accountId)

@@ -419,8 +419,7 @@ export class TokenService {
    */
   private async settleJournal(accountId: string): Promise<EnsureResult | null> {
     const journal = this.deps.journal;
-    if (!journal || !(await journal.has(accountId))) return null;
-    const entry = await journal.read(accountId);
+    const entry = journal ? await journal.read(accountId) : null;
     if (entry === null) return null;
     const provider = this.deps.providers[entry.provider];
     const capabilities = provider?.capabilities ?? capabilitiesOf(entry.provider);

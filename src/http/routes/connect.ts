@@ -148,7 +148,6 @@ export const connectRoutes: FastifyPluginAsync<{ context: HttpContext }> = async
 };
 
 /** Each platform's label, from its folder (src/platforms/<name>/index.ts). */
-export { platformLabel } from '../../platforms/registry.js';
 
 export function describeConnectError(error: string | undefined, missing?: string): string {
   switch (error) {

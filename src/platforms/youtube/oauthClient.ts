@@ -7,7 +7,6 @@ import {
   ReauthorizationRequired,
   TransientProviderError,
 } from '../../domain/errors.js';
-import { nextMidnightIn } from '../../domain/timeZones.js';
 import { createS256CodeChallenge } from '../pkce.js';
 import type {
   AuthorizationUrlInput,
@@ -29,6 +28,7 @@ import {
   sendProviderRequest,
 } from '../providerHttp.js';
 import { readTokenAnswer, type TokenAnswerFields } from '../tokenAnswer.js';
+import { nextPacificMidnight } from './quotaReset.js';
 
 // Google OAuth 2.0 for web server apps (developers.google.com/identity/protocols/oauth2/web-server).
 export const GOOGLE_AUTHORIZE_URL = 'https://accounts.google.com/o/oauth2/v2/auth';
@@ -113,10 +113,6 @@ const RATE_LIMIT_CODES = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 
  */
 const DAILY_QUOTA_CODES = new Set(['quotaExceeded', 'dailyLimitExceeded']);
 
-/** When YouTube's daily quota next resets: the next midnight in Los Angeles, DST included. */
-export function nextYouTubeQuotaReset(nowMs: number): number {
-  return nextMidnightIn('America/Los_Angeles', nowMs);
-}
 const TRANSIENT_CODES = new Set(['internal_failure', 'backendError', 'internalError', 'UNAVAILABLE']);
 
 export function classifyGoogleError(
@@ -140,7 +136,7 @@ export function classifyGoogleError(
     if (CONFIG_CODES.has(code))
       return new ProviderConfigError(`Google rejected our client (${code})`, details);
     if (DAILY_QUOTA_CODES.has(code)) {
-      const untilReset = nextYouTubeQuotaReset(nowMs) - nowMs;
+      const untilReset = nextPacificMidnight(nowMs) - nowMs;
       return new RateLimited(`YouTube daily quota exhausted (${code}); it resets at midnight Pacific`, {
         ...details,
         retryAfterMs: Math.max(untilReset, retryAfterMs ?? 0),

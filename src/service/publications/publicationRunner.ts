@@ -26,6 +26,7 @@ import type {
   PublicationEventInput,
   PublicationRepository,
 } from '../../store/publicationRepository.js';
+import { describe } from '../refreshOutcomes.js';
 import type { TokenService } from '../tokenService.js';
 import { MediaMissing, type MediaStore } from './media.js';
 import type { MediaLinks } from './mediaLinks.js';
@@ -349,8 +350,4 @@ export class PublicationRunner {
       );
     }
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -5,6 +5,7 @@ import type { Logger } from '../../domain/logger.js';
 import type { ProviderName } from '../../domain/providerName.js';
 import type { Publication } from '../../domain/publication.js';
 import type { PublicationRepository } from '../../store/publicationRepository.js';
+import { describe } from '../refreshOutcomes.js';
 import type { PublicationRunner } from './publicationRunner.js';
 
 export interface PublicationWorkerDeps {
@@ -154,8 +155,4 @@ class StartBudget {
   spend(count: number): void {
     this.tokens -= count;
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
