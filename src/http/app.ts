@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { Stream } from 'node:stream';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -12,6 +11,7 @@ import type { SocialOAuth } from '../service/socialOAuth.js';
 import { createHttpContext, type HttpContext, type HttpContextOptions } from './context.js';
 import { HttpError } from './errorCatalog.js';
 import { sendError } from './errorReply.js';
+import { containsNul } from './nulText.js';
 import { type CollectedRoute, collectRoute } from './openapi.js';
 import { drainOversizedBody } from './oversizedBody.js';
 import { accountsRoutes } from './routes/accounts.js';
@@ -146,24 +146,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await fastify.register(publicationsRoutes, { context });
   await fastify.register(mediaLinkRoutes, { mediaLinks: context.oauth.mediaLinks });
   return fastify;
-}
-
-/**
- * Iterative: a body of 64 KiB of `[` nests deeper than the call stack goes. A stream is not walked:
- * a multipart body is still its request stream here (its socket, server, … would be walked too).
- * Params and queries are objects of Fastify's own null-prototype classes: those are walked.
- */
-function containsNul(root: unknown): boolean {
-  const pending: unknown[] = [root];
-  while (pending.length > 0) {
-    const value = pending.pop();
-    if (typeof value === 'string') {
-      if (value.includes('\u0000')) return true;
-    } else if (typeof value === 'object' && value !== null && !(value instanceof Stream)) {
-      pending.push(...Object.values(value));
-    }
-  }
-  return false;
 }
 
 function hasHook(hooks: unknown, name: string): boolean {

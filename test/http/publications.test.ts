@@ -172,6 +172,23 @@ for (const factory of DATABASES) {
       await service.oauth.createPublicationWorker().runUntilIdle();
     });
 
+    it('metadata nested deeper than the call stack goes is a 400, not a 500', async () => {
+      const account = await youtubeAccount();
+      const deep = `${'['.repeat(30_000)}${']'.repeat(30_000)}`;
+      const head = Buffer.from(
+        multipartHead({ title: 'Deep', options: 'DEEP' }).toString('utf8').replace('"DEEP"', deep),
+      );
+      const response = await fetch(`${service.baseUrl}/v1/accounts/${account.id}/publications`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${service.apiKey}`, 'content-type': MULTIPART_CONTENT_TYPE },
+        body: Buffer.concat([head, randomBytes(1024), multipartTail]),
+      });
+      const status = response.status;
+      const body = (await response.json()) as { error: { code: string } };
+      expect(status).toBe(400);
+      expect(body.error.code).toBe('invalid_request');
+    });
+
     it('an upload over PUBLISH_MAX_BYTES answers 413 and stores nothing (declared length, and chunked)', async () => {
       const account = await youtubeAccount();
       const before = mediaFiles();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { PUBLICATION_STATUSES, type Publication, type PublicationStatus } from '../../domain/publication.js';
@@ -8,6 +9,7 @@ import { MEDIA_LINK_PATH, type MediaLinks } from '../../service/publications/med
 import type { HttpContext } from '../context.js';
 import { errorResponses, HttpError } from '../errorCatalog.js';
 import { boundaryOf, MultipartError, type PartSink, readMultipart } from '../multipart.js';
+import { containsNul } from '../nulText.js';
 import { accountIdParams, providerSchema } from '../schemas.js';
 import { apiKeyAuth } from '../security.js';
 
@@ -280,6 +282,8 @@ export const publicationsRoutes: FastifyPluginAsync<{ context: HttpContext }> = 
     let writer: MediaWriter | null = null;
     let fileType: string | null = null;
     let metadataText = '';
+    // Parts arrive in chunks cut at any byte: a character split between two must not become U+FFFD.
+    const metadataDecoder = new StringDecoder('utf8');
     try {
       await readMultipart(request.body as IncomingMessage, boundary, async (part): Promise<PartSink> => {
         if (part.name === 'file') {
@@ -292,11 +296,13 @@ export const publicationsRoutes: FastifyPluginAsync<{ context: HttpContext }> = 
         if (part.name === 'metadata') {
           return {
             write(chunk) {
-              metadataText += chunk.toString('utf8');
+              metadataText += metadataDecoder.write(chunk);
               if (metadataText.length > METADATA_LIMIT)
                 throw new MultipartError('the metadata part is too large');
             },
-            end() {},
+            end() {
+              metadataText += metadataDecoder.end();
+            },
           };
         }
         // Unknown parts are read past, not kept.
@@ -310,7 +316,7 @@ export const publicationsRoutes: FastifyPluginAsync<{ context: HttpContext }> = 
         throw new HttpError('invalid_request', 'The `metadata` part is not JSON');
       }
       // PostgreSQL refuses U+0000 in text (the JSON body is checked by the app's preValidation hook).
-      if (containsNul(metadata)) {
+      if (containsNul(metadata, { keys: true })) {
         throw new HttpError('invalid_request', 'Text must not contain NUL characters');
       }
       const parsed = metadataSchema.safeParse(metadata);
@@ -411,15 +417,6 @@ export const publicationsRoutes: FastifyPluginAsync<{ context: HttpContext }> = 
     },
   );
 };
-
-function containsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\u0000');
-  if (Array.isArray(value)) return value.some(containsNul);
-  if (typeof value === 'object' && value !== null) {
-    return Object.entries(value).some(([key, inner]) => key.includes('\u0000') || containsNul(inner));
-  }
-  return false;
-}
 
 /** Service failures about the media become API errors. */
 async function createOrMap<T>(create: () => Promise<T>): Promise<T> {
