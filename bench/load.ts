@@ -15,14 +15,12 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 import { loadConfig } from '../src/config.js';
 import type { SocialAccount } from '../src/domain/account.js';
-import { type ProviderName } from '../src/domain/providerName.js';
+import type { ProviderName } from '../src/domain/providerName.js';
 import { PROVIDER_NAMES } from '../src/platforms/registry.js';
-import { ApiKeys } from '../src/service/apiKeys.js';
 import { createLogger } from '../src/service/logging.js';
 import { SocialOAuth } from '../src/service/socialOAuth.js';
 import { storeOf } from '../src/service/storeAccess.js';
 import { startProviderSimulator } from '../src/simulator/simulator.js';
-import { ApiKeyRepository } from '../src/store/apiKeyRepository.js';
 import { createDatabase, SIM_CLIENTS, simulatorEnv } from './support.js';
 
 const SECONDS = Number(process.env.LOAD_SECONDS ?? 240);
@@ -112,8 +110,7 @@ for (let i = 0; i < ACCOUNTS; i++) {
     ),
   );
 }
-const apiKey = (await new ApiKeys(new ApiKeyRepository(storeOf(setup).database), setup.clock).create('load'))
-  .key;
+const apiKey = (await setup.apiKeys.create('load')).key;
 await setup.close();
 
 // The service: the built CLI, with a memory probe preloaded.

@@ -208,8 +208,8 @@ export async function seedTikTok(
 }
 
 /**
- * Stores an account the simulator seeded, as if its user had connected: the bench's one reach into
- * the account store (every other step goes through the public API).
+ * Stores an account the simulator seeded, as if its user had connected (through the store: the
+ * public API has no way to insert an account with given tokens).
  */
 export async function insertAccount(
   app: SocialOAuth,

@@ -90,6 +90,11 @@ export type PublishOutcome =
       retryAt: number | null;
     };
 
+/** A final failure with the platform's code (or ours) and no time at which trying again helps. */
+export function failed(errorCode: string, message: string): PublishOutcome {
+  return { status: 'failed', errorCode, message, retryAt: null };
+}
+
 export interface PlatformIdentity {
   provider: ProviderName;
   externalAccountId: string;

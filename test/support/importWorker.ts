@@ -5,9 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadConfig } from '../../src/config.js';
-import { importAccounts } from '../../src/service/accountImport.js';
 import { SocialOAuth } from '../../src/service/socialOAuth.js';
-import { storeOf } from '../../src/service/storeAccess.js';
 
 const app = await SocialOAuth.open({ config: loadConfig(process.env), migrate: false });
 const text = readFileSync(process.env.IMPORT_FILE!, 'utf8');
@@ -15,7 +13,7 @@ process.stdout.write('ready\n');
 await new Promise((resolve) => process.stdin.once('data', resolve));
 let report: unknown;
 try {
-  report = await importAccounts(storeOf(app).accounts, text, app.clock);
+  report = await app.accounts.import(text);
 } catch (error) {
   report = { thrown: error instanceof Error ? error.message : String(error) };
 }

@@ -8,6 +8,7 @@ import type {
   PublishRequest,
   ResumableState,
 } from '../../publishing/platformPublisher.js';
+import { failed } from '../../publishing/platformPublisher.js';
 import { captionOf } from '../caption.js';
 import {
   backoff,
@@ -411,8 +412,4 @@ function published(saved: InstagramState, mediaId: string | null, url: string | 
 
 function processing(saved: InstagramState): PublishOutcome {
   return { status: 'processing', platformPostId: null, platformRef: saved.containerId, url: null };
-}
-
-function failed(errorCode: string, message: string): PublishOutcome {
-  return { status: 'failed', errorCode, message, retryAt: null };
 }

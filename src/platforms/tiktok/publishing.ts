@@ -9,6 +9,7 @@ import type {
   PublishRequest,
   ResumableState,
 } from '../../publishing/platformPublisher.js';
+import { failed } from '../../publishing/platformPublisher.js';
 import { captionOf } from '../caption.js';
 import {
   backoff,
@@ -447,8 +448,4 @@ function tokenKey(token: string): string {
 
 function processing(publishId: string): PublishOutcome {
   return { status: 'processing', platformPostId: null, platformRef: publishId, url: null };
-}
-
-function failed(errorCode: string, message: string): PublishOutcome {
-  return { status: 'failed', errorCode, message, retryAt: null };
 }

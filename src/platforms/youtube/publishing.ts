@@ -8,6 +8,7 @@ import type {
   PublishRequest,
   ResumableState,
 } from '../../publishing/platformPublisher.js';
+import { failed } from '../../publishing/platformPublisher.js';
 import {
   backoff,
   callPlatform,
@@ -509,8 +510,4 @@ function watchUrl(videoId: string): string {
 /** The video exists; YouTube still processes it. */
 function uploaded(videoId: string): PublishOutcome {
   return { status: 'processing', platformPostId: videoId, platformRef: null, url: watchUrl(videoId) };
-}
-
-function failed(errorCode: string, message: string): PublishOutcome {
-  return { status: 'failed', errorCode, message, retryAt: null };
 }
